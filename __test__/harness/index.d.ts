@@ -1,0 +1,104 @@
+/** Throwaway TLS material (PEM strings and file paths), made by makeCerts(). */
+export interface Certs {
+  readonly dir: string
+  /** The CA that signed the server, client and wrong-host certs. */
+  readonly caFile: string
+  readonly ca: string
+  /** Server cert: CN=localhost, SAN DNS:localhost, IP:127.0.0.1. */
+  readonly certFile: string
+  readonly cert: string
+  readonly keyFile: string
+  readonly key: string
+  /** Client cert signed by `ca` (for tls-auth-clients yes). */
+  readonly clientCertFile: string
+  readonly clientCert: string
+  readonly clientKeyFile: string
+  readonly clientKey: string
+  /** An unrelated CA that did NOT sign the server cert. */
+  readonly otherCaFile: string
+  readonly otherCa: string
+  /** A client cert signed by `otherCa` (the server must refuse it). */
+  readonly otherClientCertFile: string
+  readonly otherClientCert: string
+  readonly otherClientKeyFile: string
+  readonly otherClientKey: string
+  /** Server cert signed by `ca` whose only SAN is DNS:wrong.example (hostname verification must fail). */
+  readonly wrongHostCertFile: string
+  readonly wrongHostCert: string
+  readonly wrongHostKeyFile: string
+  readonly wrongHostKey: string
+}
+
+export interface RedisUser {
+  name: string
+  password: string
+  /** ACL rules after `on >password`; default '~* &* +@all'. */
+  rules?: string
+}
+
+export interface TlsServerOptions {
+  /** --tls-auth-clients; default 'optional'. */
+  authClients?: 'no' | 'optional' | 'yes'
+  /** Serve the wrong.example cert instead of the localhost one. */
+  wrongHost?: boolean
+}
+
+export interface StartOptions {
+  /** --requirepass (the default user's password). */
+  password?: string
+  /** ACL users, passed as `--user name on >password <rules>`. */
+  users?: RedisUser[]
+  /** TLS-only listener (plain port disabled) with certs from makeCerts(). */
+  tls?: boolean | TlsServerOptions
+  /** Extra redis-server arguments, e.g. ['--maxmemory', '1mb']. */
+  args?: string[]
+  /** Start with --cluster-enabled yes (slots are not assigned). */
+  cluster?: boolean
+}
+
+export declare class RedisServer {
+  /** Made by startRedis() only. */
+  private constructor()
+  /** Always '127.0.0.1'. */
+  readonly host: string
+  /** The port the server listens on (the TLS port when tls). */
+  readonly port: number
+  /** Cluster bus port, when started with cluster: true. */
+  readonly busPort: number | undefined
+  /** 'redis://127.0.0.1:PORT' or 'rediss://127.0.0.1:PORT', without credentials. */
+  readonly url: string
+  /** Present when started with tls. */
+  readonly certs: Certs | undefined
+  /** The server's pid while it runs, else undefined. */
+  readonly pid: number | undefined
+  readonly password: string | undefined
+  readonly users: readonly RedisUser[]
+  /** The server's own tmp dir (removed by stop()) and its log file (--logfile). */
+  readonly dir: string
+  readonly logFile: string
+  /** redis-server's stdout/stderr (config errors land here before the log is open). */
+  readonly stdioFile: string
+  /** SIGTERM, wait for exit (SIGKILL after 3 s); removes the tmp dir. */
+  stop(): Promise<void>
+  /** SIGKILL, wait for exit; the tmp dir stays so restart() can follow. */
+  kill(): Promise<void>
+  /** Stop if running, start again on the same port with the same config, wait for PING. */
+  restart(): Promise<void>
+  /** SIGSTOP: connections stay open, nothing is answered. */
+  pause(): void
+  /** SIGCONT. */
+  resume(): void
+  /**
+   * Run redis-cli against this server (TLS and password arguments added); resolves
+   * trimmed stdout. Rejects only on a non-zero exit: error replies come back as
+   * stdout text such as 'ERR unknown command ...'.
+   */
+  cli(...args: Array<string | number>): Promise<string>
+}
+
+/** Start a redis-server on a free port and wait until it answers PING (10 s timeout). */
+export declare function startRedis(options?: StartOptions): Promise<RedisServer>
+/** Stop every server started through this module instance (in jest: this test file). */
+export declare function stopAll(): Promise<void>
+/** Generate the TLS material once per process (and per dir); default dir: a tmp dir removed at exit. */
+export declare function makeCerts(dir?: string): Certs

@@ -1,0 +1,434 @@
+import { NativeClient, OP } from './binding'
+import { ErrorCode, RedisError, invalidArgument } from './errors'
+import type { ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
+
+/** Command ids wrap at 2^30, as in the native layer. */
+const ID_MASK = 0x3fffffff
+
+/** The environment variables `RedisClient.connect()` reads when given nothing. */
+export const ENV_VARS = [
+  'REDIS_URL',
+  'REDIS_HOST',
+  'REDIS_PORT',
+  'REDIS_PASSWORD',
+  'REDIS_USERNAME',
+  'REDIS_DB',
+  'REDIS_TLS',
+  'REDIS_KEY_PREFIX',
+] as const
+
+const SET_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'nx', 'xx', 'keepTtl'])
+const GETEX_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'persist'])
+const SCAN_OPTIONS = new Set(['match', 'count', 'type'])
+
+interface Pending {
+  resolve(value: unknown): void
+  reject(error: Error): void
+}
+
+type State = 'connecting' | 'ready' | 'closing' | 'closed'
+
+function checkOptionKeys(method: string, options: object, allowed: Set<string>): void {
+  for (const k of Object.keys(options)) {
+    if (!allowed.has(k)) throw invalidArgument(`${method}(): unknown option ${JSON.stringify(k)}`)
+  }
+}
+
+/** The environment's REDIS_* variables, for the native config reader. */
+function envSnapshot(): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const k of ENV_VARS) {
+    const v = process.env[k]
+    if (v !== undefined) env[k] = v
+  }
+  return env
+}
+
+function serializeOptions(options: ConnectOptions): string {
+  const tls = options.tls
+  const plain: Record<string, unknown> = { ...options }
+  if (tls && typeof tls === 'object') {
+    const pem = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('utf8') : v)
+    plain.tls = { ...tls, ca: pem(tls.ca), cert: pem(tls.cert), key: pem(tls.key) }
+  }
+  return JSON.stringify(plain)
+}
+
+/**
+ * A Redis client backed by a native (Rust) connection.
+ *
+ * Commands issued in the same tick travel to the native layer as one batch
+ * and are written to the socket together; replies that arrive together come
+ * back in one wake of the event loop. Each call still gets its own promise,
+ * resolved in order, with its own error.
+ *
+ * ```ts
+ * const redis = await RedisClient.connect()          // REDIS_URL or REDIS_HOST/PORT/PASSWORD
+ * await redis.set('greeting', 'hello', 60)            // 60 s TTL
+ * await redis.get('greeting')                          // 'hello'
+ * await redis.close()
+ * ```
+ */
+export class RedisClient {
+  private native!: NativeClient
+  private state: State = 'connecting'
+  private queue: unknown[] = []
+  private scheduled = false
+  private firstId = 0
+  private nextId = 0
+  private readonly pending = new Map<number, Pending>()
+  private connectWaiter?: Pending
+  private closeWaiters: Array<() => void> = []
+
+  private constructor() {}
+
+  /**
+   * Connects and resolves once the server answered the handshake.
+   *
+   * - no argument: `REDIS_URL`, else `REDIS_HOST`, `REDIS_PORT` (6379), `REDIS_PASSWORD`,
+   *   `REDIS_USERNAME`, `REDIS_DB`, `REDIS_TLS`; `REDIS_KEY_PREFIX` in both cases;
+   * - a string: a `redis://` or `rediss://` URL;
+   * - an object: {@link ConnectOptions}.
+   *
+   * Rejects with `ERR_CONNECTION`, `ERR_AUTH`, `ERR_TLS` or `ERR_INVALID_ARGUMENT`.
+   */
+  static connect(options?: string | ConnectOptions): Promise<RedisClient> {
+    const client = new RedisClient()
+    return new Promise<RedisClient>((resolve, reject) => {
+      client.connectWaiter = { resolve: () => resolve(client), reject }
+      try {
+        let source: string
+        let payload: string
+        if (options === undefined) {
+          source = 'env'
+          payload = JSON.stringify(envSnapshot())
+        } else if (typeof options === 'string') {
+          source = 'url'
+          payload = options
+        } else if (options !== null && typeof options === 'object' && !Array.isArray(options)) {
+          source = 'options'
+          payload = serializeOptions(options)
+        } else {
+          throw invalidArgument('connect(): options must be a URL string or a ConnectOptions object')
+        }
+        client.native = new NativeClient(source, payload, client.onEvents)
+      } catch (e) {
+        client.state = 'closed'
+        reject(RedisError.from(e))
+      }
+    })
+  }
+
+  // ---- strings ----------------------------------------------------------------
+
+  /** The value of `key` as a UTF-8 string, or null when it does not exist. */
+  get(key: RedisKey): Promise<string | null> {
+    return this.send(OP.Get, key)
+  }
+
+  /** The value of `key` as raw bytes, or null when it does not exist. */
+  getBuffer(key: RedisKey): Promise<Buffer | null> {
+    return this.send(OP.GetBuffer, key)
+  }
+
+  /**
+   * `set(key, value, ttlSeconds?)` stores the value (optionally expiring after
+   * `ttlSeconds`). `set(key, value, { ttlMs | ttlSeconds, nx | xx, keepTtl })`
+   * resolves whether it wrote (false when NX/XX prevented it).
+   */
+  set(key: RedisKey, value: RedisValue, ttlSeconds?: number): Promise<void>
+  set(key: RedisKey, value: RedisValue, options: SetOptions): Promise<boolean>
+  set(key: RedisKey, value: RedisValue, ttl?: number | SetOptions): Promise<void | boolean> {
+    if (ttl !== null && typeof ttl === 'object') {
+      try {
+        checkOptionKeys('set', ttl, SET_OPTIONS)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+      return this.send(OP.SetWith, key, value, ttl.ttlSeconds, ttl.ttlMs, ttl.nx, ttl.xx, ttl.keepTtl)
+    }
+    return this.send(OP.Set, key, value, ttl)
+  }
+
+  /** Deletes keys; resolves how many existed. */
+  del(...keys: Array<RedisKey | RedisKey[]>): Promise<number> {
+    return this.send(OP.Del, flatten(keys))
+  }
+
+  /** How many of the keys exist (a key named twice counts twice). */
+  exists(...keys: Array<RedisKey | RedisKey[]>): Promise<number> {
+    return this.send(OP.Exists, flatten(keys))
+  }
+
+  /** Sets a TTL in seconds; resolves false when the key does not exist. */
+  expire(key: RedisKey, seconds: number): Promise<boolean> {
+    return this.send(OP.Expire, key, seconds)
+  }
+
+  /** Sets a TTL in milliseconds; resolves false when the key does not exist. */
+  pexpire(key: RedisKey, milliseconds: number): Promise<boolean> {
+    return this.send(OP.PExpire, key, milliseconds)
+  }
+
+  /** Seconds to live; -1 without expiry, -2 when the key does not exist. */
+  ttl(key: RedisKey): Promise<number> {
+    return this.send(OP.Ttl, key)
+  }
+
+  /** Milliseconds to live; -1 without expiry, -2 when the key does not exist. */
+  pttl(key: RedisKey): Promise<number> {
+    return this.send(OP.PTtl, key)
+  }
+
+  incr(key: RedisKey): Promise<number> {
+    return this.send(OP.Incr, key)
+  }
+
+  incrBy(key: RedisKey, increment: number): Promise<number> {
+    return this.send(OP.IncrBy, key, increment)
+  }
+
+  /** Values of several keys, null where a key does not exist. */
+  mget(...keys: Array<RedisKey | RedisKey[]>): Promise<Array<string | null>> {
+    return this.send(OP.MGet, flatten(keys))
+  }
+
+  /** Sets several keys at once (atomically). */
+  mset(entries: Record<string, RedisValue> | Map<RedisKey, RedisValue> | Array<[RedisKey, RedisValue]>): Promise<void> {
+    return this.send(OP.MSet, pairsArg(entries))
+  }
+
+  /** Deletes the key and returns its value (null if it did not exist). */
+  getDel(key: RedisKey): Promise<string | null> {
+    return this.send(OP.GetDel, key)
+  }
+
+  /** Returns the value and changes its TTL (`ttlSeconds`, `ttlMs`) or removes it (`persist`). */
+  getEx(key: RedisKey, options: GetExOptions = {}): Promise<string | null> {
+    if (options === null || typeof options !== 'object') {
+      return Promise.reject(invalidArgument('getEx(): options must be an object'))
+    }
+    try {
+      checkOptionKeys('getEx', options, GETEX_OPTIONS)
+    } catch (e) {
+      return Promise.reject(e)
+    }
+    return this.send(OP.GetEx, key, options.ttlSeconds, options.ttlMs, options.persist)
+  }
+
+  // ---- hashes and sets ----------------------------------------------------------
+
+  hget(key: RedisKey, field: RedisValue): Promise<string | null> {
+    return this.send(OP.HGet, key, field)
+  }
+
+  /** `hset(key, field, value)` or `hset(key, { field: value, … })`; resolves how many fields were added. */
+  hset(key: RedisKey, field: RedisValue, value: RedisValue): Promise<number>
+  hset(key: RedisKey, fields: Record<string, RedisValue> | Map<RedisValue, RedisValue>): Promise<number>
+  hset(key: RedisKey, field: unknown, value?: RedisValue): Promise<number> {
+    if (field instanceof Map) return this.send(OP.HSet, key, pairsArg(field), undefined)
+    return this.send(OP.HSet, key, field, value)
+  }
+
+  /** All fields of a hash ({} when the key does not exist). */
+  hgetall(key: RedisKey): Promise<Record<string, string>> {
+    return this.send(OP.HGetAll, key)
+  }
+
+  hdel(key: RedisKey, ...fields: Array<RedisValue | RedisValue[]>): Promise<number> {
+    return this.send(OP.HDel, key, flatten(fields))
+  }
+
+  sadd(key: RedisKey, ...members: Array<RedisValue | RedisValue[]>): Promise<number> {
+    return this.send(OP.SAdd, key, flatten(members))
+  }
+
+  srem(key: RedisKey, ...members: Array<RedisValue | RedisValue[]>): Promise<number> {
+    return this.send(OP.SRem, key, flatten(members))
+  }
+
+  smembers(key: RedisKey): Promise<string[]> {
+    return this.send(OP.SMembers, key)
+  }
+
+  // ---- keys, generic, admin --------------------------------------------------------
+
+  /**
+   * Iterates over keys with SCAN (never KEYS). With a `keyPrefix`, only that
+   * prefix's keys are visited and they are yielded without it.
+   *
+   * ```ts
+   * for await (const key of redis.scan({ match: 'session:*', count: 500 })) { … }
+   * ```
+   */
+  async *scan(options: ScanOptions = {}): AsyncIterableIterator<string> {
+    if (options === null || typeof options !== 'object') throw invalidArgument('scan(): options must be an object')
+    checkOptionKeys('scan', options, SCAN_OPTIONS)
+    let cursor = '0'
+    do {
+      const [next, keys] = await this.send<[string, string[]]>(OP.Scan, cursor, options.match, options.count, options.type)
+      cursor = next
+      yield* keys
+    } while (cursor !== '0')
+  }
+
+  /**
+   * Any other command. Arguments are strings, Buffers or numbers; keys are
+   * prefixed by `keyPrefix` for the commands whose key positions are known.
+   *
+   * ```ts
+   * await redis.command('LPUSH', 'jobs', 'a', 'b')   // 2
+   * ```
+   */
+  command(name: string, ...args: Array<RedisValue | number>): Promise<unknown> {
+    return this.send(OP.Command, name, args)
+  }
+
+  /** Round trip to the server, in milliseconds. */
+  async ping(): Promise<number> {
+    const start = process.hrtime.bigint()
+    await this.send(OP.Ping)
+    return Number(process.hrtime.bigint() - start) / 1e6
+  }
+
+  /** Counters since connect: commands, errors, timeouts, reconnects, in-flight, latency. */
+  stats(): ClientStats {
+    const s = this.native.stats()
+    return {
+      commands: s.commands,
+      batches: s.batches,
+      replies: s.replies,
+      errors: s.errors,
+      timeouts: s.timeouts,
+      reconnects: s.reconnects,
+      inFlight: this.pending.size,
+      latency: { p50Ms: s.latencyP50Us / 1000, p99Ms: s.latencyP99Us / 1000, maxMs: s.latencyMaxUs / 1000 },
+    }
+  }
+
+  /**
+   * Waits for every reply in flight, then disconnects. Later calls reject
+   * with `ERR_CLOSED`; an idle process can exit at once.
+   */
+  close(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve()
+    const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve))
+    if (this.state !== 'closing') {
+      this.state = 'closing'
+      if (this.scheduled) this.flush()
+      this.native.close()
+    }
+    return done
+  }
+
+  // ---- plumbing ------------------------------------------------------------------
+
+  /** Queues one command for this tick's batch. */
+  private send<T>(op: number, ...args: unknown[]): Promise<T> {
+    if (this.state !== 'ready') {
+      return Promise.reject(
+        this.state === 'connecting'
+          ? new RedisError(ErrorCode.Connection, 'the client is still connecting')
+          : new RedisError(ErrorCode.Closed, 'the client is closed'),
+      )
+    }
+    const id = this.nextId
+    this.nextId = (id + 1) & ID_MASK
+    if (!this.scheduled) {
+      this.scheduled = true
+      this.firstId = id
+      queueMicrotask(this.flush)
+    }
+    const q = this.queue
+    q.push(op)
+    for (let i = 0; i < args.length; i++) q.push(args[i])
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+    })
+  }
+
+  private flush = (): void => {
+    if (!this.scheduled) return
+    this.scheduled = false
+    const q = this.queue
+    this.queue = []
+    const first = this.firstId
+    let refused: Array<number | string> | undefined
+    try {
+      refused = this.native.submit(q, first)
+    } catch (e) {
+      // Not expected (input errors are per command); fail this batch, keep the client.
+      const err = RedisError.from(e)
+      for (let id = first; id !== this.nextId; id = (id + 1) & ID_MASK) this.settle(id, err)
+      return
+    }
+    if (refused !== undefined) {
+      for (let i = 0; i < refused.length; i += 3) {
+        const id = (first + (refused[i] as number)) & ID_MASK
+        this.settle(id, new RedisError(refused[i + 1] as ErrorCode, refused[i + 2] as string))
+      }
+    }
+  }
+
+  private settle(id: number, error: Error): void {
+    const p = this.pending.get(id)
+    if (p !== undefined) {
+      this.pending.delete(id)
+      p.reject(error)
+    }
+  }
+
+  /** Everything the native layer hands back, one call per burst. */
+  private onEvents = (replies: unknown[], events?: unknown[]): void => {
+    const pending = this.pending
+    for (let i = 0; i < replies.length; i += 2) {
+      const id = replies[i] as number
+      if (id >= 0) {
+        const p = pending.get(id)
+        if (p !== undefined) {
+          pending.delete(id)
+          p.resolve(replies[i + 1])
+        }
+      } else {
+        this.settle(-id - 1, RedisError.from(replies[i + 1]))
+      }
+    }
+    if (events !== undefined) for (const ev of events) this.onEvent(ev)
+  }
+
+  private onEvent(ev: unknown): void {
+    if (ev === 'ready') {
+      this.state = 'ready'
+      this.connectWaiter?.resolve(this)
+      this.connectWaiter = undefined
+    } else if (ev === 'closed' || Array.isArray(ev)) {
+      const wasConnecting = this.state === 'connecting'
+      this.state = 'closed'
+      if (wasConnecting && Array.isArray(ev)) {
+        this.connectWaiter?.reject(RedisError.from(ev))
+        this.connectWaiter = undefined
+      }
+      const err = new RedisError(ErrorCode.Closed, 'the client is closed')
+      for (const id of [...this.pending.keys()]) this.settle(id, err)
+      for (const w of this.closeWaiters.splice(0)) w()
+    }
+  }
+}
+
+function flatten<T>(items: Array<T | T[]>): T[] {
+  if (items.length === 1 && Array.isArray(items[0])) return items[0]
+  return items as T[]
+}
+
+/** Maps and entry lists become flat `[k, v, …]` arrays; plain objects pass as they are. */
+function pairsArg(entries: unknown): unknown {
+  if (entries instanceof Map || Array.isArray(entries)) {
+    const flat: unknown[] = []
+    for (const kv of entries as Iterable<unknown>) {
+      if (!Array.isArray(kv) || kv.length !== 2) return entries // let the native check name the problem
+      flat.push(kv[0], kv[1])
+    }
+    return flat
+  }
+  return entries
+}

@@ -1,0 +1,47 @@
+/**
+ * Every rejection of this package is a `RedisError` with a string `code`.
+ * Compare codes, not classes: `expect(p).rejects.toMatchObject({ code: 'ERR_TIMEOUT' })`.
+ */
+export const ErrorCode = {
+  /** Bad input; nothing was sent. */
+  InvalidArgument: 'ERR_INVALID_ARGUMENT',
+  /** The server could not be reached, or the connection dropped before the reply. */
+  Connection: 'ERR_CONNECTION',
+  /** No reply within `commandTimeoutMs`. */
+  Timeout: 'ERR_TIMEOUT',
+  /** The server refused the credentials, or wants some. */
+  Auth: 'ERR_AUTH',
+  /** TLS handshake or certificate failure. */
+  Tls: 'ERR_TLS',
+  /** The server answered with an error; its text is in the message. */
+  Reply: 'ERR_REPLY',
+  /** The client was closed. */
+  Closed: 'ERR_CLOSED',
+} as const
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+const CODES = new Set<string>(Object.values(ErrorCode))
+
+export class RedisError extends Error {
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string) {
+    super(`${code}: ${message}`)
+    this.name = 'RedisError'
+    this.code = code
+  }
+
+  /** From the native layer's `[code, message]` pair or its "CODE: message" text. */
+  static from(value: unknown): RedisError {
+    if (Array.isArray(value)) return new RedisError(value[0] as ErrorCode, String(value[1]))
+    const text = value instanceof Error ? value.message : String(value)
+    const m = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(text)
+    if (m && CODES.has(m[1])) return new RedisError(m[1] as ErrorCode, m[2])
+    return new RedisError(ErrorCode.InvalidArgument, text)
+  }
+}
+
+export function invalidArgument(message: string): RedisError {
+  return new RedisError(ErrorCode.InvalidArgument, message)
+}

@@ -1,0 +1,86 @@
+/** A key: a non-empty string (UTF-8) or Buffer (binary-safe). */
+export type RedisKey = string | Buffer
+/** A value: a string (UTF-8) or Buffer (binary-safe). */
+export type RedisValue = string | Buffer
+
+export interface TlsOptions {
+  /** PEM CA certificate(s) to trust instead of the bundled Mozilla roots. */
+  ca?: string | Buffer
+  /** PEM client certificate and key, for servers that ask for one. */
+  cert?: string | Buffer
+  key?: string | Buffer
+  /** Name to verify the server certificate against (default: the host). */
+  servername?: string
+  /** Verify the server certificate (default true). false is for development only. */
+  rejectUnauthorized?: boolean
+}
+
+export interface ConnectOptions {
+  /** `redis://[[user]:password@]host[:port][/db]` or `rediss://…`; the fields below override its parts. */
+  url?: string
+  /** Default `127.0.0.1`. */
+  host?: string
+  /** Default 6379. */
+  port?: number
+  /** ACL user (Redis 6+); default: the default user. */
+  username?: string
+  password?: string
+  /** Database index; default 0. */
+  db?: number
+  /** `true` for TLS with default verification, or TLS settings. */
+  tls?: boolean | TlsOptions
+  /** Prepended to every key this client sends (and removed from keys `scan` yields). */
+  keyPrefix?: string
+  /** TCP + TLS + handshake deadline, and how long a call waits for a reconnect; default 5000. */
+  connectTimeoutMs?: number
+  /** A call rejects with ERR_TIMEOUT when no reply came within this; default 5000. */
+  commandTimeoutMs?: number
+  /** Backoff between reconnect attempts: exponential from minDelayMs (50) to maxDelayMs (2000), jittered. */
+  reconnect?: { minDelayMs?: number; maxDelayMs?: number }
+}
+
+export interface SetOptions {
+  /** Expire after this many seconds (EX). */
+  ttlSeconds?: number
+  /** Expire after this many milliseconds (PX). */
+  ttlMs?: number
+  /** Only set if the key does not exist (NX). */
+  nx?: boolean
+  /** Only set if the key exists (XX). */
+  xx?: boolean
+  /** Keep the key's current TTL (KEEPTTL). */
+  keepTtl?: boolean
+}
+
+export interface GetExOptions {
+  ttlSeconds?: number
+  ttlMs?: number
+  /** Remove the TTL. */
+  persist?: boolean
+}
+
+export interface ScanOptions {
+  /** Glob pattern (relative to the keyPrefix); default all keys. */
+  match?: string
+  /** Hint for keys per round trip (COUNT); Redis' default is 10. */
+  count?: number
+  /** Only keys of this type (`string`, `hash`, …). */
+  type?: string
+}
+
+export interface ClientStats {
+  /** Commands sent to the server. */
+  commands: number
+  /** Native crossings that carried them (commands / batches = average batch). */
+  batches: number
+  /** Replies received. */
+  replies: number
+  /** Rejections: error replies, timeouts, lost connections. */
+  errors: number
+  timeouts: number
+  reconnects: number
+  /** Calls waiting for their reply now. */
+  inFlight: number
+  /** Round-trip latency of replies since connect (±12.5 %). */
+  latency: { p50Ms: number; p99Ms: number; maxMs: number }
+}
