@@ -28,414 +28,412 @@ const ZERO_COPY_MIN: usize = 64 * 1024;
 pub type NapiResult<T> = std::result::Result<T, napi::Error>;
 
 fn napi_err(what: &str) -> napi::Error {
-    napi::Error::from_reason(format!("N-API call failed: {what}"))
+  napi::Error::from_reason(format!("N-API call failed: {what}"))
 }
 
 macro_rules! ck {
-    ($e:expr, $what:expr) => {
-        if unsafe { $e } != sys::Status::napi_ok {
-            return Err(napi_err($what).into());
-        }
-    };
+  ($e:expr, $what:expr) => {
+    if unsafe { $e } != sys::Status::napi_ok {
+      return Err(napi_err($what).into());
+    }
+  };
 }
 
 // ---- reading arguments ----------------------------------------------------
 
 /// An argument read from JS; strings live in the per-command arena.
 enum RawArg {
-    Undefined,
-    Null,
-    Bool(bool),
-    Number(f64),
-    Str(Range<usize>),
-    Buf(*const u8, usize),
-    Array(Vec<RawArg>),
-    Object(Vec<(Range<usize>, RawArg)>),
-    Other(&'static str),
+  Undefined,
+  Null,
+  Bool(bool),
+  Number(f64),
+  Str(Range<usize>),
+  Buf(*const u8, usize),
+  Array(Vec<RawArg>),
+  Object(Vec<(Range<usize>, RawArg)>),
+  Other(&'static str),
 }
 
 fn resolve<'a>(r: &RawArg, arena: &'a [u8]) -> Arg<'a> {
-    match r {
-        RawArg::Undefined => Arg::Undefined,
-        RawArg::Null => Arg::Null,
-        RawArg::Bool(b) => Arg::Bool(*b),
-        RawArg::Number(n) => Arg::Number(*n),
-        RawArg::Str(r) => Arg::Str(&arena[r.clone()]),
-        // SAFETY: the Buffer is referenced by the batch array for the whole call.
-        RawArg::Buf(p, n) => Arg::Buf(if *n == 0 {
-            &[]
-        } else {
-            unsafe { std::slice::from_raw_parts(*p, *n) }
-        }),
-        RawArg::Array(v) => Arg::Array(v.iter().map(|a| resolve(a, arena)).collect()),
-        RawArg::Object(v) => Arg::Object(
-            v.iter()
-                .map(|(k, a)| (&arena[k.clone()], resolve(a, arena)))
-                .collect(),
-        ),
-        RawArg::Other(t) => Arg::Other(t),
-    }
+  match r {
+    RawArg::Undefined => Arg::Undefined,
+    RawArg::Null => Arg::Null,
+    RawArg::Bool(b) => Arg::Bool(*b),
+    RawArg::Number(n) => Arg::Number(*n),
+    RawArg::Str(r) => Arg::Str(&arena[r.clone()]),
+    // SAFETY: the Buffer is referenced by the batch array for the whole call.
+    RawArg::Buf(p, n) => Arg::Buf(if *n == 0 {
+      &[]
+    } else {
+      unsafe { std::slice::from_raw_parts(*p, *n) }
+    }),
+    RawArg::Array(v) => Arg::Array(v.iter().map(|a| resolve(a, arena)).collect()),
+    RawArg::Object(v) => Arg::Object(
+      v.iter()
+        .map(|(k, a)| (&arena[k.clone()], resolve(a, arena)))
+        .collect(),
+    ),
+    RawArg::Other(t) => Arg::Other(t),
+  }
 }
 
 /// Appends a JS string's UTF-8 bytes to `arena`.
 unsafe fn read_string(
-    env: sys::napi_env,
-    v: sys::napi_value,
-    arena: &mut Vec<u8>,
+  env: sys::napi_env,
+  v: sys::napi_value,
+  arena: &mut Vec<u8>,
 ) -> NapiResult<Range<usize>> {
-    let start = arena.len();
-    // One call usually suffices: try with the spare room first. A result this far
-    // below the room cannot have been cut short (a character is ≤ 4 bytes).
-    if arena.capacity() - start < 1024 {
-        arena.reserve(4096);
-    }
-    let room = arena.capacity() - start;
-    let mut written = 0usize;
+  let start = arena.len();
+  // One call usually suffices: try with the spare room first. A result this far
+  // below the room cannot have been cut short (a character is ≤ 4 bytes).
+  if arena.capacity() - start < 1024 {
+    arena.reserve(4096);
+  }
+  let room = arena.capacity() - start;
+  let mut written = 0usize;
+  ck!(
+    sys::napi_get_value_string_utf8(
+      env,
+      v,
+      arena.as_mut_ptr().add(start) as *mut _,
+      room,
+      &mut written
+    ),
+    "read string"
+  );
+  if written + 5 > room {
+    let mut len = 0usize;
     ck!(
-        sys::napi_get_value_string_utf8(
-            env,
-            v,
-            arena.as_mut_ptr().add(start) as *mut _,
-            room,
-            &mut written
-        ),
-        "read string"
+      sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len),
+      "string length"
     );
-    if written + 5 > room {
-        let mut len = 0usize;
-        ck!(
-            sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len),
-            "string length"
-        );
-        arena.reserve(len + 1);
-        ck!(
-            sys::napi_get_value_string_utf8(
-                env,
-                v,
-                arena.as_mut_ptr().add(start) as *mut _,
-                len + 1,
-                &mut written
-            ),
-            "read string"
-        );
-    }
-    arena.set_len(start + written);
-    Ok(start..start + written)
+    arena.reserve(len + 1);
+    ck!(
+      sys::napi_get_value_string_utf8(
+        env,
+        v,
+        arena.as_mut_ptr().add(start) as *mut _,
+        len + 1,
+        &mut written
+      ),
+      "read string"
+    );
+  }
+  arena.set_len(start + written);
+  Ok(start..start + written)
 }
 
 #[allow(non_upper_case_globals)]
 unsafe fn read_arg(
-    env: sys::napi_env,
-    v: sys::napi_value,
-    arena: &mut Vec<u8>,
-    depth: u8,
+  env: sys::napi_env,
+  v: sys::napi_value,
+  arena: &mut Vec<u8>,
+  depth: u8,
 ) -> NapiResult<RawArg> {
-    use sys::ValueType::*;
-    let mut t = 0;
-    ck!(sys::napi_typeof(env, v, &mut t), "typeof");
-    Ok(match t {
-        napi_undefined => RawArg::Undefined,
-        napi_null => RawArg::Null,
-        napi_boolean => {
-            let mut b = false;
-            ck!(sys::napi_get_value_bool(env, v, &mut b), "bool");
-            RawArg::Bool(b)
+  use sys::ValueType::*;
+  let mut t = 0;
+  ck!(sys::napi_typeof(env, v, &mut t), "typeof");
+  Ok(match t {
+    napi_undefined => RawArg::Undefined,
+    napi_null => RawArg::Null,
+    napi_boolean => {
+      let mut b = false;
+      ck!(sys::napi_get_value_bool(env, v, &mut b), "bool");
+      RawArg::Bool(b)
+    }
+    napi_number => {
+      let mut n = 0f64;
+      ck!(sys::napi_get_value_double(env, v, &mut n), "number");
+      RawArg::Number(n)
+    }
+    napi_string => RawArg::Str(read_string(env, v, arena)?),
+    napi_object => {
+      let mut is = false;
+      ck!(sys::napi_is_buffer(env, v, &mut is), "is_buffer");
+      if is {
+        let mut data = ptr::null_mut();
+        let mut len = 0usize;
+        ck!(
+          sys::napi_get_buffer_info(env, v, &mut data, &mut len),
+          "buffer info"
+        );
+        return Ok(RawArg::Buf(data as *const u8, len));
+      }
+      if depth >= 2 {
+        return Ok(RawArg::Other("nested object"));
+      }
+      ck!(sys::napi_is_array(env, v, &mut is), "is_array");
+      if is {
+        let mut len = 0u32;
+        ck!(sys::napi_get_array_length(env, v, &mut len), "array length");
+        let mut items = Vec::with_capacity(len as usize);
+        for i in 0..len {
+          let mut e = ptr::null_mut();
+          ck!(sys::napi_get_element(env, v, i, &mut e), "element");
+          items.push(read_arg(env, e, arena, depth + 1)?);
         }
-        napi_number => {
-            let mut n = 0f64;
-            ck!(sys::napi_get_value_double(env, v, &mut n), "number");
-            RawArg::Number(n)
-        }
-        napi_string => RawArg::Str(read_string(env, v, arena)?),
-        napi_object => {
-            let mut is = false;
-            ck!(sys::napi_is_buffer(env, v, &mut is), "is_buffer");
-            if is {
-                let mut data = ptr::null_mut();
-                let mut len = 0usize;
-                ck!(
-                    sys::napi_get_buffer_info(env, v, &mut data, &mut len),
-                    "buffer info"
-                );
-                return Ok(RawArg::Buf(data as *const u8, len));
-            }
-            if depth >= 2 {
-                return Ok(RawArg::Other("nested object"));
-            }
-            ck!(sys::napi_is_array(env, v, &mut is), "is_array");
-            if is {
-                let mut len = 0u32;
-                ck!(sys::napi_get_array_length(env, v, &mut len), "array length");
-                let mut items = Vec::with_capacity(len as usize);
-                for i in 0..len {
-                    let mut e = ptr::null_mut();
-                    ck!(sys::napi_get_element(env, v, i, &mut e), "element");
-                    items.push(read_arg(env, e, arena, depth + 1)?);
-                }
-                return Ok(RawArg::Array(items));
-            }
-            let mut names = ptr::null_mut();
-            ck!(
-                sys::napi_get_all_property_names(
-                    env,
-                    v,
-                    sys::KeyCollectionMode::own_only,
-                    sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
-                    sys::KeyConversion::numbers_to_strings,
-                    &mut names
-                ),
-                "property names"
-            );
-            let mut len = 0u32;
-            ck!(
-                sys::napi_get_array_length(env, names, &mut len),
-                "names length"
-            );
-            let mut entries = Vec::with_capacity(len as usize);
-            for i in 0..len {
-                let mut k = ptr::null_mut();
-                ck!(sys::napi_get_element(env, names, i, &mut k), "name");
-                let mut val = ptr::null_mut();
-                ck!(sys::napi_get_property(env, v, k, &mut val), "property");
-                let key = read_string(env, k, arena)?;
-                entries.push((key, read_arg(env, val, arena, depth + 1)?));
-            }
-            RawArg::Object(entries)
-        }
-        napi_symbol => RawArg::Other("symbol"),
-        napi_function => RawArg::Other("function"),
-        napi_bigint => RawArg::Other("bigint"),
-        _ => RawArg::Other("external"),
-    })
+        return Ok(RawArg::Array(items));
+      }
+      let mut names = ptr::null_mut();
+      ck!(
+        sys::napi_get_all_property_names(
+          env,
+          v,
+          sys::KeyCollectionMode::own_only,
+          sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+          sys::KeyConversion::numbers_to_strings,
+          &mut names
+        ),
+        "property names"
+      );
+      let mut len = 0u32;
+      ck!(
+        sys::napi_get_array_length(env, names, &mut len),
+        "names length"
+      );
+      let mut entries = Vec::with_capacity(len as usize);
+      for i in 0..len {
+        let mut k = ptr::null_mut();
+        ck!(sys::napi_get_element(env, names, i, &mut k), "name");
+        let mut val = ptr::null_mut();
+        ck!(sys::napi_get_property(env, v, k, &mut val), "property");
+        let key = read_string(env, k, arena)?;
+        entries.push((key, read_arg(env, val, arena, depth + 1)?));
+      }
+      RawArg::Object(entries)
+    }
+    napi_symbol => RawArg::Other("symbol"),
+    napi_function => RawArg::Other("function"),
+    napi_bigint => RawArg::Other("bigint"),
+    _ => RawArg::Other("external"),
+  })
 }
 
 // ---- making JS values ------------------------------------------------------
 
 unsafe fn js_string(env: sys::napi_env, b: &[u8]) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    ck!(
-        sys::napi_create_string_utf8(env, b.as_ptr() as *const _, b.len() as isize, &mut out),
-        "create string"
-    );
-    Ok(out)
+  let mut out = ptr::null_mut();
+  ck!(
+    sys::napi_create_string_utf8(env, b.as_ptr() as *const _, b.len() as isize, &mut out),
+    "create string"
+  );
+  Ok(out)
 }
 
 unsafe fn js_number(env: sys::napi_env, n: f64) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    ck!(sys::napi_create_double(env, n, &mut out), "create number");
-    Ok(out)
+  let mut out = ptr::null_mut();
+  ck!(sys::napi_create_double(env, n, &mut out), "create number");
+  Ok(out)
 }
 
 unsafe fn js_bool(env: sys::napi_env, b: bool) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    ck!(sys::napi_get_boolean(env, b, &mut out), "boolean");
-    Ok(out)
+  let mut out = ptr::null_mut();
+  ck!(sys::napi_get_boolean(env, b, &mut out), "boolean");
+  Ok(out)
 }
 
 unsafe fn js_null(env: sys::napi_env) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    ck!(sys::napi_get_null(env, &mut out), "null");
-    Ok(out)
+  let mut out = ptr::null_mut();
+  ck!(sys::napi_get_null(env, &mut out), "null");
+  Ok(out)
 }
 
 unsafe fn js_undefined(env: sys::napi_env) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    ck!(sys::napi_get_undefined(env, &mut out), "undefined");
-    Ok(out)
+  let mut out = ptr::null_mut();
+  ck!(sys::napi_get_undefined(env, &mut out), "undefined");
+  Ok(out)
 }
 
 unsafe extern "C" fn drop_bytes(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    drop(Box::from_raw(hint as *mut bytes::Bytes));
+  drop(Box::from_raw(hint as *mut bytes::Bytes));
 }
 
 unsafe fn js_buffer(env: sys::napi_env, b: bytes::Bytes) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    if b.len() >= ZERO_COPY_MIN {
-        // Large values: JS gets the bytes where the socket put them.
-        let data = b.as_ptr() as *mut c_void;
-        let len = b.len();
-        let hint = Box::into_raw(Box::new(b)) as *mut c_void;
-        let status =
-            sys::napi_create_external_buffer(env, len, data, Some(drop_bytes), hint, &mut out);
-        if status == sys::Status::napi_ok {
-            return Ok(out);
-        }
-        // Runtimes that forbid external buffers: fall back to a copy.
-        let b = *Box::from_raw(hint as *mut bytes::Bytes);
-        return js_buffer_copy(env, &b);
+  let mut out = ptr::null_mut();
+  if b.len() >= ZERO_COPY_MIN {
+    // Large values: JS gets the bytes where the socket put them.
+    let data = b.as_ptr() as *mut c_void;
+    let len = b.len();
+    let hint = Box::into_raw(Box::new(b)) as *mut c_void;
+    let status = sys::napi_create_external_buffer(env, len, data, Some(drop_bytes), hint, &mut out);
+    if status == sys::Status::napi_ok {
+      return Ok(out);
     }
-    js_buffer_copy(env, &b)
+    // Runtimes that forbid external buffers: fall back to a copy.
+    let b = *Box::from_raw(hint as *mut bytes::Bytes);
+    return js_buffer_copy(env, &b);
+  }
+  js_buffer_copy(env, &b)
 }
 
 unsafe fn js_buffer_copy(env: sys::napi_env, b: &[u8]) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    let mut data = ptr::null_mut();
-    ck!(
-        sys::napi_create_buffer_copy(
-            env,
-            b.len(),
-            b.as_ptr() as *const c_void,
-            &mut data,
-            &mut out
-        ),
-        "create buffer"
-    );
-    Ok(out)
+  let mut out = ptr::null_mut();
+  let mut data = ptr::null_mut();
+  ck!(
+    sys::napi_create_buffer_copy(
+      env,
+      b.len(),
+      b.as_ptr() as *const c_void,
+      &mut data,
+      &mut out
+    ),
+    "create buffer"
+  );
+  Ok(out)
 }
 
 unsafe fn js_array(env: sys::napi_env, len: usize) -> NapiResult<sys::napi_value> {
-    let mut out = ptr::null_mut();
-    ck!(
-        sys::napi_create_array_with_length(env, len, &mut out),
-        "array"
-    );
-    Ok(out)
+  let mut out = ptr::null_mut();
+  ck!(
+    sys::napi_create_array_with_length(env, len, &mut out),
+    "array"
+  );
+  Ok(out)
 }
 
 unsafe fn set_element(
-    env: sys::napi_env,
-    arr: sys::napi_value,
-    i: usize,
-    v: sys::napi_value,
+  env: sys::napi_env,
+  arr: sys::napi_value,
+  i: usize,
+  v: sys::napi_value,
 ) -> NapiResult<()> {
-    ck!(sys::napi_set_element(env, arr, i as u32, v), "set element");
-    Ok(())
+  ck!(sys::napi_set_element(env, arr, i as u32, v), "set element");
+  Ok(())
 }
 
 /// Why a reply could not be given the asked-for shape.
 enum Convert {
-    Server(String),
-    Unexpected(&'static str),
-    Napi(napi::Error),
+  Server(String),
+  Unexpected(&'static str),
+  Napi(napi::Error),
 }
 
 impl From<napi::Error> for Convert {
-    fn from(e: napi::Error) -> Self {
-        Convert::Napi(e)
-    }
+  fn from(e: napi::Error) -> Self {
+    Convert::Napi(e)
+  }
 }
 
 fn text(r: &Reply) -> Option<&[u8]> {
-    match r {
-        Reply::Bulk(b) | Reply::Status(b) | Reply::BigNumber(b) => Some(b),
-        _ => None,
-    }
+  match r {
+    Reply::Bulk(b) | Reply::Status(b) | Reply::BigNumber(b) => Some(b),
+    _ => None,
+  }
 }
 
 /// Generic conversion for `command()`: text that is valid UTF-8 becomes a
 /// string, other bytes a Buffer.
 unsafe fn raw_to_js(env: sys::napi_env, r: Reply) -> std::result::Result<sys::napi_value, Convert> {
-    Ok(match r {
-        Reply::Nil => js_null(env)?,
-        Reply::Status(b) | Reply::BigNumber(b) => js_string(env, &b)?,
-        Reply::Bulk(b) => match std::str::from_utf8(&b) {
-            Ok(_) => js_string(env, &b)?,
-            Err(_) => js_buffer(env, b)?,
-        },
-        Reply::Error(e) => return Err(Convert::Server(e)),
-        Reply::Int(n) => js_number(env, n as f64)?,
-        Reply::Double(d) => js_number(env, d)?,
-        Reply::Bool(b) => js_bool(env, b)?,
-        Reply::Array(items) | Reply::Push(items) => {
-            let arr = js_array(env, items.len())?;
-            for (i, it) in items.into_iter().enumerate() {
-                let v = match raw_to_js(env, it) {
-                    Ok(v) => v,
-                    // An error inside an array (EXEC) is a value, not a rejection.
-                    Err(Convert::Server(e)) => js_string(env, e.as_bytes())?,
-                    Err(other) => return Err(other),
-                };
-                set_element(env, arr, i, v)?;
-            }
-            arr
-        }
-        Reply::Map(pairs) => {
-            let mut obj = ptr::null_mut();
-            ck!(sys::napi_create_object(env, &mut obj), "object");
-            for (k, v) in pairs {
-                let key = match text(&k) {
-                    Some(t) => js_string(env, t)?,
-                    None => raw_to_js(env, k)?,
-                };
-                let val = raw_to_js(env, v)?;
-                ck!(sys::napi_set_property(env, obj, key, val), "set property");
-            }
-            obj
-        }
-    })
+  Ok(match r {
+    Reply::Nil => js_null(env)?,
+    Reply::Status(b) | Reply::BigNumber(b) => js_string(env, &b)?,
+    Reply::Bulk(b) => match std::str::from_utf8(&b) {
+      Ok(_) => js_string(env, &b)?,
+      Err(_) => js_buffer(env, b)?,
+    },
+    Reply::Error(e) => return Err(Convert::Server(e)),
+    Reply::Int(n) => js_number(env, n as f64)?,
+    Reply::Double(d) => js_number(env, d)?,
+    Reply::Bool(b) => js_bool(env, b)?,
+    Reply::Array(items) | Reply::Push(items) => {
+      let arr = js_array(env, items.len())?;
+      for (i, it) in items.into_iter().enumerate() {
+        let v = match raw_to_js(env, it) {
+          Ok(v) => v,
+          // An error inside an array (EXEC) is a value, not a rejection.
+          Err(Convert::Server(e)) => js_string(env, e.as_bytes())?,
+          Err(other) => return Err(other),
+        };
+        set_element(env, arr, i, v)?;
+      }
+      arr
+    }
+    Reply::Map(pairs) => {
+      let mut obj = ptr::null_mut();
+      ck!(sys::napi_create_object(env, &mut obj), "object");
+      for (k, v) in pairs {
+        let key = match text(&k) {
+          Some(t) => js_string(env, t)?,
+          None => raw_to_js(env, k)?,
+        };
+        let val = raw_to_js(env, v)?;
+        ck!(sys::napi_set_property(env, obj, key, val), "set property");
+      }
+      obj
+    }
+  })
 }
 
 unsafe fn reply_to_js(
-    env: sys::napi_env,
-    shape: Shape,
-    reply: Reply,
-    prefix: &[u8],
+  env: sys::napi_env,
+  shape: Shape,
+  reply: Reply,
+  prefix: &[u8],
 ) -> std::result::Result<sys::napi_value, Convert> {
-    if let Reply::Error(e) = reply {
-        return Err(Convert::Server(e));
+  if let Reply::Error(e) = reply {
+    return Err(Convert::Server(e));
+  }
+  Ok(match (shape, reply) {
+    (Shape::Raw, r) => raw_to_js(env, r)?,
+    (Shape::Void, _) => js_undefined(env)?,
+    (Shape::Str | Shape::Buf, Reply::Nil) => js_null(env)?,
+    (Shape::Str, r) => js_string(env, text(&r).ok_or(Convert::Unexpected("a string"))?)?,
+    (Shape::Buf, Reply::Bulk(b) | Reply::Status(b)) => js_buffer(env, b)?,
+    (Shape::Int, Reply::Int(n)) => js_number(env, n as f64)?,
+    (Shape::Bool, Reply::Nil) | (Shape::Bool, Reply::Int(0)) => js_bool(env, false)?,
+    (Shape::Bool, Reply::Status(_)) | (Shape::Bool, Reply::Int(1)) => js_bool(env, true)?,
+    (Shape::StrArray, Reply::Array(items)) => {
+      let arr = js_array(env, items.len())?;
+      for (i, it) in items.into_iter().enumerate() {
+        let v = match it {
+          Reply::Nil => js_null(env)?,
+          other => js_string(env, text(&other).ok_or(Convert::Unexpected("strings"))?)?,
+        };
+        set_element(env, arr, i, v)?;
+      }
+      arr
     }
-    Ok(match (shape, reply) {
-        (Shape::Raw, r) => raw_to_js(env, r)?,
-        (Shape::Void, _) => js_undefined(env)?,
-        (Shape::Str | Shape::Buf, Reply::Nil) => js_null(env)?,
-        (Shape::Str, r) => js_string(env, text(&r).ok_or(Convert::Unexpected("a string"))?)?,
-        (Shape::Buf, Reply::Bulk(b) | Reply::Status(b)) => js_buffer(env, b)?,
-        (Shape::Int, Reply::Int(n)) => js_number(env, n as f64)?,
-        (Shape::Bool, Reply::Nil) | (Shape::Bool, Reply::Int(0)) => js_bool(env, false)?,
-        (Shape::Bool, Reply::Status(_)) | (Shape::Bool, Reply::Int(1)) => js_bool(env, true)?,
-        (Shape::StrArray, Reply::Array(items)) => {
-            let arr = js_array(env, items.len())?;
-            for (i, it) in items.into_iter().enumerate() {
-                let v = match it {
-                    Reply::Nil => js_null(env)?,
-                    other => js_string(env, text(&other).ok_or(Convert::Unexpected("strings"))?)?,
-                };
-                set_element(env, arr, i, v)?;
-            }
-            arr
-        }
-        (Shape::Map, Reply::Array(items)) => {
-            let mut obj = ptr::null_mut();
-            ck!(sys::napi_create_object(env, &mut obj), "object");
-            for kv in items.chunks(2) {
-                let (Some(k), Some(v)) = (kv.first().and_then(text), kv.get(1).and_then(text))
-                else {
-                    return Err(Convert::Unexpected("field/value pairs"));
-                };
-                let key = js_string(env, k)?;
-                ck!(
-                    sys::napi_set_property(env, obj, key, js_string(env, v)?),
-                    "set property"
-                );
-            }
-            obj
-        }
-        (Shape::Scan, Reply::Array(mut parts)) if parts.len() == 2 => {
-            let Reply::Array(keys) = parts.pop().unwrap() else {
-                return Err(Convert::Unexpected("a key list"));
-            };
-            let cursor = text(&parts[0]).ok_or(Convert::Unexpected("a cursor"))?;
-            let out = js_array(env, 2)?;
-            set_element(env, out, 0, js_string(env, cursor)?)?;
-            let arr = js_array(env, keys.len())?;
-            for (i, k) in keys.iter().enumerate() {
-                let k = text(k).ok_or(Convert::Unexpected("keys"))?;
-                let k = k.strip_prefix(prefix).unwrap_or(k);
-                set_element(env, arr, i, js_string(env, k)?)?;
-            }
-            set_element(env, out, 1, arr)?;
-            out
-        }
-        _ => return Err(Convert::Unexpected("the reply type this command returns")),
-    })
+    (Shape::Map, Reply::Array(items)) => {
+      let mut obj = ptr::null_mut();
+      ck!(sys::napi_create_object(env, &mut obj), "object");
+      for kv in items.chunks(2) {
+        let (Some(k), Some(v)) = (kv.first().and_then(text), kv.get(1).and_then(text)) else {
+          return Err(Convert::Unexpected("field/value pairs"));
+        };
+        let key = js_string(env, k)?;
+        ck!(
+          sys::napi_set_property(env, obj, key, js_string(env, v)?),
+          "set property"
+        );
+      }
+      obj
+    }
+    (Shape::Scan, Reply::Array(mut parts)) if parts.len() == 2 => {
+      let Reply::Array(keys) = parts.pop().unwrap() else {
+        return Err(Convert::Unexpected("a key list"));
+      };
+      let cursor = text(&parts[0]).ok_or(Convert::Unexpected("a cursor"))?;
+      let out = js_array(env, 2)?;
+      set_element(env, out, 0, js_string(env, cursor)?)?;
+      let arr = js_array(env, keys.len())?;
+      for (i, k) in keys.iter().enumerate() {
+        let k = text(k).ok_or(Convert::Unexpected("keys"))?;
+        let k = k.strip_prefix(prefix).unwrap_or(k);
+        set_element(env, arr, i, js_string(env, k)?)?;
+      }
+      set_element(env, out, 1, arr)?;
+      out
+    }
+    _ => return Err(Convert::Unexpected("the reply type this command returns")),
+  })
 }
 
 /// `[code, message]` for a rejection.
 unsafe fn js_error(env: sys::napi_env, e: &Error) -> NapiResult<sys::napi_value> {
-    let arr = js_array(env, 2)?;
-    set_element(env, arr, 0, js_string(env, e.code.as_str().as_bytes())?)?;
-    set_element(env, arr, 1, js_string(env, e.message.as_bytes())?)?;
-    Ok(arr)
+  let arr = js_array(env, 2)?;
+  set_element(env, arr, 0, js_string(env, e.code.as_str().as_bytes())?)?;
+  set_element(env, arr, 1, js_string(env, e.message.as_bytes())?)?;
+  Ok(arr)
 }
 
 // ---- the client ---------------------------------------------------------------
@@ -443,169 +441,169 @@ unsafe fn js_error(env: sys::napi_env, e: &Error) -> NapiResult<sys::napi_value>
 /// State only the JS thread touches; owned by the thread-safe function and
 /// freed by its finalizer.
 struct JsSide {
-    outbox: Arc<Outbox>,
-    stats: Arc<Stats>,
-    prefix: Vec<u8>,
-    secret: Option<String>,
-    tsfn: Cell<sys::napi_threadsafe_function>,
-    /// Replies and events still owed to JS; the event loop is held open while > 0.
-    owed: Cell<usize>,
-    referenced: Cell<bool>,
-    released: Arc<AtomicBool>,
+  outbox: Arc<Outbox>,
+  stats: Arc<Stats>,
+  prefix: Vec<u8>,
+  secret: Option<String>,
+  tsfn: Cell<sys::napi_threadsafe_function>,
+  /// Replies and events still owed to JS; the event loop is held open while > 0.
+  owed: Cell<usize>,
+  referenced: Cell<bool>,
+  released: Arc<AtomicBool>,
 }
 
 impl JsSide {
-    fn owe(&self, env: sys::napi_env, n: usize) {
-        self.owed.set(self.owed.get() + n);
-        self.update_ref(env);
-    }
+  fn owe(&self, env: sys::napi_env, n: usize) {
+    self.owed.set(self.owed.get() + n);
+    self.update_ref(env);
+  }
 
-    fn paid(&self, env: sys::napi_env, n: usize) {
-        self.owed.set(self.owed.get().saturating_sub(n));
-        self.update_ref(env);
-    }
+  fn paid(&self, env: sys::napi_env, n: usize) {
+    self.owed.set(self.owed.get().saturating_sub(n));
+    self.update_ref(env);
+  }
 
-    /// A pending reply keeps Node alive (as a socket would); an idle client does not.
-    fn update_ref(&self, env: sys::napi_env) {
-        let want = self.owed.get() > 0;
-        if want != self.referenced.get() && !self.released.load(Ordering::Acquire) {
-            unsafe {
-                if want {
-                    sys::napi_ref_threadsafe_function(env, self.tsfn.get());
-                } else {
-                    sys::napi_unref_threadsafe_function(env, self.tsfn.get());
-                }
-            }
-            self.referenced.set(want);
+  /// A pending reply keeps Node alive (as a socket would); an idle client does not.
+  fn update_ref(&self, env: sys::napi_env) {
+    let want = self.owed.get() > 0;
+    if want != self.referenced.get() && !self.released.load(Ordering::Acquire) {
+      unsafe {
+        if want {
+          sys::napi_ref_threadsafe_function(env, self.tsfn.get());
+        } else {
+          sys::napi_unref_threadsafe_function(env, self.tsfn.get());
         }
+      }
+      self.referenced.set(want);
     }
+  }
 }
 
 unsafe extern "C" fn finalize_side(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    drop(Box::from_raw(data as *mut JsSide));
+  drop(Box::from_raw(data as *mut JsSide));
 }
 
 /// Runs on the JS thread when the doorbell rang: drains the outbox into one
 /// call of the JS callback `(replies, events)`.
 unsafe extern "C" fn deliver(
-    env: sys::napi_env,
-    callback: sys::napi_value,
-    context: *mut c_void,
-    _data: *mut c_void,
+  env: sys::napi_env,
+  callback: sys::napi_value,
+  context: *mut c_void,
+  _data: *mut c_void,
 ) {
-    if env.is_null() || context.is_null() {
-        return;
-    }
-    let side = &*(context as *const JsSide);
-    let items = side.outbox.take();
-    if items.is_empty() {
-        return;
-    }
-    let n = items.len();
-    let mut closed = false;
-    if let Err(e) = deliver_items(env, callback, side, items, &mut closed) {
-        // Nothing sensible can be done on the JS thread but report it.
-        eprintln!("@atlas-erp/redis: {e}");
-    }
-    side.paid(env, n);
-    if closed && !side.released.swap(true, Ordering::AcqRel) {
-        sys::napi_release_threadsafe_function(
-            side.tsfn.get(),
-            sys::ThreadsafeFunctionReleaseMode::release,
-        );
-    }
+  if env.is_null() || context.is_null() {
+    return;
+  }
+  let side = &*(context as *const JsSide);
+  let items = side.outbox.take();
+  if items.is_empty() {
+    return;
+  }
+  let n = items.len();
+  let mut closed = false;
+  if let Err(e) = deliver_items(env, callback, side, items, &mut closed) {
+    // Nothing sensible can be done on the JS thread but report it.
+    eprintln!("@atlas-erp/redis: {e}");
+  }
+  side.paid(env, n);
+  if closed && !side.released.swap(true, Ordering::AcqRel) {
+    sys::napi_release_threadsafe_function(
+      side.tsfn.get(),
+      sys::ThreadsafeFunctionReleaseMode::release,
+    );
+  }
 }
 
 unsafe fn deliver_items(
-    env: sys::napi_env,
-    callback: sys::napi_value,
-    side: &JsSide,
-    items: Vec<Completion>,
-    closed: &mut bool,
+  env: sys::napi_env,
+  callback: sys::napi_value,
+  side: &JsSide,
+  items: Vec<Completion>,
+  closed: &mut bool,
 ) -> NapiResult<()> {
-    let replies = js_array(env, 0)?;
-    let mut events: sys::napi_value = ptr::null_mut();
-    let mut r = 0usize;
-    let mut errors = 0u64;
-    for c in items {
-        let (id, value): (i64, sys::napi_value) = match c {
-            Completion::Reply { id, shape, reply } => {
-                match reply_to_js(env, shape, reply, &side.prefix) {
-                    Ok(v) => (id as i64, v),
-                    Err(Convert::Server(text)) => {
-                        errors += 1;
-                        let e = Error::from_server(&text).redact(side.secret.as_deref());
-                        (-(id as i64) - 1, js_error(env, &e)?)
-                    }
-                    Err(Convert::Unexpected(what)) => {
-                        errors += 1;
-                        let e = Error::new(
-                            ErrorCode::Reply,
-                            format!("the server's reply is not {what}"),
-                        );
-                        (-(id as i64) - 1, js_error(env, &e)?)
-                    }
-                    Err(Convert::Napi(e)) => return Err(e),
-                }
-            }
-            Completion::Error { id, error } => {
-                errors += 1;
-                (
-                    -(id as i64) - 1,
-                    js_error(env, &error.redact(side.secret.as_deref()))?,
-                )
-            }
-            Completion::Event(ev) => {
-                if events.is_null() {
-                    events = js_array(env, 0)?;
-                }
-                let v = match ev {
-                    Event::Ready => js_string(env, b"ready")?,
-                    Event::Closed => {
-                        *closed = true;
-                        js_string(env, b"closed")?
-                    }
-                    Event::ConnectFailed(e) => {
-                        *closed = true;
-                        js_error(env, &e.redact(side.secret.as_deref()))?
-                    }
-                };
-                let mut len = 0u32;
-                ck!(sys::napi_get_array_length(env, events, &mut len), "length");
-                set_element(env, events, len as usize, v)?;
-                continue;
-            }
+  let replies = js_array(env, 0)?;
+  let mut events: sys::napi_value = ptr::null_mut();
+  let mut r = 0usize;
+  let mut errors = 0u64;
+  for c in items {
+    let (id, value): (i64, sys::napi_value) = match c {
+      Completion::Reply { id, shape, reply } => {
+        match reply_to_js(env, shape, reply, &side.prefix) {
+          Ok(v) => (id as i64, v),
+          Err(Convert::Server(text)) => {
+            errors += 1;
+            let e = Error::from_server(&text).redact(side.secret.as_deref());
+            (-(id as i64) - 1, js_error(env, &e)?)
+          }
+          Err(Convert::Unexpected(what)) => {
+            errors += 1;
+            let e = Error::new(
+              ErrorCode::Reply,
+              format!("the server's reply is not {what}"),
+            );
+            (-(id as i64) - 1, js_error(env, &e)?)
+          }
+          Err(Convert::Napi(e)) => return Err(e),
+        }
+      }
+      Completion::Error { id, error } => {
+        errors += 1;
+        (
+          -(id as i64) - 1,
+          js_error(env, &error.redact(side.secret.as_deref()))?,
+        )
+      }
+      Completion::Event(ev) => {
+        if events.is_null() {
+          events = js_array(env, 0)?;
+        }
+        let v = match ev {
+          Event::Ready => js_string(env, b"ready")?,
+          Event::Closed => {
+            *closed = true;
+            js_string(env, b"closed")?
+          }
+          Event::ConnectFailed(e) => {
+            *closed = true;
+            js_error(env, &e.redact(side.secret.as_deref()))?
+          }
         };
-        set_element(env, replies, r, js_number(env, id as f64)?)?;
-        set_element(env, replies, r + 1, value)?;
-        r += 2;
-    }
-    if errors > 0 {
-        side.stats.errors.fetch_add(errors, Ordering::Relaxed);
-    }
-    let mut global = ptr::null_mut();
-    ck!(sys::napi_get_global(env, &mut global), "global");
-    let ev = if events.is_null() {
-        js_undefined(env)?
-    } else {
-        events
+        let mut len = 0u32;
+        ck!(sys::napi_get_array_length(env, events, &mut len), "length");
+        set_element(env, events, len as usize, v)?;
+        continue;
+      }
     };
-    let argv = [replies, ev];
-    let mut result = ptr::null_mut();
-    // A throwing callback is the TS layer's bug; N-API reports it as uncaught.
-    sys::napi_call_function(env, global, callback, 2, argv.as_ptr(), &mut result);
-    Ok(())
+    set_element(env, replies, r, js_number(env, id as f64)?)?;
+    set_element(env, replies, r + 1, value)?;
+    r += 2;
+  }
+  if errors > 0 {
+    side.stats.errors.fetch_add(errors, Ordering::Relaxed);
+  }
+  let mut global = ptr::null_mut();
+  ck!(sys::napi_get_global(env, &mut global), "global");
+  let ev = if events.is_null() {
+    js_undefined(env)?
+  } else {
+    events
+  };
+  let argv = [replies, ev];
+  let mut result = ptr::null_mut();
+  // A throwing callback is the TS layer's bug; N-API reports it as uncaught.
+  sys::napi_call_function(env, global, callback, 2, argv.as_ptr(), &mut result);
+  Ok(())
 }
 
 /// A client as the `#[napi]` class holds it.
 pub struct Client {
-    side: *const JsSide,
-    released: Arc<AtomicBool>,
-    conn: Connection,
-    stats: Arc<Stats>,
-    prefix: Vec<u8>,
-    arena: RefCell<Vec<u8>>,
-    closing: Cell<bool>,
+  side: *const JsSide,
+  released: Arc<AtomicBool>,
+  conn: Connection,
+  stats: Arc<Stats>,
+  prefix: Vec<u8>,
+  arena: RefCell<Vec<u8>>,
+  closing: Cell<bool>,
 }
 
 struct SendPtr(sys::napi_threadsafe_function);
@@ -613,184 +611,185 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl Client {
-    /// Creates the client and starts connecting; `callback(replies, events)`
-    /// receives everything that comes back.
-    pub unsafe fn open(
-        env: sys::napi_env,
-        config: Config,
-        callback: sys::napi_value,
-    ) -> NapiResult<Client> {
-        let stats = Arc::new(Stats::default());
-        let released = Arc::new(AtomicBool::new(false));
-        let tsfn_slot = Arc::new(std::sync::OnceLock::<SendPtr>::new());
-        let bell_slot = tsfn_slot.clone();
-        let bell_released = released.clone();
-        let outbox = Arc::new(Outbox::new(Box::new(move || {
-            if let Some(t) = bell_slot.get() {
-                if !bell_released.load(Ordering::Acquire) {
-                    sys::napi_call_threadsafe_function(
-                        t.0,
-                        ptr::null_mut(),
-                        sys::ThreadsafeFunctionCallMode::nonblocking,
-                    );
-                }
-            }
-        })));
-        let side = Box::into_raw(Box::new(JsSide {
-            outbox: outbox.clone(),
-            stats: stats.clone(),
-            prefix: config.key_prefix.clone(),
-            secret: config.password_str().map(str::to_string),
-            tsfn: Cell::new(ptr::null_mut()),
-            owed: Cell::new(0),
-            referenced: Cell::new(true),
-            released: released.clone(),
-        }));
-        let name = js_string(env, b"atlas-redis")?;
-        let mut tsfn = ptr::null_mut();
-        let status = sys::napi_create_threadsafe_function(
-            env,
-            callback,
+  /// Creates the client and starts connecting; `callback(replies, events)`
+  /// receives everything that comes back.
+  pub unsafe fn open(
+    env: sys::napi_env,
+    config: Config,
+    callback: sys::napi_value,
+  ) -> NapiResult<Client> {
+    let stats = Arc::new(Stats::default());
+    let released = Arc::new(AtomicBool::new(false));
+    let tsfn_slot = Arc::new(std::sync::OnceLock::<SendPtr>::new());
+    let bell_slot = tsfn_slot.clone();
+    let bell_released = released.clone();
+    let outbox = Arc::new(Outbox::new(Box::new(move || {
+      if let Some(t) = bell_slot.get() {
+        if !bell_released.load(Ordering::Acquire) {
+          sys::napi_call_threadsafe_function(
+            t.0,
             ptr::null_mut(),
-            name,
-            0,
-            1,
-            side as *mut c_void,
-            Some(finalize_side),
-            side as *mut c_void,
-            Some(deliver),
-            &mut tsfn,
-        );
-        if status != sys::Status::napi_ok {
-            drop(Box::from_raw(side));
-            return Err(napi_err("create threadsafe function"));
+            sys::ThreadsafeFunctionCallMode::nonblocking,
+          );
         }
-        (*side).tsfn.set(tsfn);
-        let _ = tsfn_slot.set(SendPtr(tsfn));
-        // The pending connect keeps the process alive until Ready/ConnectFailed.
-        (*side).owe(env, 1);
-        let prefix = config.key_prefix.clone();
-        let conn = Connection::start(config, outbox, stats.clone());
-        Ok(Client {
-            side,
-            released,
-            conn,
-            stats,
-            prefix,
-            arena: RefCell::new(Vec::with_capacity(8192)),
-            closing: Cell::new(false),
-        })
+      }
+    })));
+    let side = Box::into_raw(Box::new(JsSide {
+      outbox: outbox.clone(),
+      stats: stats.clone(),
+      prefix: config.key_prefix.clone(),
+      secret: config.password_str().map(str::to_string),
+      tsfn: Cell::new(ptr::null_mut()),
+      owed: Cell::new(0),
+      referenced: Cell::new(true),
+      released: released.clone(),
+    }));
+    let name = js_string(env, b"atlas-redis")?;
+    let mut tsfn = ptr::null_mut();
+    let status = sys::napi_create_threadsafe_function(
+      env,
+      callback,
+      ptr::null_mut(),
+      name,
+      0,
+      1,
+      side as *mut c_void,
+      Some(finalize_side),
+      side as *mut c_void,
+      Some(deliver),
+      &mut tsfn,
+    );
+    if status != sys::Status::napi_ok {
+      drop(Box::from_raw(side));
+      return Err(napi_err("create threadsafe function"));
     }
+    (*side).tsfn.set(tsfn);
+    let _ = tsfn_slot.set(SendPtr(tsfn));
+    // The pending connect keeps the process alive until Ready/ConnectFailed.
+    (*side).owe(env, 1);
+    let prefix = config.key_prefix.clone();
+    let conn = Connection::start(config, outbox, stats.clone());
+    Ok(Client {
+      side,
+      released,
+      conn,
+      stats,
+      prefix,
+      arena: RefCell::new(Vec::with_capacity(8192)),
+      closing: Cell::new(false),
+    })
+  }
 
-    /// The JS-side state, unless the thread-safe function (and with it that
-    /// state) was already released.
-    fn side(&self) -> Option<&JsSide> {
-        if self.released.load(Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: freed only by the tsfn finalizer, which runs after `released`
-        // was set on this same (JS) thread.
-        Some(unsafe { &*self.side })
+  /// The JS-side state, unless the thread-safe function (and with it that
+  /// state) was already released.
+  fn side(&self) -> Option<&JsSide> {
+    if self.released.load(Ordering::Acquire) {
+      return None;
     }
+    // SAFETY: freed only by the tsfn finalizer, which runs after `released`
+    // was set on this same (JS) thread.
+    Some(unsafe { &*self.side })
+  }
 
-    /// Encodes the batch `[op, ...args, op, ...args]` whose first command has id
-    /// `first_id`, sends what is valid, and returns `[index, code, message, …]`
-    /// for commands refused before sending (or undefined when none were).
-    pub unsafe fn submit(
-        &self,
-        env: sys::napi_env,
-        queue: sys::napi_value,
-        first_id: u32,
-    ) -> NapiResult<sys::napi_value> {
-        let mut len = 0u32;
+  /// Encodes the batch `[op, ...args, op, ...args]` whose first command has id
+  /// `first_id`, sends what is valid, and returns `[index, code, message, …]`
+  /// for commands refused before sending (or undefined when none were).
+  pub unsafe fn submit(
+    &self,
+    env: sys::napi_env,
+    queue: sys::napi_value,
+    first_id: u32,
+  ) -> NapiResult<sys::napi_value> {
+    let mut len = 0u32;
+    ck!(
+      sys::napi_get_array_length(env, queue, &mut len),
+      "queue length"
+    );
+    let mut bytes = Vec::with_capacity(len as usize * 24);
+    let mut entries = Vec::with_capacity(len as usize / 2);
+    let mut refused: Vec<(u32, Error)> = Vec::new();
+    let mut arena = self.arena.borrow_mut();
+    let mut raw = Vec::with_capacity(8);
+    let mut i = 0u32;
+    let mut index = 0u32;
+    while i < len {
+      let mut v = ptr::null_mut();
+      ck!(sys::napi_get_element(env, queue, i, &mut v), "op");
+      let mut code = 0u32;
+      ck!(sys::napi_get_value_uint32(env, v, &mut code), "op code");
+      let op = Op::from_code(code).ok_or_else(|| napi_err("unknown op code"))?;
+      let n = commands::arity(op) as u32;
+      if i + 1 + n > len {
+        return Err(napi_err("batch ends inside a command"));
+      }
+      arena.clear();
+      raw.clear();
+      for j in 0..n {
         ck!(
-            sys::napi_get_array_length(env, queue, &mut len),
-            "queue length"
+          sys::napi_get_element(env, queue, i + 1 + j, &mut v),
+          "argument"
         );
-        let mut bytes = Vec::with_capacity(len as usize * 24);
-        let mut entries = Vec::with_capacity(len as usize / 2);
-        let mut refused: Vec<(u32, Error)> = Vec::new();
-        let mut arena = self.arena.borrow_mut();
-        let mut raw = Vec::with_capacity(8);
-        let mut i = 0u32;
-        let mut index = 0u32;
-        while i < len {
-            let mut v = ptr::null_mut();
-            ck!(sys::napi_get_element(env, queue, i, &mut v), "op");
-            let mut code = 0u32;
-            ck!(sys::napi_get_value_uint32(env, v, &mut code), "op code");
-            let op = Op::from_code(code).ok_or_else(|| napi_err("unknown op code"))?;
-            let n = commands::arity(op) as u32;
-            if i + 1 + n > len {
-                return Err(napi_err("batch ends inside a command"));
-            }
-            arena.clear();
-            raw.clear();
-            for j in 0..n {
-                ck!(
-                    sys::napi_get_element(env, queue, i + 1 + j, &mut v),
-                    "argument"
-                );
-                raw.push(read_arg(env, v, &mut arena, 0)?);
-            }
-            let args: Vec<Arg> = raw.iter().map(|a| resolve(a, &arena)).collect();
-            let id = first_id.wrapping_add(index) & ID_MASK;
-            match commands::encode(op, &args, &self.prefix, &mut bytes) {
-                Ok(shape) => entries.push(Entry { id, shape }),
-                Err(e) => refused.push((index, e)),
-            }
-            i += 1 + n;
-            index += 1;
-        }
-        drop(arena);
-        if !entries.is_empty() {
-            let side = self.side().filter(|_| !self.closing.get());
-            if let Some(side) = side {
-                self.stats
-                    .commands
-                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
-                self.stats.batches.fetch_add(1, Ordering::Relaxed);
-                side.owe(env, entries.len());
-                self.conn.send(Batch {
-                    bytes,
-                    entries,
-                    created: Instant::now(),
-                });
-            } else {
-                for e in &entries {
-                    refused.push((e.id.wrapping_sub(first_id) & ID_MASK, Error::closed()));
-                }
-            }
-        }
-        if refused.is_empty() {
-            return js_undefined(env);
-        }
-        let out = js_array(env, refused.len() * 3)?;
-        for (k, (idx, e)) in refused.iter().enumerate() {
-            set_element(env, out, 3 * k, js_number(env, *idx as f64)?)?;
-            set_element(
-                env,
-                out,
-                3 * k + 1,
-                js_string(env, e.code.as_str().as_bytes())?,
-            )?;
-            set_element(env, out, 3 * k + 2, js_string(env, e.message.as_bytes())?)?;
-        }
-        Ok(out)
+        raw.push(read_arg(env, v, &mut arena, 0)?);
+      }
+      let args: Vec<Arg> = raw.iter().map(|a| resolve(a, &arena)).collect();
+      let id = first_id.wrapping_add(index) & ID_MASK;
+      match commands::encode(op, &args, &self.prefix, &mut bytes) {
+        Ok(shape) => entries.push(Entry { id, shape }),
+        Err(e) => refused.push((index, e)),
+      }
+      i += 1 + n;
+      index += 1;
     }
+    drop(arena);
+    if !entries.is_empty() {
+      let side = self.side().filter(|_| !self.closing.get());
+      if let Some(side) = side {
+        self
+          .stats
+          .commands
+          .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        side.owe(env, entries.len());
+        self.conn.send(Batch {
+          bytes,
+          entries,
+          created: Instant::now(),
+        });
+      } else {
+        for e in &entries {
+          refused.push((e.id.wrapping_sub(first_id) & ID_MASK, Error::closed()));
+        }
+      }
+    }
+    if refused.is_empty() {
+      return js_undefined(env);
+    }
+    let out = js_array(env, refused.len() * 3)?;
+    for (k, (idx, e)) in refused.iter().enumerate() {
+      set_element(env, out, 3 * k, js_number(env, *idx as f64)?)?;
+      set_element(
+        env,
+        out,
+        3 * k + 1,
+        js_string(env, e.code.as_str().as_bytes())?,
+      )?;
+      set_element(env, out, 3 * k + 2, js_string(env, e.message.as_bytes())?)?;
+    }
+    Ok(out)
+  }
 
-    /// Finishes in-flight work, then disconnects; the `closed` event follows.
-    pub fn close(&self, env: sys::napi_env) {
-        if self.closing.replace(true) {
-            return;
-        }
-        if let Some(side) = self.side() {
-            side.owe(env, 1);
-            self.conn.close();
-        }
+  /// Finishes in-flight work, then disconnects; the `closed` event follows.
+  pub fn close(&self, env: sys::napi_env) {
+    if self.closing.replace(true) {
+      return;
     }
+    if let Some(side) = self.side() {
+      side.owe(env, 1);
+      self.conn.close();
+    }
+  }
 
-    pub fn stats(&self) -> crate::stats::Snapshot {
-        self.stats.snapshot()
-    }
+  pub fn stats(&self) -> crate::stats::Snapshot {
+    self.stats.snapshot()
+  }
 }

@@ -21,69 +21,69 @@ use crate::resp::{push_array_header, push_bulk, push_bulk_int, push_bulk_prefixe
 /// A JavaScript argument, as the bridge read it. Strings are UTF-8 bytes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Arg<'a> {
-    Undefined,
-    Null,
-    Bool(bool),
-    Number(f64),
-    Str(&'a [u8]),
-    Buf(&'a [u8]),
-    Array(Vec<Arg<'a>>),
-    /// A plain object's own enumerable string keys and their values.
-    Object(Vec<(&'a [u8], Arg<'a>)>),
-    /// Anything else (bigint, symbol, function, …): its `typeof`.
-    Other(&'static str),
+  Undefined,
+  Null,
+  Bool(bool),
+  Number(f64),
+  Str(&'a [u8]),
+  Buf(&'a [u8]),
+  Array(Vec<Arg<'a>>),
+  /// A plain object's own enumerable string keys and their values.
+  Object(Vec<(&'a [u8], Arg<'a>)>),
+  /// Anything else (bigint, symbol, function, …): its `typeof`.
+  Other(&'static str),
 }
 
 impl Arg<'_> {
-    /// What a message says the caller passed.
-    pub fn describe(&self) -> String {
-        match self {
-            Arg::Undefined => "undefined".into(),
-            Arg::Null => "null".into(),
-            Arg::Bool(_) => "boolean".into(),
-            Arg::Number(n) if n.is_nan() => "NaN".into(),
-            Arg::Number(n) if n.is_infinite() => "Infinity".into(),
-            Arg::Number(n) => format!("number {n}"),
-            Arg::Str(s) if s.is_empty() => "an empty string".into(),
-            Arg::Str(_) => "string".into(),
-            Arg::Buf(b) if b.is_empty() => "an empty Buffer".into(),
-            Arg::Buf(_) => "Buffer".into(),
-            Arg::Array(_) => "array".into(),
-            Arg::Object(_) => "object".into(),
-            Arg::Other(t) => (*t).into(),
-        }
+  /// What a message says the caller passed.
+  pub fn describe(&self) -> String {
+    match self {
+      Arg::Undefined => "undefined".into(),
+      Arg::Null => "null".into(),
+      Arg::Bool(_) => "boolean".into(),
+      Arg::Number(n) if n.is_nan() => "NaN".into(),
+      Arg::Number(n) if n.is_infinite() => "Infinity".into(),
+      Arg::Number(n) => format!("number {n}"),
+      Arg::Str(s) if s.is_empty() => "an empty string".into(),
+      Arg::Str(_) => "string".into(),
+      Arg::Buf(b) if b.is_empty() => "an empty Buffer".into(),
+      Arg::Buf(_) => "Buffer".into(),
+      Arg::Array(_) => "array".into(),
+      Arg::Object(_) => "object".into(),
+      Arg::Other(t) => (*t).into(),
     }
+  }
 
-    fn type_name(&self) -> String {
-        match self {
-            Arg::Number(_) => "number".into(),
-            other => other.describe(),
-        }
+  fn type_name(&self) -> String {
+    match self {
+      Arg::Number(_) => "number".into(),
+      other => other.describe(),
     }
+  }
 }
 
 /// How the bridge converts a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Shape {
-    /// Bulk string → `string`, nil → `null`.
-    Str,
-    /// Bulk string → `Buffer`, nil → `null`.
-    Buf,
-    /// Anything → `undefined`.
-    Void,
-    /// `OK`/1 → `true`, nil/0 → `false`.
-    Bool,
-    /// Integer → `number`.
-    Int,
-    /// Array of bulk strings → `(string | null)[]`.
-    StrArray,
-    /// Field/value pairs → `Record<string, string>`.
-    Map,
-    /// `[cursor, keys]` → `[string, string[]]` with the key prefix removed.
-    Scan,
-    /// Generic conversion for `command()`.
-    Raw,
+  /// Bulk string → `string`, nil → `null`.
+  Str,
+  /// Bulk string → `Buffer`, nil → `null`.
+  Buf,
+  /// Anything → `undefined`.
+  Void,
+  /// `OK`/1 → `true`, nil/0 → `false`.
+  Bool,
+  /// Integer → `number`.
+  Int,
+  /// Array of bulk strings → `(string | null)[]`.
+  StrArray,
+  /// Field/value pairs → `Record<string, string>`.
+  Map,
+  /// `[cursor, keys]` → `[string, string[]]` with the key prefix removed.
+  Scan,
+  /// Generic conversion for `command()`.
+  Raw,
 }
 
 macro_rules! ops {
@@ -143,866 +143,854 @@ ops! {
 const MAX_SAFE: f64 = 9_007_199_254_740_991.0;
 
 struct Ctx<'p> {
-    method: &'static str,
-    prefix: &'p [u8],
+  method: &'static str,
+  prefix: &'p [u8],
 }
 
 impl Ctx<'_> {
-    fn err(&self, name: &str, what: &str, got: &Arg) -> Error {
-        Error::invalid(format!(
-            "{}(): {name} must be {what}, got {}",
-            self.method,
-            got.describe()
-        ))
-    }
+  fn err(&self, name: &str, what: &str, got: &Arg) -> Error {
+    Error::invalid(format!(
+      "{}(): {name} must be {what}, got {}",
+      self.method,
+      got.describe()
+    ))
+  }
 
-    fn key<'a>(&self, name: &str, a: &'a Arg) -> Result<&'a [u8]> {
-        match a {
-            Arg::Str(s) | Arg::Buf(s) if !s.is_empty() => Ok(s),
-            other => Err(self.err(name, "a non-empty string or Buffer", other)),
-        }
+  fn key<'a>(&self, name: &str, a: &'a Arg) -> Result<&'a [u8]> {
+    match a {
+      Arg::Str(s) | Arg::Buf(s) if !s.is_empty() => Ok(s),
+      other => Err(self.err(name, "a non-empty string or Buffer", other)),
     }
+  }
 
-    fn value<'a>(&self, name: &str, a: &'a Arg) -> Result<&'a [u8]> {
-        match a {
-            Arg::Str(s) | Arg::Buf(s) => Ok(s),
-            other => Err(Error::invalid(format!(
-                "{}(): {name} must be a string or Buffer, got {}",
-                self.method,
-                other.type_name()
-            ))),
-        }
+  fn value<'a>(&self, name: &str, a: &'a Arg) -> Result<&'a [u8]> {
+    match a {
+      Arg::Str(s) | Arg::Buf(s) => Ok(s),
+      other => Err(Error::invalid(format!(
+        "{}(): {name} must be a string or Buffer, got {}",
+        self.method,
+        other.type_name()
+      ))),
     }
+  }
 
-    /// A positive integer (TTLs, timeouts).
-    fn positive(&self, name: &str, a: &Arg) -> Result<i64> {
-        match a {
-            Arg::Number(n) if n.is_finite() && n.fract() == 0.0 && *n > 0.0 && *n <= MAX_SAFE => {
-                Ok(*n as i64)
-            }
-            other => Err(self.err(name, "a positive integer", other)),
-        }
+  /// A positive integer (TTLs, timeouts).
+  fn positive(&self, name: &str, a: &Arg) -> Result<i64> {
+    match a {
+      Arg::Number(n) if n.is_finite() && n.fract() == 0.0 && *n > 0.0 && *n <= MAX_SAFE => {
+        Ok(*n as i64)
+      }
+      other => Err(self.err(name, "a positive integer", other)),
     }
+  }
 
-    fn integer(&self, name: &str, a: &Arg) -> Result<i64> {
-        match a {
-            Arg::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() <= MAX_SAFE => {
-                Ok(*n as i64)
-            }
-            other => Err(self.err(name, "an integer", other)),
-        }
+  fn integer(&self, name: &str, a: &Arg) -> Result<i64> {
+    match a {
+      Arg::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() <= MAX_SAFE => Ok(*n as i64),
+      other => Err(self.err(name, "an integer", other)),
     }
+  }
 
-    fn flag(&self, name: &str, a: &Arg) -> Result<bool> {
-        match a {
-            Arg::Undefined => Ok(false),
-            Arg::Bool(b) => Ok(*b),
-            other => Err(self.err(name, "a boolean", other)),
-        }
+  fn flag(&self, name: &str, a: &Arg) -> Result<bool> {
+    match a {
+      Arg::Undefined => Ok(false),
+      Arg::Bool(b) => Ok(*b),
+      other => Err(self.err(name, "a boolean", other)),
     }
+  }
 
-    fn optional_positive(&self, name: &str, a: &Arg) -> Result<Option<i64>> {
-        match a {
-            Arg::Undefined => Ok(None),
-            other => self.positive(name, other).map(Some),
-        }
+  fn optional_positive(&self, name: &str, a: &Arg) -> Result<Option<i64>> {
+    match a {
+      Arg::Undefined => Ok(None),
+      other => self.positive(name, other).map(Some),
     }
+  }
 
-    fn list<'b, 'a>(&self, name: &str, a: &'b Arg<'a>) -> Result<&'b [Arg<'a>]> {
-        match a {
-            Arg::Array(items) if !items.is_empty() => Ok(items),
-            other => Err(self.err(name, "at least one item", other)),
-        }
+  fn list<'b, 'a>(&self, name: &str, a: &'b Arg<'a>) -> Result<&'b [Arg<'a>]> {
+    match a {
+      Arg::Array(items) if !items.is_empty() => Ok(items),
+      other => Err(self.err(name, "at least one item", other)),
     }
+  }
 
-    fn keys(&self, name: &str, a: &Arg) -> Result<Vec<Vec<u8>>> {
-        let items = self.list(name, a)?;
-        items
-            .iter()
-            .enumerate()
-            .map(|(i, k)| self.key(&format!("{name}[{i}]"), k).map(|k| k.to_vec()))
-            .collect()
-    }
+  fn keys(&self, name: &str, a: &Arg) -> Result<Vec<Vec<u8>>> {
+    let items = self.list(name, a)?;
+    items
+      .iter()
+      .enumerate()
+      .map(|(i, k)| self.key(&format!("{name}[{i}]"), k).map(|k| k.to_vec()))
+      .collect()
+  }
 
-    fn put_key(&self, out: &mut Vec<u8>, key: &[u8]) {
-        push_bulk_prefixed(out, self.prefix, key);
-    }
+  fn put_key(&self, out: &mut Vec<u8>, key: &[u8]) {
+    push_bulk_prefixed(out, self.prefix, key);
+  }
 }
 
 /// Field/value pairs given as an object or as a flat `[f1, v1, f2, v2]` array.
 fn pairs<'a>(c: &Ctx, name: &str, a: &'a Arg<'a>) -> Result<Vec<(&'a [u8], &'a [u8])>> {
-    let out: Vec<_> = match a {
-        Arg::Object(entries) => entries
-            .iter()
-            .map(|(k, v)| {
-                let v = c.value(&format!("{name}.{}", String::from_utf8_lossy(k)), v)?;
-                Ok((*k, v))
-            })
-            .collect::<Result<_>>()?,
-        Arg::Array(items) if items.len() % 2 == 0 => items
-            .chunks(2)
-            .enumerate()
-            .map(|(i, kv)| {
-                let k = c.value(&format!("{name}[{}]", 2 * i), &kv[0])?;
-                let v = c.value(&format!("{name}[{}]", 2 * i + 1), &kv[1])?;
-                Ok((k, v))
-            })
-            .collect::<Result<_>>()?,
-        other => return Err(c.err(name, "an object or a flat [key, value, …] array", other)),
-    };
-    if out.is_empty() {
-        return Err(Error::invalid(format!(
-            "{}(): {name} must hold at least one entry",
-            c.method
-        )));
-    }
-    Ok(out)
+  let out: Vec<_> = match a {
+    Arg::Object(entries) => entries
+      .iter()
+      .map(|(k, v)| {
+        let v = c.value(&format!("{name}.{}", String::from_utf8_lossy(k)), v)?;
+        Ok((*k, v))
+      })
+      .collect::<Result<_>>()?,
+    Arg::Array(items) if items.len() % 2 == 0 => items
+      .chunks(2)
+      .enumerate()
+      .map(|(i, kv)| {
+        let k = c.value(&format!("{name}[{}]", 2 * i), &kv[0])?;
+        let v = c.value(&format!("{name}[{}]", 2 * i + 1), &kv[1])?;
+        Ok((k, v))
+      })
+      .collect::<Result<_>>()?,
+    other => return Err(c.err(name, "an object or a flat [key, value, …] array", other)),
+  };
+  if out.is_empty() {
+    return Err(Error::invalid(format!(
+      "{}(): {name} must hold at least one entry",
+      c.method
+    )));
+  }
+  Ok(out)
 }
 
 fn check_arity(op: Op, args: &[Arg], n: usize) -> Result<()> {
-    if args.len() != n {
-        return Err(Error::invalid(format!(
-            "{}(): expected {n} arguments, got {}",
-            op.method(),
-            args.len()
-        )));
-    }
-    Ok(())
+  if args.len() != n {
+    return Err(Error::invalid(format!(
+      "{}(): expected {n} arguments, got {}",
+      op.method(),
+      args.len()
+    )));
+  }
+  Ok(())
 }
 
 /// Number of JavaScript arguments each op takes from the batch.
 pub fn arity(op: Op) -> usize {
-    match op {
-        Op::Ping => 0,
-        Op::Get
-        | Op::GetBuffer
-        | Op::Del
-        | Op::Exists
-        | Op::Ttl
-        | Op::PTtl
-        | Op::Incr
-        | Op::MGet
-        | Op::MSet
-        | Op::HGetAll
-        | Op::SMembers
-        | Op::GetDel => 1,
-        Op::Expire | Op::PExpire | Op::IncrBy | Op::HGet | Op::HDel | Op::SAdd | Op::SRem => 2,
-        Op::Command => 2,
-        Op::Set | Op::HSet => 3,
-        Op::GetEx | Op::Scan => 4,
-        Op::SetWith => 7,
-    }
+  match op {
+    Op::Ping => 0,
+    Op::Get
+    | Op::GetBuffer
+    | Op::Del
+    | Op::Exists
+    | Op::Ttl
+    | Op::PTtl
+    | Op::Incr
+    | Op::MGet
+    | Op::MSet
+    | Op::HGetAll
+    | Op::SMembers
+    | Op::GetDel => 1,
+    Op::Expire | Op::PExpire | Op::IncrBy | Op::HGet | Op::HDel | Op::SAdd | Op::SRem => 2,
+    Op::Command => 2,
+    Op::Set | Op::HSet => 3,
+    Op::GetEx | Op::Scan => 4,
+    Op::SetWith => 7,
+  }
 }
 
 /// Checks `args` and appends the RESP command to `out`. On error `out` is
 /// left exactly as it was.
 pub fn encode(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Result<Shape> {
-    let mark = out.len();
-    let r = encode_inner(op, args, prefix, out);
-    if r.is_err() {
-        out.truncate(mark);
-    }
-    r
+  let mark = out.len();
+  let r = encode_inner(op, args, prefix, out);
+  if r.is_err() {
+    out.truncate(mark);
+  }
+  r
 }
 
 fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Result<Shape> {
-    check_arity(op, args, arity(op))?;
-    let c = Ctx {
-        method: op.method(),
-        prefix,
-    };
-    let simple_key = |name: &[u8], shape: Shape, out: &mut Vec<u8>| -> Result<Shape> {
-        let k = c.key("key", &args[0])?;
-        push_array_header(out, 2);
-        push_bulk(out, name);
-        c.put_key(out, k);
-        Ok(shape)
-    };
-    match op {
-        Op::Ping => {
-            push_array_header(out, 1);
-            push_bulk(out, b"PING");
-            Ok(Shape::Void)
-        }
-        Op::Get => simple_key(b"GET", Shape::Str, out),
-        Op::GetBuffer => simple_key(b"GET", Shape::Buf, out),
-        Op::Ttl => simple_key(b"TTL", Shape::Int, out),
-        Op::PTtl => simple_key(b"PTTL", Shape::Int, out),
-        Op::Incr => simple_key(b"INCR", Shape::Int, out),
-        Op::HGetAll => simple_key(b"HGETALL", Shape::Map, out),
-        Op::SMembers => simple_key(b"SMEMBERS", Shape::StrArray, out),
-        Op::GetDel => simple_key(b"GETDEL", Shape::Str, out),
-        Op::Set => {
-            let k = c.key("key", &args[0])?;
-            let v = c.value("value", &args[1])?;
-            let ttl = c.optional_positive("ttlSeconds", &args[2])?;
-            push_array_header(out, if ttl.is_some() { 5 } else { 3 });
-            push_bulk(out, b"SET");
-            c.put_key(out, k);
-            push_bulk(out, v);
-            if let Some(t) = ttl {
-                push_bulk(out, b"EX");
-                push_bulk_int(out, t);
-            }
-            Ok(Shape::Void)
-        }
-        Op::SetWith => {
-            // args: key, value, ttlSeconds, ttlMs, nx, xx, keepTtl
-            let k = c.key("key", &args[0])?;
-            let v = c.value("value", &args[1])?;
-            let secs = c.optional_positive("options.ttlSeconds", &args[2])?;
-            let ms = c.optional_positive("options.ttlMs", &args[3])?;
-            let nx = c.flag("options.nx", &args[4])?;
-            let xx = c.flag("options.xx", &args[5])?;
-            let keep = c.flag("options.keepTtl", &args[6])?;
-            if secs.is_some() && ms.is_some() {
-                return Err(Error::invalid(
-                    "set(): give options.ttlSeconds or options.ttlMs, not both",
-                ));
-            }
-            if nx && xx {
-                return Err(Error::invalid(
-                    "set(): options.nx and options.xx exclude each other",
-                ));
-            }
-            if keep && (secs.is_some() || ms.is_some()) {
-                return Err(Error::invalid(
-                    "set(): options.keepTtl cannot be combined with a TTL",
-                ));
-            }
-            let n = 3
-                + 2 * (secs.is_some() || ms.is_some()) as usize
-                + (nx || xx) as usize
-                + keep as usize;
-            push_array_header(out, n);
-            push_bulk(out, b"SET");
-            c.put_key(out, k);
-            push_bulk(out, v);
-            if let Some(s) = secs {
-                push_bulk(out, b"EX");
-                push_bulk_int(out, s);
-            }
-            if let Some(m) = ms {
-                push_bulk(out, b"PX");
-                push_bulk_int(out, m);
-            }
-            if nx {
-                push_bulk(out, b"NX");
-            }
-            if xx {
-                push_bulk(out, b"XX");
-            }
-            if keep {
-                push_bulk(out, b"KEEPTTL");
-            }
-            Ok(Shape::Bool)
-        }
-        Op::Del | Op::Exists | Op::MGet => {
-            let keys = c.keys("keys", &args[0])?;
-            let (name, shape): (&[u8], _) = match op {
-                Op::Del => (b"DEL", Shape::Int),
-                Op::Exists => (b"EXISTS", Shape::Int),
-                _ => (b"MGET", Shape::StrArray),
-            };
-            push_array_header(out, 1 + keys.len());
-            push_bulk(out, name);
-            for k in &keys {
-                c.put_key(out, k);
-            }
-            Ok(shape)
-        }
-        Op::Expire | Op::PExpire => {
-            let k = c.key("key", &args[0])?;
-            let (name, what): (&[u8], _) = if op == Op::Expire {
-                (b"EXPIRE", "seconds")
-            } else {
-                (b"PEXPIRE", "milliseconds")
-            };
-            let t = c.positive(what, &args[1])?;
-            push_array_header(out, 3);
-            push_bulk(out, name);
-            c.put_key(out, k);
-            push_bulk_int(out, t);
-            Ok(Shape::Bool)
-        }
-        Op::IncrBy => {
-            let k = c.key("key", &args[0])?;
-            let by = c.integer("increment", &args[1])?;
-            push_array_header(out, 3);
-            push_bulk(out, b"INCRBY");
-            c.put_key(out, k);
-            push_bulk_int(out, by);
-            Ok(Shape::Int)
-        }
-        Op::MSet => {
-            let p = pairs(&c, "entries", &args[0])?;
-            for (i, (k, _)) in p.iter().enumerate() {
-                if k.is_empty() {
-                    return Err(Error::invalid(format!(
-                        "mset(): key #{i} must be a non-empty string or Buffer"
-                    )));
-                }
-            }
-            push_array_header(out, 1 + 2 * p.len());
-            push_bulk(out, b"MSET");
-            for (k, v) in p {
-                c.put_key(out, k);
-                push_bulk(out, v);
-            }
-            Ok(Shape::Void)
-        }
-        Op::HGet => {
-            let k = c.key("key", &args[0])?;
-            let f = c.value("field", &args[1])?;
-            push_array_header(out, 3);
-            push_bulk(out, b"HGET");
-            c.put_key(out, k);
-            push_bulk(out, f);
-            Ok(Shape::Str)
-        }
-        Op::HSet => {
-            // hset(key, field, value) or hset(key, { field: value, … })
-            let k = c.key("key", &args[0])?;
-            let p = match (&args[1], &args[2]) {
-                (fields @ (Arg::Object(_) | Arg::Array(_)), Arg::Undefined) => {
-                    pairs(&c, "fields", fields)?
-                }
-                (f, v) => vec![(c.value("field", f)?, c.value("value", v)?)],
-            };
-            push_array_header(out, 2 + 2 * p.len());
-            push_bulk(out, b"HSET");
-            c.put_key(out, k);
-            for (f, v) in p {
-                push_bulk(out, f);
-                push_bulk(out, v);
-            }
-            Ok(Shape::Int)
-        }
-        Op::HDel | Op::SAdd | Op::SRem => {
-            let k = c.key("key", &args[0])?;
-            let (name, what): (&[u8], _) = match op {
-                Op::HDel => (b"HDEL", "fields"),
-                Op::SAdd => (b"SADD", "members"),
-                _ => (b"SREM", "members"),
-            };
-            let items = c.list(what, &args[1])?;
-            let items = items
-                .iter()
-                .enumerate()
-                .map(|(i, m)| c.value(&format!("{what}[{i}]"), m))
-                .collect::<Result<Vec<_>>>()?;
-            push_array_header(out, 2 + items.len());
-            push_bulk(out, name);
-            c.put_key(out, k);
-            for m in items {
-                push_bulk(out, m);
-            }
-            Ok(Shape::Int)
-        }
-        Op::GetEx => {
-            // args: key, ttlSeconds, ttlMs, persist
-            let k = c.key("key", &args[0])?;
-            let secs = c.optional_positive("options.ttlSeconds", &args[1])?;
-            let ms = c.optional_positive("options.ttlMs", &args[2])?;
-            let persist = c.flag("options.persist", &args[3])?;
-            if (secs.is_some() as u8 + ms.is_some() as u8 + persist as u8) > 1 {
-                return Err(Error::invalid(
-                    "getEx(): give one of options.ttlSeconds, options.ttlMs, options.persist",
-                ));
-            }
-            let extra = if secs.is_some() || ms.is_some() {
-                2
-            } else {
-                persist as usize
-            };
-            push_array_header(out, 2 + extra);
-            push_bulk(out, b"GETEX");
-            c.put_key(out, k);
-            if let Some(s) = secs {
-                push_bulk(out, b"EX");
-                push_bulk_int(out, s);
-            }
-            if let Some(m) = ms {
-                push_bulk(out, b"PX");
-                push_bulk_int(out, m);
-            }
-            if persist {
-                push_bulk(out, b"PERSIST");
-            }
-            Ok(Shape::Str)
-        }
-        Op::Scan => encode_scan(&c, args, out),
-        Op::Command => encode_generic(&c, args, out),
+  check_arity(op, args, arity(op))?;
+  let c = Ctx {
+    method: op.method(),
+    prefix,
+  };
+  let simple_key = |name: &[u8], shape: Shape, out: &mut Vec<u8>| -> Result<Shape> {
+    let k = c.key("key", &args[0])?;
+    push_array_header(out, 2);
+    push_bulk(out, name);
+    c.put_key(out, k);
+    Ok(shape)
+  };
+  match op {
+    Op::Ping => {
+      push_array_header(out, 1);
+      push_bulk(out, b"PING");
+      Ok(Shape::Void)
     }
+    Op::Get => simple_key(b"GET", Shape::Str, out),
+    Op::GetBuffer => simple_key(b"GET", Shape::Buf, out),
+    Op::Ttl => simple_key(b"TTL", Shape::Int, out),
+    Op::PTtl => simple_key(b"PTTL", Shape::Int, out),
+    Op::Incr => simple_key(b"INCR", Shape::Int, out),
+    Op::HGetAll => simple_key(b"HGETALL", Shape::Map, out),
+    Op::SMembers => simple_key(b"SMEMBERS", Shape::StrArray, out),
+    Op::GetDel => simple_key(b"GETDEL", Shape::Str, out),
+    Op::Set => {
+      let k = c.key("key", &args[0])?;
+      let v = c.value("value", &args[1])?;
+      let ttl = c.optional_positive("ttlSeconds", &args[2])?;
+      push_array_header(out, if ttl.is_some() { 5 } else { 3 });
+      push_bulk(out, b"SET");
+      c.put_key(out, k);
+      push_bulk(out, v);
+      if let Some(t) = ttl {
+        push_bulk(out, b"EX");
+        push_bulk_int(out, t);
+      }
+      Ok(Shape::Void)
+    }
+    Op::SetWith => {
+      // args: key, value, ttlSeconds, ttlMs, nx, xx, keepTtl
+      let k = c.key("key", &args[0])?;
+      let v = c.value("value", &args[1])?;
+      let secs = c.optional_positive("options.ttlSeconds", &args[2])?;
+      let ms = c.optional_positive("options.ttlMs", &args[3])?;
+      let nx = c.flag("options.nx", &args[4])?;
+      let xx = c.flag("options.xx", &args[5])?;
+      let keep = c.flag("options.keepTtl", &args[6])?;
+      if secs.is_some() && ms.is_some() {
+        return Err(Error::invalid(
+          "set(): give options.ttlSeconds or options.ttlMs, not both",
+        ));
+      }
+      if nx && xx {
+        return Err(Error::invalid(
+          "set(): options.nx and options.xx exclude each other",
+        ));
+      }
+      if keep && (secs.is_some() || ms.is_some()) {
+        return Err(Error::invalid(
+          "set(): options.keepTtl cannot be combined with a TTL",
+        ));
+      }
+      let n =
+        3 + 2 * (secs.is_some() || ms.is_some()) as usize + (nx || xx) as usize + keep as usize;
+      push_array_header(out, n);
+      push_bulk(out, b"SET");
+      c.put_key(out, k);
+      push_bulk(out, v);
+      if let Some(s) = secs {
+        push_bulk(out, b"EX");
+        push_bulk_int(out, s);
+      }
+      if let Some(m) = ms {
+        push_bulk(out, b"PX");
+        push_bulk_int(out, m);
+      }
+      if nx {
+        push_bulk(out, b"NX");
+      }
+      if xx {
+        push_bulk(out, b"XX");
+      }
+      if keep {
+        push_bulk(out, b"KEEPTTL");
+      }
+      Ok(Shape::Bool)
+    }
+    Op::Del | Op::Exists | Op::MGet => {
+      let keys = c.keys("keys", &args[0])?;
+      let (name, shape): (&[u8], _) = match op {
+        Op::Del => (b"DEL", Shape::Int),
+        Op::Exists => (b"EXISTS", Shape::Int),
+        _ => (b"MGET", Shape::StrArray),
+      };
+      push_array_header(out, 1 + keys.len());
+      push_bulk(out, name);
+      for k in &keys {
+        c.put_key(out, k);
+      }
+      Ok(shape)
+    }
+    Op::Expire | Op::PExpire => {
+      let k = c.key("key", &args[0])?;
+      let (name, what): (&[u8], _) = if op == Op::Expire {
+        (b"EXPIRE", "seconds")
+      } else {
+        (b"PEXPIRE", "milliseconds")
+      };
+      let t = c.positive(what, &args[1])?;
+      push_array_header(out, 3);
+      push_bulk(out, name);
+      c.put_key(out, k);
+      push_bulk_int(out, t);
+      Ok(Shape::Bool)
+    }
+    Op::IncrBy => {
+      let k = c.key("key", &args[0])?;
+      let by = c.integer("increment", &args[1])?;
+      push_array_header(out, 3);
+      push_bulk(out, b"INCRBY");
+      c.put_key(out, k);
+      push_bulk_int(out, by);
+      Ok(Shape::Int)
+    }
+    Op::MSet => {
+      let p = pairs(&c, "entries", &args[0])?;
+      for (i, (k, _)) in p.iter().enumerate() {
+        if k.is_empty() {
+          return Err(Error::invalid(format!(
+            "mset(): key #{i} must be a non-empty string or Buffer"
+          )));
+        }
+      }
+      push_array_header(out, 1 + 2 * p.len());
+      push_bulk(out, b"MSET");
+      for (k, v) in p {
+        c.put_key(out, k);
+        push_bulk(out, v);
+      }
+      Ok(Shape::Void)
+    }
+    Op::HGet => {
+      let k = c.key("key", &args[0])?;
+      let f = c.value("field", &args[1])?;
+      push_array_header(out, 3);
+      push_bulk(out, b"HGET");
+      c.put_key(out, k);
+      push_bulk(out, f);
+      Ok(Shape::Str)
+    }
+    Op::HSet => {
+      // hset(key, field, value) or hset(key, { field: value, … })
+      let k = c.key("key", &args[0])?;
+      let p = match (&args[1], &args[2]) {
+        (fields @ (Arg::Object(_) | Arg::Array(_)), Arg::Undefined) => pairs(&c, "fields", fields)?,
+        (f, v) => vec![(c.value("field", f)?, c.value("value", v)?)],
+      };
+      push_array_header(out, 2 + 2 * p.len());
+      push_bulk(out, b"HSET");
+      c.put_key(out, k);
+      for (f, v) in p {
+        push_bulk(out, f);
+        push_bulk(out, v);
+      }
+      Ok(Shape::Int)
+    }
+    Op::HDel | Op::SAdd | Op::SRem => {
+      let k = c.key("key", &args[0])?;
+      let (name, what): (&[u8], _) = match op {
+        Op::HDel => (b"HDEL", "fields"),
+        Op::SAdd => (b"SADD", "members"),
+        _ => (b"SREM", "members"),
+      };
+      let items = c.list(what, &args[1])?;
+      let items = items
+        .iter()
+        .enumerate()
+        .map(|(i, m)| c.value(&format!("{what}[{i}]"), m))
+        .collect::<Result<Vec<_>>>()?;
+      push_array_header(out, 2 + items.len());
+      push_bulk(out, name);
+      c.put_key(out, k);
+      for m in items {
+        push_bulk(out, m);
+      }
+      Ok(Shape::Int)
+    }
+    Op::GetEx => {
+      // args: key, ttlSeconds, ttlMs, persist
+      let k = c.key("key", &args[0])?;
+      let secs = c.optional_positive("options.ttlSeconds", &args[1])?;
+      let ms = c.optional_positive("options.ttlMs", &args[2])?;
+      let persist = c.flag("options.persist", &args[3])?;
+      if (secs.is_some() as u8 + ms.is_some() as u8 + persist as u8) > 1 {
+        return Err(Error::invalid(
+          "getEx(): give one of options.ttlSeconds, options.ttlMs, options.persist",
+        ));
+      }
+      let extra = if secs.is_some() || ms.is_some() {
+        2
+      } else {
+        persist as usize
+      };
+      push_array_header(out, 2 + extra);
+      push_bulk(out, b"GETEX");
+      c.put_key(out, k);
+      if let Some(s) = secs {
+        push_bulk(out, b"EX");
+        push_bulk_int(out, s);
+      }
+      if let Some(m) = ms {
+        push_bulk(out, b"PX");
+        push_bulk_int(out, m);
+      }
+      if persist {
+        push_bulk(out, b"PERSIST");
+      }
+      Ok(Shape::Str)
+    }
+    Op::Scan => encode_scan(&c, args, out),
+    Op::Command => encode_generic(&c, args, out),
+  }
 }
 
 /// Escapes glob metacharacters so a key prefix matches only itself.
 pub fn escape_glob(prefix: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(prefix.len());
-    for &b in prefix {
-        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
-            out.push(b'\\');
-        }
-        out.push(b);
+  let mut out = Vec::with_capacity(prefix.len());
+  for &b in prefix {
+    if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+      out.push(b'\\');
     }
-    out
+    out.push(b);
+  }
+  out
 }
 
 fn encode_scan(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
-    // args: cursor, match, count, type
-    let cursor = match &args[0] {
-        Arg::Str(s) if !s.is_empty() && s.iter().all(u8::is_ascii_digit) => *s,
-        other => return Err(c.err("cursor", "a decimal string", other)),
-    };
-    let pattern = match &args[1] {
-        Arg::Undefined => None,
-        a => Some(c.key("options.match", a)?),
-    };
-    let count = c.optional_positive("options.count", &args[2])?;
-    let kind = match &args[3] {
-        Arg::Undefined => None,
-        a => Some(c.key("options.type", a)?),
-    };
-    let full_pattern = match (c.prefix.is_empty(), pattern) {
-        (true, p) => p.map(|p| p.to_vec()),
-        (false, p) => {
-            let mut v = escape_glob(c.prefix);
-            v.extend_from_slice(p.unwrap_or(b"*"));
-            Some(v)
-        }
-    };
-    let n = 2 + 2
-        * (full_pattern.is_some() as usize + count.is_some() as usize + kind.is_some() as usize);
-    push_array_header(out, n);
-    push_bulk(out, b"SCAN");
-    push_bulk(out, cursor);
-    if let Some(p) = &full_pattern {
-        push_bulk(out, b"MATCH");
-        push_bulk(out, p);
+  // args: cursor, match, count, type
+  let cursor = match &args[0] {
+    Arg::Str(s) if !s.is_empty() && s.iter().all(u8::is_ascii_digit) => *s,
+    other => return Err(c.err("cursor", "a decimal string", other)),
+  };
+  let pattern = match &args[1] {
+    Arg::Undefined => None,
+    a => Some(c.key("options.match", a)?),
+  };
+  let count = c.optional_positive("options.count", &args[2])?;
+  let kind = match &args[3] {
+    Arg::Undefined => None,
+    a => Some(c.key("options.type", a)?),
+  };
+  let full_pattern = match (c.prefix.is_empty(), pattern) {
+    (true, p) => p.map(|p| p.to_vec()),
+    (false, p) => {
+      let mut v = escape_glob(c.prefix);
+      v.extend_from_slice(p.unwrap_or(b"*"));
+      Some(v)
     }
-    if let Some(n) = count {
-        push_bulk(out, b"COUNT");
-        push_bulk_int(out, n);
-    }
-    if let Some(t) = kind {
-        push_bulk(out, b"TYPE");
-        push_bulk(out, t);
-    }
-    Ok(Shape::Scan)
+  };
+  let n =
+    2 + 2 * (full_pattern.is_some() as usize + count.is_some() as usize + kind.is_some() as usize);
+  push_array_header(out, n);
+  push_bulk(out, b"SCAN");
+  push_bulk(out, cursor);
+  if let Some(p) = &full_pattern {
+    push_bulk(out, b"MATCH");
+    push_bulk(out, p);
+  }
+  if let Some(n) = count {
+    push_bulk(out, b"COUNT");
+    push_bulk_int(out, n);
+  }
+  if let Some(t) = kind {
+    push_bulk(out, b"TYPE");
+    push_bulk(out, t);
+  }
+  Ok(Shape::Scan)
 }
 
 /// Where a command's keys are, for prefixing in `command()`.
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
 pub enum KeySpec {
-    /// No keys (PING, INFO, …).
-    None,
-    /// Keys from argument `first` (1 = right after the name) to `last`
-    /// (negative: counted from the end), every `step`.
-    Range {
-        first: usize,
-        last: isize,
-        step: usize,
-    },
-    /// EVAL-style: the number of keys is at `at`, keys follow it.
-    NumKeys { at: usize },
-    /// Not known: refused when a key prefix is set.
-    Unknown,
+  /// No keys (PING, INFO, …).
+  None,
+  /// Keys from argument `first` (1 = right after the name) to `last`
+  /// (negative: counted from the end), every `step`.
+  Range {
+    first: usize,
+    last: isize,
+    step: usize,
+  },
+  /// EVAL-style: the number of keys is at `at`, keys follow it.
+  NumKeys { at: usize },
+  /// Not known: refused when a key prefix is set.
+  Unknown,
 }
 
 /// Commands that would let a prefixed client reach other prefixes' keys.
 const REFUSED_WITH_PREFIX: &[&str] = &[
-    "FLUSHDB",
-    "FLUSHALL",
-    "SELECT",
-    "SWAPDB",
-    "MOVE",
-    "KEYS",
-    "SCAN",
-    "RANDOMKEY",
-    "MIGRATE",
+  "FLUSHDB",
+  "FLUSHALL",
+  "SELECT",
+  "SWAPDB",
+  "MOVE",
+  "KEYS",
+  "SCAN",
+  "RANDOMKEY",
+  "MIGRATE",
 ];
 
 /// The key positions of a command (upper-case name).
 pub fn key_spec(name: &str) -> KeySpec {
-    const ONE: KeySpec = KeySpec::Range {
-        first: 1,
-        last: 1,
-        step: 1,
-    };
-    const ALL: KeySpec = KeySpec::Range {
-        first: 1,
-        last: -1,
-        step: 1,
-    };
-    const TWO: KeySpec = KeySpec::Range {
-        first: 1,
-        last: 2,
-        step: 1,
-    };
-    match name {
-        "PING" | "ECHO" | "INFO" | "TIME" | "DBSIZE" | "SCRIPT" | "CLIENT" | "CONFIG"
-        | "COMMAND" | "SLOWLOG" | "LASTSAVE" | "ROLE" | "PUBLISH" | "MULTI" | "EXEC"
-        | "DISCARD" | "UNWATCH" | "FUNCTION" | "LATENCY" | "ACL" | "HELLO" | "AUTH" | "WAIT"
-        | "READONLY" | "READWRITE" | "CLUSTER" | "MEMORY" | "FLUSHDB" | "FLUSHALL" | "SELECT"
-        | "SWAPDB" | "KEYS" | "SCAN" | "RANDOMKEY" | "DEBUG" | "SAVE" | "BGSAVE" | "QUIT"
-        | "RESET" => KeySpec::None,
-        "DEL" | "UNLINK" | "EXISTS" | "TOUCH" | "MGET" | "WATCH" | "SINTER" | "SUNION"
-        | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "PFCOUNT" | "PFMERGE" => ALL,
-        "MSET" | "MSETNX" => KeySpec::Range {
-            first: 1,
-            last: -1,
-            step: 2,
-        },
-        "BLPOP" | "BRPOP" | "BZPOPMIN" | "BZPOPMAX" => KeySpec::Range {
-            first: 1,
-            last: -2,
-            step: 1,
-        },
-        "RENAME" | "RENAMENX" | "SMOVE" | "LMOVE" | "BLMOVE" | "RPOPLPUSH" | "BRPOPLPUSH"
-        | "COPY" | "ZRANGESTORE" | "GEOSEARCHSTORE" => TWO,
-        "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
-            KeySpec::NumKeys { at: 2 }
-        }
-        "OBJECT" | "XINFO" | "XGROUP" => KeySpec::Range {
-            first: 2,
-            last: 2,
-            step: 1,
-        },
-        "SET" | "GET" | "GETSET" | "SETNX" | "SETEX" | "PSETEX" | "APPEND" | "STRLEN" | "INCR"
-        | "DECR" | "INCRBY" | "DECRBY" | "INCRBYFLOAT" | "GETRANGE" | "SETRANGE" | "GETDEL"
-        | "GETEX" | "GETBIT" | "SETBIT" | "BITCOUNT" | "BITPOS" | "BITFIELD" | "EXPIRE"
-        | "PEXPIRE" | "EXPIREAT" | "PEXPIREAT" | "EXPIRETIME" | "PEXPIRETIME" | "TTL" | "PTTL"
-        | "PERSIST" | "TYPE" | "DUMP" | "RESTORE" | "SORT" | "SORT_RO" | "HSET" | "HGET"
-        | "HMSET" | "HMGET" | "HGETALL" | "HDEL" | "HEXISTS" | "HINCRBY" | "HINCRBYFLOAT"
-        | "HKEYS" | "HVALS" | "HLEN" | "HSETNX" | "HSTRLEN" | "HSCAN" | "HRANDFIELD" | "LPUSH"
-        | "RPUSH" | "LPOP" | "RPOP" | "LRANGE" | "LLEN" | "LINDEX" | "LSET" | "LREM" | "LTRIM"
-        | "LINSERT" | "LPUSHX" | "RPUSHX" | "LPOS" | "SADD" | "SREM" | "SMEMBERS" | "SISMEMBER"
-        | "SMISMEMBER" | "SCARD" | "SPOP" | "SRANDMEMBER" | "SSCAN" | "ZADD" | "ZREM"
-        | "ZRANGE" | "ZRANGEBYSCORE" | "ZREVRANGE" | "ZREVRANGEBYSCORE" | "ZRANK" | "ZREVRANK"
-        | "ZSCORE" | "ZMSCORE" | "ZCARD" | "ZCOUNT" | "ZINCRBY" | "ZPOPMIN" | "ZPOPMAX"
-        | "ZREMRANGEBYRANK" | "ZREMRANGEBYSCORE" | "ZREMRANGEBYLEX" | "ZRANGEBYLEX"
-        | "ZREVRANGEBYLEX" | "ZLEXCOUNT" | "ZSCAN" | "ZRANDMEMBER" | "XADD" | "XLEN" | "XRANGE"
-        | "XREVRANGE" | "XDEL" | "XTRIM" | "XACK" | "XCLAIM" | "XAUTOCLAIM" | "XPENDING"
-        | "PFADD" | "GEOADD" | "GEOPOS" | "GEODIST" | "GEOSEARCH" | "GEOHASH" | "GEORADIUS"
-        | "GEORADIUSBYMEMBER" => ONE,
-        _ => KeySpec::Unknown,
+  const ONE: KeySpec = KeySpec::Range {
+    first: 1,
+    last: 1,
+    step: 1,
+  };
+  const ALL: KeySpec = KeySpec::Range {
+    first: 1,
+    last: -1,
+    step: 1,
+  };
+  const TWO: KeySpec = KeySpec::Range {
+    first: 1,
+    last: 2,
+    step: 1,
+  };
+  match name {
+    "PING" | "ECHO" | "INFO" | "TIME" | "DBSIZE" | "SCRIPT" | "CLIENT" | "CONFIG" | "COMMAND"
+    | "SLOWLOG" | "LASTSAVE" | "ROLE" | "PUBLISH" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH"
+    | "FUNCTION" | "LATENCY" | "ACL" | "HELLO" | "AUTH" | "WAIT" | "READONLY" | "READWRITE"
+    | "CLUSTER" | "MEMORY" | "FLUSHDB" | "FLUSHALL" | "SELECT" | "SWAPDB" | "KEYS" | "SCAN"
+    | "RANDOMKEY" | "DEBUG" | "SAVE" | "BGSAVE" | "QUIT" | "RESET" => KeySpec::None,
+    "DEL" | "UNLINK" | "EXISTS" | "TOUCH" | "MGET" | "WATCH" | "SINTER" | "SUNION" | "SDIFF"
+    | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "PFCOUNT" | "PFMERGE" => ALL,
+    "MSET" | "MSETNX" => KeySpec::Range {
+      first: 1,
+      last: -1,
+      step: 2,
+    },
+    "BLPOP" | "BRPOP" | "BZPOPMIN" | "BZPOPMAX" => KeySpec::Range {
+      first: 1,
+      last: -2,
+      step: 1,
+    },
+    "RENAME" | "RENAMENX" | "SMOVE" | "LMOVE" | "BLMOVE" | "RPOPLPUSH" | "BRPOPLPUSH" | "COPY"
+    | "ZRANGESTORE" | "GEOSEARCHSTORE" => TWO,
+    "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
+      KeySpec::NumKeys { at: 2 }
     }
+    "OBJECT" | "XINFO" | "XGROUP" => KeySpec::Range {
+      first: 2,
+      last: 2,
+      step: 1,
+    },
+    "SET" | "GET" | "GETSET" | "SETNX" | "SETEX" | "PSETEX" | "APPEND" | "STRLEN" | "INCR"
+    | "DECR" | "INCRBY" | "DECRBY" | "INCRBYFLOAT" | "GETRANGE" | "SETRANGE" | "GETDEL"
+    | "GETEX" | "GETBIT" | "SETBIT" | "BITCOUNT" | "BITPOS" | "BITFIELD" | "EXPIRE" | "PEXPIRE"
+    | "EXPIREAT" | "PEXPIREAT" | "EXPIRETIME" | "PEXPIRETIME" | "TTL" | "PTTL" | "PERSIST"
+    | "TYPE" | "DUMP" | "RESTORE" | "SORT" | "SORT_RO" | "HSET" | "HGET" | "HMSET" | "HMGET"
+    | "HGETALL" | "HDEL" | "HEXISTS" | "HINCRBY" | "HINCRBYFLOAT" | "HKEYS" | "HVALS" | "HLEN"
+    | "HSETNX" | "HSTRLEN" | "HSCAN" | "HRANDFIELD" | "LPUSH" | "RPUSH" | "LPOP" | "RPOP"
+    | "LRANGE" | "LLEN" | "LINDEX" | "LSET" | "LREM" | "LTRIM" | "LINSERT" | "LPUSHX"
+    | "RPUSHX" | "LPOS" | "SADD" | "SREM" | "SMEMBERS" | "SISMEMBER" | "SMISMEMBER" | "SCARD"
+    | "SPOP" | "SRANDMEMBER" | "SSCAN" | "ZADD" | "ZREM" | "ZRANGE" | "ZRANGEBYSCORE"
+    | "ZREVRANGE" | "ZREVRANGEBYSCORE" | "ZRANK" | "ZREVRANK" | "ZSCORE" | "ZMSCORE" | "ZCARD"
+    | "ZCOUNT" | "ZINCRBY" | "ZPOPMIN" | "ZPOPMAX" | "ZREMRANGEBYRANK" | "ZREMRANGEBYSCORE"
+    | "ZREMRANGEBYLEX" | "ZRANGEBYLEX" | "ZREVRANGEBYLEX" | "ZLEXCOUNT" | "ZSCAN"
+    | "ZRANDMEMBER" | "XADD" | "XLEN" | "XRANGE" | "XREVRANGE" | "XDEL" | "XTRIM" | "XACK"
+    | "XCLAIM" | "XAUTOCLAIM" | "XPENDING" | "PFADD" | "GEOADD" | "GEOPOS" | "GEODIST"
+    | "GEOSEARCH" | "GEOHASH" | "GEORADIUS" | "GEORADIUSBYMEMBER" => ONE,
+    _ => KeySpec::Unknown,
+  }
 }
 
 /// Indices (into the argument list after the name) that hold keys.
 pub fn key_indices(spec: KeySpec, args: &[&[u8]]) -> Option<Vec<usize>> {
-    let n = args.len();
-    match spec {
-        KeySpec::None => Some(vec![]),
-        KeySpec::Unknown => None,
-        KeySpec::Range { first, last, step } => {
-            let last = if last < 0 {
-                n as isize + 1 + last
-            } else {
-                last.min(n as isize)
-            };
-            let mut v = vec![];
-            let mut i = first as isize;
-            while i <= last {
-                v.push(i as usize - 1);
-                i += step as isize;
-            }
-            Some(v)
-        }
-        KeySpec::NumKeys { at } => {
-            let numkeys: usize = std::str::from_utf8(args.get(at - 1)?).ok()?.parse().ok()?;
-            if at + numkeys > n {
-                return None;
-            }
-            Some((at..at + numkeys).collect())
-        }
+  let n = args.len();
+  match spec {
+    KeySpec::None => Some(vec![]),
+    KeySpec::Unknown => None,
+    KeySpec::Range { first, last, step } => {
+      let last = if last < 0 {
+        n as isize + 1 + last
+      } else {
+        last.min(n as isize)
+      };
+      let mut v = vec![];
+      let mut i = first as isize;
+      while i <= last {
+        v.push(i as usize - 1);
+        i += step as isize;
+      }
+      Some(v)
     }
+    KeySpec::NumKeys { at } => {
+      let numkeys: usize = std::str::from_utf8(args.get(at - 1)?).ok()?.parse().ok()?;
+      if at + numkeys > n {
+        return None;
+      }
+      Some((at..at + numkeys).collect())
+    }
+  }
 }
 
 fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
-    let name = match &args[0] {
-        Arg::Str(s)
-            if !s.is_empty()
-                && s.iter().all(|b| {
-                    b.is_ascii_alphanumeric()
-                        || *b == b'_'
-                        || *b == b'.'
-                        || *b == b'|'
-                        || *b == b'-'
-                }) =>
-        {
-            *s
-        }
-        other => return Err(c.err("name", "a command name", other)),
-    };
-    let items: &[Arg] = match &args[1] {
-        Arg::Array(items) => items,
-        other => return Err(c.err("args", "an array", other)),
-    };
-    let mut texts: Vec<Vec<u8>> = Vec::with_capacity(items.len());
-    for (i, a) in items.iter().enumerate() {
-        texts.push(match a {
-            Arg::Str(s) | Arg::Buf(s) => s.to_vec(),
-            Arg::Number(n) if n.is_finite() => {
-                if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
-                    (*n as i64).to_string().into_bytes()
-                } else {
-                    n.to_string().into_bytes()
-                }
-            }
-            other => {
-                return Err(c.err(
-                    &format!("args[{i}]"),
-                    "a string, Buffer or finite number",
-                    other,
-                ))
-            }
-        });
+  let name = match &args[0] {
+    Arg::Str(s)
+      if !s.is_empty()
+        && s.iter().all(|b| {
+          b.is_ascii_alphanumeric() || *b == b'_' || *b == b'.' || *b == b'|' || *b == b'-'
+        }) =>
+    {
+      *s
     }
-    let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
-    let mut keyed = vec![false; texts.len()];
-    if !c.prefix.is_empty() {
-        if REFUSED_WITH_PREFIX.contains(&upper.as_str()) {
-            return Err(Error::invalid(format!(
+    other => return Err(c.err("name", "a command name", other)),
+  };
+  let items: &[Arg] = match &args[1] {
+    Arg::Array(items) => items,
+    other => return Err(c.err("args", "an array", other)),
+  };
+  let mut texts: Vec<Vec<u8>> = Vec::with_capacity(items.len());
+  for (i, a) in items.iter().enumerate() {
+    texts.push(match a {
+      Arg::Str(s) | Arg::Buf(s) => s.to_vec(),
+      Arg::Number(n) if n.is_finite() => {
+        if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
+          (*n as i64).to_string().into_bytes()
+        } else {
+          n.to_string().into_bytes()
+        }
+      }
+      other => {
+        return Err(c.err(
+          &format!("args[{i}]"),
+          "a string, Buffer or finite number",
+          other,
+        ))
+      }
+    });
+  }
+  let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
+  let mut keyed = vec![false; texts.len()];
+  if !c.prefix.is_empty() {
+    if REFUSED_WITH_PREFIX.contains(&upper.as_str()) {
+      return Err(Error::invalid(format!(
         "command(): {upper} is not allowed on a client with a keyPrefix (it would reach keys outside the prefix)"
       )));
-        }
-        let refs: Vec<&[u8]> = texts.iter().map(|t| t.as_slice()).collect();
-        let idx = key_indices(key_spec(&upper), &refs).ok_or_else(|| {
+    }
+    let refs: Vec<&[u8]> = texts.iter().map(|t| t.as_slice()).collect();
+    let idx = key_indices(key_spec(&upper), &refs).ok_or_else(|| {
       Error::invalid(format!(
         "command(): cannot apply the keyPrefix to {upper} (its key positions are not known); use a client without keyPrefix"
       ))
     })?;
-        for i in idx {
-            keyed[i] = true;
-        }
+    for i in idx {
+      keyed[i] = true;
     }
-    push_array_header(out, 1 + texts.len());
-    push_bulk(out, name);
-    for (t, k) in texts.iter().zip(keyed) {
-        if k {
-            c.put_key(out, t);
-        } else {
-            push_bulk(out, t);
-        }
+  }
+  push_array_header(out, 1 + texts.len());
+  push_bulk(out, name);
+  for (t, k) in texts.iter().zip(keyed) {
+    if k {
+      c.put_key(out, t);
+    } else {
+      push_bulk(out, t);
     }
-    Ok(Shape::Raw)
+  }
+  Ok(Shape::Raw)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+  use super::*;
 
-    fn enc(op: Op, args: &[Arg], prefix: &[u8]) -> Result<String> {
-        let mut out = b"keep".to_vec();
-        let r = encode(op, args, prefix, &mut out);
-        if r.is_err() {
-            assert_eq!(out, b"keep", "output restored after an error");
-        }
-        r.map(|_| String::from_utf8_lossy(&out[4..]).replace("\r\n", " "))
+  fn enc(op: Op, args: &[Arg], prefix: &[u8]) -> Result<String> {
+    let mut out = b"keep".to_vec();
+    let r = encode(op, args, prefix, &mut out);
+    if r.is_err() {
+      assert_eq!(out, b"keep", "output restored after an error");
     }
+    r.map(|_| String::from_utf8_lossy(&out[4..]).replace("\r\n", " "))
+  }
 
-    fn s(v: &str) -> Arg<'_> {
-        Arg::Str(v.as_bytes())
-    }
+  fn s(v: &str) -> Arg<'_> {
+    Arg::Str(v.as_bytes())
+  }
 
-    #[test]
-    fn set_forms() {
-        assert_eq!(
-            enc(Op::Set, &[s("k"), s("v"), Arg::Undefined], b"").unwrap(),
-            "*3 $3 SET $1 k $1 v "
-        );
-        assert_eq!(
-            enc(Op::Set, &[s("k"), s("v"), Arg::Number(10.0)], b"p:").unwrap(),
-            "*5 $3 SET $3 p:k $1 v $2 EX $2 10 "
-        );
-        assert_eq!(
-            enc(
-                Op::SetWith,
-                &[
-                    s("k"),
-                    s("v"),
-                    Arg::Undefined,
-                    Arg::Number(1500.0),
-                    Arg::Bool(true),
-                    Arg::Undefined,
-                    Arg::Undefined
-                ],
-                b""
-            )
-            .unwrap(),
-            "*6 $3 SET $1 k $1 v $2 PX $4 1500 $2 NX "
-        );
-    }
+  #[test]
+  fn set_forms() {
+    assert_eq!(
+      enc(Op::Set, &[s("k"), s("v"), Arg::Undefined], b"").unwrap(),
+      "*3 $3 SET $1 k $1 v "
+    );
+    assert_eq!(
+      enc(Op::Set, &[s("k"), s("v"), Arg::Number(10.0)], b"p:").unwrap(),
+      "*5 $3 SET $3 p:k $1 v $2 EX $2 10 "
+    );
+    assert_eq!(
+      enc(
+        Op::SetWith,
+        &[
+          s("k"),
+          s("v"),
+          Arg::Undefined,
+          Arg::Number(1500.0),
+          Arg::Bool(true),
+          Arg::Undefined,
+          Arg::Undefined
+        ],
+        b""
+      )
+      .unwrap(),
+      "*6 $3 SET $1 k $1 v $2 PX $4 1500 $2 NX "
+    );
+  }
 
-    #[test]
-    fn bad_ttls_are_refused_by_name() {
-        for bad in [
-            Arg::Number(0.0),
-            Arg::Number(-1.0),
-            Arg::Number(f64::NAN),
-            Arg::Number(f64::INFINITY),
-            Arg::Number(1.5),
-            s("10"),
-            Arg::Null,
-        ] {
-            let e = enc(Op::Set, &[s("k"), s("v"), bad.clone()], b"").unwrap_err();
-            assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT");
-            assert!(e.message.contains("ttlSeconds"), "{}", e.message);
-        }
+  #[test]
+  fn bad_ttls_are_refused_by_name() {
+    for bad in [
+      Arg::Number(0.0),
+      Arg::Number(-1.0),
+      Arg::Number(f64::NAN),
+      Arg::Number(f64::INFINITY),
+      Arg::Number(1.5),
+      s("10"),
+      Arg::Null,
+    ] {
+      let e = enc(Op::Set, &[s("k"), s("v"), bad.clone()], b"").unwrap_err();
+      assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT");
+      assert!(e.message.contains("ttlSeconds"), "{}", e.message);
     }
+  }
 
-    #[test]
-    fn bad_keys_and_values() {
-        for bad in [
-            s(""),
-            Arg::Buf(b""),
-            Arg::Number(1.0),
-            Arg::Undefined,
-            Arg::Other("symbol"),
-        ] {
-            let e = enc(Op::Get, &[bad], b"").unwrap_err();
-            assert!(e
-                .message
-                .starts_with("get(): key must be a non-empty string or Buffer"));
-        }
-        let e = enc(Op::Set, &[s("k"), Arg::Object(vec![]), Arg::Undefined], b"").unwrap_err();
-        assert_eq!(
-            e.message,
-            "set(): value must be a string or Buffer, got object"
-        );
-        assert!(enc(Op::Del, &[Arg::Array(vec![])], b"").is_err());
-        assert!(enc(Op::Del, &[Arg::Array(vec![s("a"), Arg::Number(2.0)])], b"").is_err());
-        let e = enc(
-            Op::SetWith,
-            &[
-                s("k"),
-                s("v"),
-                Arg::Number(1.0),
-                Arg::Number(1.0),
-                Arg::Undefined,
-                Arg::Undefined,
-                Arg::Undefined,
-            ],
-            b"",
-        )
-        .unwrap_err();
-        assert!(e.message.contains("not both"));
+  #[test]
+  fn bad_keys_and_values() {
+    for bad in [
+      s(""),
+      Arg::Buf(b""),
+      Arg::Number(1.0),
+      Arg::Undefined,
+      Arg::Other("symbol"),
+    ] {
+      let e = enc(Op::Get, &[bad], b"").unwrap_err();
+      assert!(e
+        .message
+        .starts_with("get(): key must be a non-empty string or Buffer"));
     }
+    let e = enc(Op::Set, &[s("k"), Arg::Object(vec![]), Arg::Undefined], b"").unwrap_err();
+    assert_eq!(
+      e.message,
+      "set(): value must be a string or Buffer, got object"
+    );
+    assert!(enc(Op::Del, &[Arg::Array(vec![])], b"").is_err());
+    assert!(enc(Op::Del, &[Arg::Array(vec![s("a"), Arg::Number(2.0)])], b"").is_err());
+    let e = enc(
+      Op::SetWith,
+      &[
+        s("k"),
+        s("v"),
+        Arg::Number(1.0),
+        Arg::Number(1.0),
+        Arg::Undefined,
+        Arg::Undefined,
+        Arg::Undefined,
+      ],
+      b"",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("not both"));
+  }
 
-    #[test]
-    fn multi_key_commands_prefix_every_key() {
-        assert_eq!(
-            enc(Op::Del, &[Arg::Array(vec![s("a"), Arg::Buf(b"b")])], b"x:").unwrap(),
-            "*3 $3 DEL $3 x:a $3 x:b "
-        );
-        assert_eq!(
-            enc(
-                Op::MSet,
-                &[Arg::Object(vec![(b"a", s("1")), (b"b", s("2"))])],
-                b"x:"
-            )
-            .unwrap(),
-            "*5 $4 MSET $3 x:a $1 1 $3 x:b $1 2 "
-        );
-        assert_eq!(
-            enc(
-                Op::HSet,
-                &[s("h"), Arg::Object(vec![(b"f", s("v"))]), Arg::Undefined],
-                b"x:"
-            )
-            .unwrap(),
-            "*4 $4 HSET $3 x:h $1 f $1 v "
-        );
-    }
+  #[test]
+  fn multi_key_commands_prefix_every_key() {
+    assert_eq!(
+      enc(Op::Del, &[Arg::Array(vec![s("a"), Arg::Buf(b"b")])], b"x:").unwrap(),
+      "*3 $3 DEL $3 x:a $3 x:b "
+    );
+    assert_eq!(
+      enc(
+        Op::MSet,
+        &[Arg::Object(vec![(b"a", s("1")), (b"b", s("2"))])],
+        b"x:"
+      )
+      .unwrap(),
+      "*5 $4 MSET $3 x:a $1 1 $3 x:b $1 2 "
+    );
+    assert_eq!(
+      enc(
+        Op::HSet,
+        &[s("h"), Arg::Object(vec![(b"f", s("v"))]), Arg::Undefined],
+        b"x:"
+      )
+      .unwrap(),
+      "*4 $4 HSET $3 x:h $1 f $1 v "
+    );
+  }
 
-    #[test]
-    fn scan_escapes_the_prefix() {
-        assert_eq!(
-            enc(
-                Op::Scan,
-                &[s("0"), Arg::Undefined, Arg::Number(100.0), Arg::Undefined],
-                b"a*[b]:"
-            )
-            .unwrap(),
-            "*6 $4 SCAN $1 0 $5 MATCH $10 a\\*\\[b\\]:* $5 COUNT $3 100 "
-        );
-        assert_eq!(
-            enc(
-                Op::Scan,
-                &[s("17"), Arg::Undefined, Arg::Undefined, Arg::Undefined],
-                b""
-            )
-            .unwrap(),
-            "*2 $4 SCAN $2 17 "
-        );
-        assert!(enc(
-            Op::Scan,
-            &[
-                s("0 MATCH *"),
-                Arg::Undefined,
-                Arg::Undefined,
-                Arg::Undefined
-            ],
-            b""
-        )
-        .is_err());
-    }
+  #[test]
+  fn scan_escapes_the_prefix() {
+    assert_eq!(
+      enc(
+        Op::Scan,
+        &[s("0"), Arg::Undefined, Arg::Number(100.0), Arg::Undefined],
+        b"a*[b]:"
+      )
+      .unwrap(),
+      "*6 $4 SCAN $1 0 $5 MATCH $10 a\\*\\[b\\]:* $5 COUNT $3 100 "
+    );
+    assert_eq!(
+      enc(
+        Op::Scan,
+        &[s("17"), Arg::Undefined, Arg::Undefined, Arg::Undefined],
+        b""
+      )
+      .unwrap(),
+      "*2 $4 SCAN $2 17 "
+    );
+    assert!(enc(
+      Op::Scan,
+      &[
+        s("0 MATCH *"),
+        Arg::Undefined,
+        Arg::Undefined,
+        Arg::Undefined
+      ],
+      b""
+    )
+    .is_err());
+  }
 
-    #[test]
-    fn generic_command_prefixes_known_keys_only() {
-        let args = |v: Vec<Arg<'static>>| Arg::Array(v);
-        assert_eq!(
-            enc(
-                Op::Command,
-                &[s("lpush"), args(vec![s("l"), s("a"), Arg::Number(3.0)])],
-                b"p:"
-            )
-            .unwrap(),
-            "*4 $5 lpush $3 p:l $1 a $1 3 "
-        );
-        assert_eq!(
-            enc(
-                Op::Command,
-                &[
-                    s("EVAL"),
-                    args(vec![s("return 1"), s("2"), s("k1"), s("k2"), s("arg")])
-                ],
-                b"p:"
-            )
-            .unwrap(),
-            "*6 $4 EVAL $8 return 1 $1 2 $4 p:k1 $4 p:k2 $3 arg "
-        );
-        assert_eq!(
-            enc(
-                Op::Command,
-                &[s("MSET"), args(vec![s("a"), s("1"), s("b"), s("2")])],
-                b"p:"
-            )
-            .unwrap(),
-            "*5 $4 MSET $3 p:a $1 1 $3 p:b $1 2 "
-        );
-        assert!(enc(Op::Command, &[s("FLUSHDB"), args(vec![])], b"p:").is_err());
-        assert!(enc(Op::Command, &[s("FOO.BAR"), args(vec![s("x")])], b"p:").is_err());
-        // Without a prefix anything goes through untouched.
-        assert!(enc(Op::Command, &[s("FOO.BAR"), args(vec![s("x")])], b"").is_ok());
-        // A command name cannot smuggle extra protocol.
-        assert!(enc(Op::Command, &[s("GET\r\nFLUSHALL"), args(vec![])], b"").is_err());
-        // EVAL with a numkeys beyond the arguments is refused, not mis-prefixed.
-        assert!(enc(
-            Op::Command,
-            &[s("EVAL"), args(vec![s("x"), s("5"), s("k")])],
-            b"p:"
-        )
-        .is_err());
-    }
+  #[test]
+  fn generic_command_prefixes_known_keys_only() {
+    let args = |v: Vec<Arg<'static>>| Arg::Array(v);
+    assert_eq!(
+      enc(
+        Op::Command,
+        &[s("lpush"), args(vec![s("l"), s("a"), Arg::Number(3.0)])],
+        b"p:"
+      )
+      .unwrap(),
+      "*4 $5 lpush $3 p:l $1 a $1 3 "
+    );
+    assert_eq!(
+      enc(
+        Op::Command,
+        &[
+          s("EVAL"),
+          args(vec![s("return 1"), s("2"), s("k1"), s("k2"), s("arg")])
+        ],
+        b"p:"
+      )
+      .unwrap(),
+      "*6 $4 EVAL $8 return 1 $1 2 $4 p:k1 $4 p:k2 $3 arg "
+    );
+    assert_eq!(
+      enc(
+        Op::Command,
+        &[s("MSET"), args(vec![s("a"), s("1"), s("b"), s("2")])],
+        b"p:"
+      )
+      .unwrap(),
+      "*5 $4 MSET $3 p:a $1 1 $3 p:b $1 2 "
+    );
+    assert!(enc(Op::Command, &[s("FLUSHDB"), args(vec![])], b"p:").is_err());
+    assert!(enc(Op::Command, &[s("FOO.BAR"), args(vec![s("x")])], b"p:").is_err());
+    // Without a prefix anything goes through untouched.
+    assert!(enc(Op::Command, &[s("FOO.BAR"), args(vec![s("x")])], b"").is_ok());
+    // A command name cannot smuggle extra protocol.
+    assert!(enc(Op::Command, &[s("GET\r\nFLUSHALL"), args(vec![])], b"").is_err());
+    // EVAL with a numkeys beyond the arguments is refused, not mis-prefixed.
+    assert!(enc(
+      Op::Command,
+      &[s("EVAL"), args(vec![s("x"), s("5"), s("k")])],
+      b"p:"
+    )
+    .is_err());
+  }
 
-    #[test]
-    fn op_codes_round_trip() {
-        for (i, op) in Op::ALL.iter().enumerate() {
-            assert_eq!(Op::from_code(i as u32), Some(*op));
-            assert_eq!(*op as usize, i);
-        }
-        assert_eq!(Op::from_code(Op::ALL.len() as u32), None);
+  #[test]
+  fn op_codes_round_trip() {
+    for (i, op) in Op::ALL.iter().enumerate() {
+      assert_eq!(Op::from_code(i as u32), Some(*op));
+      assert_eq!(*op as usize, i);
     }
+    assert_eq!(Op::from_code(Op::ALL.len() as u32), None);
+  }
 }

@@ -20,95 +20,94 @@ use napi_derive::napi;
 use crate::config::Config;
 
 fn to_napi(e: error::Error) -> napi::Error {
-    // The TS layer turns "CODE: message" back into a RedisError with `code`.
-    napi::Error::from_reason(e.to_string())
+  // The TS layer turns "CODE: message" back into a RedisError with `code`.
+  napi::Error::from_reason(e.to_string())
 }
 
 /// Counters of one client (see `ClientStats` in the TypeScript API).
 #[napi(object)]
 pub struct NativeStats {
-    pub commands: f64,
-    pub batches: f64,
-    pub replies: f64,
-    pub errors: f64,
-    pub timeouts: f64,
-    pub reconnects: f64,
-    pub latency_p50_us: f64,
-    pub latency_p99_us: f64,
-    pub latency_max_us: f64,
+  pub commands: f64,
+  pub batches: f64,
+  pub replies: f64,
+  pub errors: f64,
+  pub timeouts: f64,
+  pub reconnects: f64,
+  pub latency_p50_us: f64,
+  pub latency_p99_us: f64,
+  pub latency_max_us: f64,
 }
 
 /// The native half of `RedisClient`.
 #[napi]
 pub struct NativeClient {
-    inner: bridge::Client,
+  inner: bridge::Client,
 }
 
 #[napi]
 impl NativeClient {
-    /// `source` is `"options"` (payload: ConnectOptions as JSON), `"url"` or
-    /// `"env"` (payload: the REDIS_* variables as a JSON object).
-    #[napi(constructor)]
-    pub fn new(env: Env, source: String, payload: String, on_events: Unknown<'_>) -> Result<Self> {
-        let config = match source.as_str() {
-            "url" => Config::from_url(&payload),
-            "options" => Config::from_options_json(&payload),
-            "env" => {
-                let vars: std::collections::HashMap<String, String> =
-                    serde_json::from_str(&payload)
-                        .map_err(|e| napi::Error::from_reason(e.to_string()))?;
-                Config::from_env(|k| vars.get(k).cloned())
-            }
-            _ => Err(error::Error::invalid("unknown config source")),
-        }
-        .map_err(to_napi)?;
-        let inner = unsafe { bridge::Client::open(env.raw(), config, on_events.raw())? };
-        Ok(NativeClient { inner })
+  /// `source` is `"options"` (payload: ConnectOptions as JSON), `"url"` or
+  /// `"env"` (payload: the REDIS_* variables as a JSON object).
+  #[napi(constructor)]
+  pub fn new(env: Env, source: String, payload: String, on_events: Unknown<'_>) -> Result<Self> {
+    let config = match source.as_str() {
+      "url" => Config::from_url(&payload),
+      "options" => Config::from_options_json(&payload),
+      "env" => {
+        let vars: std::collections::HashMap<String, String> =
+          serde_json::from_str(&payload).map_err(|e| napi::Error::from_reason(e.to_string()))?;
+        Config::from_env(|k| vars.get(k).cloned())
+      }
+      _ => Err(error::Error::invalid("unknown config source")),
     }
+    .map_err(to_napi)?;
+    let inner = unsafe { bridge::Client::open(env.raw(), config, on_events.raw())? };
+    Ok(NativeClient { inner })
+  }
 
-    /// Sends one batch; see `bridge::Client::submit`.
-    #[napi(ts_return_type = "Array<number | string> | undefined")]
-    pub fn submit(&self, env: Env, queue: Unknown<'_>, first_id: u32) -> Result<Unknown<'_>> {
-        let v = unsafe { self.inner.submit(env.raw(), queue.raw(), first_id)? };
-        unsafe { Unknown::from_napi_value(env.raw(), v) }
-    }
+  /// Sends one batch; see `bridge::Client::submit`.
+  #[napi(ts_return_type = "Array<number | string> | undefined")]
+  pub fn submit(&self, env: Env, queue: Unknown<'_>, first_id: u32) -> Result<Unknown<'_>> {
+    let v = unsafe { self.inner.submit(env.raw(), queue.raw(), first_id)? };
+    unsafe { Unknown::from_napi_value(env.raw(), v) }
+  }
 
-    #[napi]
-    pub fn close(&self, env: Env) {
-        self.inner.close(env.raw());
-    }
+  #[napi]
+  pub fn close(&self, env: Env) {
+    self.inner.close(env.raw());
+  }
 
-    #[napi]
-    pub fn stats(&self) -> NativeStats {
-        let s = self.inner.stats();
-        NativeStats {
-            commands: s.commands as f64,
-            batches: s.batches as f64,
-            replies: s.replies as f64,
-            errors: s.errors as f64,
-            timeouts: s.timeouts as f64,
-            reconnects: s.reconnects as f64,
-            latency_p50_us: s.p50_us as f64,
-            latency_p99_us: s.p99_us as f64,
-            latency_max_us: s.max_us as f64,
-        }
+  #[napi]
+  pub fn stats(&self) -> NativeStats {
+    let s = self.inner.stats();
+    NativeStats {
+      commands: s.commands as f64,
+      batches: s.batches as f64,
+      replies: s.replies as f64,
+      errors: s.errors as f64,
+      timeouts: s.timeouts as f64,
+      reconnects: s.reconnects as f64,
+      latency_p50_us: s.p50_us as f64,
+      latency_p99_us: s.p99_us as f64,
+      latency_max_us: s.max_us as f64,
     }
+  }
 }
 
 /// Op names in code order: TypeScript builds its op table from this.
 #[napi]
 pub fn op_names() -> Vec<String> {
-    commands::Op::ALL
-        .iter()
-        .map(|op| format!("{op:?}"))
-        .collect()
+  commands::Op::ALL
+    .iter()
+    .map(|op| format!("{op:?}"))
+    .collect()
 }
 
 /// Number of arguments each op takes, in code order.
 #[napi]
 pub fn op_arities() -> Vec<u32> {
-    commands::Op::ALL
-        .iter()
-        .map(|op| commands::arity(*op) as u32)
-        .collect()
+  commands::Op::ALL
+    .iter()
+    .map(|op| commands::arity(*op) as u32)
+    .collect()
 }

@@ -24,64 +24,64 @@ use crate::resp::Reply;
 /// Something the JS thread must act on.
 #[derive(Debug)]
 pub enum Completion {
-    /// The reply to command `id` (possibly an error reply from the server).
-    Reply { id: u32, shape: Shape, reply: Reply },
-    /// Command `id` failed without a reply (timeout, connection lost, …).
-    Error { id: u32, error: Error },
-    /// A connection-level event.
-    Event(Event),
+  /// The reply to command `id` (possibly an error reply from the server).
+  Reply { id: u32, shape: Shape, reply: Reply },
+  /// Command `id` failed without a reply (timeout, connection lost, …).
+  Error { id: u32, error: Error },
+  /// A connection-level event.
+  Event(Event),
 }
 
 #[derive(Debug)]
 pub enum Event {
-    /// The first connection is up: `RedisClient.connect()` resolves.
-    Ready,
-    /// The first connection failed: `connect()` rejects with this.
-    ConnectFailed(Error),
-    /// `close()` finished: everything in flight was answered.
-    Closed,
+  /// The first connection is up: `RedisClient.connect()` resolves.
+  Ready,
+  /// The first connection failed: `connect()` rejects with this.
+  ConnectFailed(Error),
+  /// `close()` finished: everything in flight was answered.
+  Closed,
 }
 
 /// A queue with a doorbell: `ring` runs only when the queue goes from
 /// "drained" to "has work", so a burst of replies costs one wake of Node.
 pub struct Outbox {
-    queue: Mutex<Vec<Completion>>,
-    rung: AtomicBool,
-    ring: Box<dyn Fn() + Send + Sync>,
+  queue: Mutex<Vec<Completion>>,
+  rung: AtomicBool,
+  ring: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Outbox {
-    pub fn new(ring: Box<dyn Fn() + Send + Sync>) -> Self {
-        Outbox {
-            queue: Mutex::new(Vec::new()),
-            rung: AtomicBool::new(false),
-            ring,
-        }
+  pub fn new(ring: Box<dyn Fn() + Send + Sync>) -> Self {
+    Outbox {
+      queue: Mutex::new(Vec::new()),
+      rung: AtomicBool::new(false),
+      ring,
     }
+  }
 
-    pub fn push(&self, c: Completion) {
-        self.queue.lock().push(c);
-        self.notify();
-    }
+  pub fn push(&self, c: Completion) {
+    self.queue.lock().push(c);
+    self.notify();
+  }
 
-    pub fn push_all(&self, items: &mut Vec<Completion>) {
-        if items.is_empty() {
-            return;
-        }
-        self.queue.lock().append(items);
-        self.notify();
+  pub fn push_all(&self, items: &mut Vec<Completion>) {
+    if items.is_empty() {
+      return;
     }
+    self.queue.lock().append(items);
+    self.notify();
+  }
 
-    fn notify(&self) {
-        if !self.rung.swap(true, Ordering::AcqRel) {
-            (self.ring)();
-        }
+  fn notify(&self) {
+    if !self.rung.swap(true, Ordering::AcqRel) {
+      (self.ring)();
     }
+  }
 
-    /// Called on the JS thread when woken: everything queued so far.
-    pub fn take(&self) -> Vec<Completion> {
-        // Re-arm before draining, so a push racing with us rings again.
-        self.rung.store(false, Ordering::Release);
-        std::mem::take(&mut *self.queue.lock())
-    }
+  /// Called on the JS thread when woken: everything queued so far.
+  pub fn take(&self) -> Vec<Completion> {
+    // Re-arm before draining, so a push racing with us rings again.
+    self.rung.store(false, Ordering::Release);
+    std::mem::take(&mut *self.queue.lock())
+  }
 }
