@@ -15,9 +15,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::commands::Shape;
@@ -28,8 +29,6 @@ use crate::resp::{self, Reply};
 use crate::stats::Stats;
 use crate::tls;
 
-/// Stop taking new batches while this much is still unwritten.
-const WRITE_HIGH_WATER: usize = 4 << 20;
 /// Commands held while the first reconnect attempt runs; beyond this they fail at once.
 const MAX_WAITING: usize = 100_000;
 
@@ -64,55 +63,192 @@ pub struct Batch {
   pub created: Instant,
 }
 
-enum Msg {
-  Batch(Batch),
-  Close,
+struct InFlight {
+  entry: Entry,
+  created: Instant,
+  deadline: Instant,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+  /// Before the first connection is up.
+  Connecting,
+  Up,
+  /// Lost; `first_attempt` while the first reconnect attempt is still running.
+  Down {
+    first_attempt: bool,
+  },
+  Closed,
+}
+
+/// State shared by the JS thread (which writes) and the I/O task (which reads).
+struct Link {
+  phase: Phase,
+  /// The plain TCP socket while up: the JS thread writes to it directly, so a
+  /// command reaches the kernel without waking the I/O thread.
+  direct: Option<Arc<TcpStream>>,
+  inflight: VecDeque<InFlight>,
+  /// How many entries at the front of `inflight` already timed out (their
+  /// replies are still due and will be dropped).
+  timed_out_front: usize,
+  /// Bytes accepted but not yet handed to the socket; the task writes them.
+  unsent: Vec<u8>,
+  /// The task holds bytes it is still writing: direct writes must wait
+  /// behind them to keep the order.
+  writing: bool,
+  /// Batches held while the first reconnect attempt runs.
+  waiting: VecDeque<Batch>,
+  closing: bool,
+  last_error: Option<Error>,
+}
+
+impl Link {
+  fn next_deadline(&self) -> Option<Instant> {
+    self.inflight.get(self.timed_out_front).map(|f| f.deadline)
+  }
+
+  fn accept(&mut self, b: Batch, timeout: Duration) {
+    let deadline = b.created + timeout;
+    for e in &b.entries {
+      self.inflight.push_back(InFlight {
+        entry: *e,
+        created: b.created,
+        deadline,
+      });
+    }
+    if !self.unsent.is_empty() || self.writing {
+      self.unsent.extend_from_slice(&b.bytes);
+      return;
+    }
+    let written = match &self.direct {
+      Some(sock) => match sock.try_write(&b.bytes) {
+        Ok(n) => n,
+        // WouldBlock or a broken socket: the task writes (or finds the error).
+        Err(_) => 0,
+      },
+      None => 0,
+    };
+    if written < b.bytes.len() {
+      if written == 0 {
+        self.unsent = b.bytes;
+      } else {
+        self.unsent.extend_from_slice(&b.bytes[written..]);
+      }
+    }
+  }
 }
 
 /// The JS thread's handle on a connection task.
 pub struct Connection {
-  tx: mpsc::UnboundedSender<Msg>,
+  link: Arc<Mutex<Link>>,
+  wake: Arc<Notify>,
   outbox: Arc<Outbox>,
+  cfg: Arc<Config>,
+}
+
+fn reject_all(outbox: &Outbox, entries: &[Entry], error: &Error) {
+  let mut done = entries
+    .iter()
+    .map(|e| Completion::Error {
+      id: e.id,
+      error: error.clone(),
+    })
+    .collect();
+  outbox.push_all(&mut done);
+}
+
+fn not_connected(cfg: &Config, last: Option<&Error>) -> Error {
+  let why = last
+    .map(|e| e.message.as_str())
+    .unwrap_or("not connected yet");
+  Error::new(
+    ErrorCode::Connection,
+    format!("not connected to {} ({why}); reconnecting", cfg.address()),
+  )
 }
 
 impl Connection {
   /// Starts connecting; [`Event::Ready`] or [`Event::ConnectFailed`] follows in the outbox.
   pub fn start(config: Config, outbox: Arc<Outbox>, stats: Arc<Stats>) -> Connection {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let driver = Driver {
-      cfg: Arc::new(config),
-      rx,
-      outbox: outbox.clone(),
-      stats,
+    let cfg = Arc::new(config);
+    let link = Arc::new(Mutex::new(Link {
+      phase: Phase::Connecting,
+      direct: None,
       inflight: VecDeque::new(),
       timed_out_front: 0,
+      unsent: Vec::new(),
+      writing: false,
       waiting: VecDeque::new(),
       closing: false,
       last_error: None,
+    }));
+    let wake = Arc::new(Notify::new());
+    let driver = Driver {
+      cfg: cfg.clone(),
+      link: link.clone(),
+      wake: wake.clone(),
+      outbox: outbox.clone(),
+      stats,
     };
     runtime().spawn(driver.run());
-    Connection { tx, outbox }
+    Connection {
+      link,
+      wake,
+      outbox,
+      cfg,
+    }
   }
 
+  /// Hands a batch to the connection (on plain TCP, usually straight to the socket).
   pub fn send(&self, batch: Batch) {
-    if let Err(mpsc::error::SendError(Msg::Batch(b))) = self.tx.send(Msg::Batch(batch)) {
-      let mut done = b
-        .entries
-        .iter()
-        .map(|e| Completion::Error {
-          id: e.id,
-          error: Error::closed(),
-        })
-        .collect();
-      self.outbox.push_all(&mut done);
-    }
+    let mut l = self.link.lock();
+    let error = match l.phase {
+      _ if l.closing => Error::closed(),
+      Phase::Closed => Error::closed(),
+      Phase::Up => {
+        let was_idle = l.next_deadline().is_none();
+        l.accept(batch, self.cfg.command_timeout);
+        // The task must arm the timeout timer, or finish a partial write.
+        let wake = was_idle || !l.unsent.is_empty();
+        drop(l);
+        if wake {
+          self.wake.notify_one();
+        }
+        return;
+      }
+      Phase::Down {
+        first_attempt: true,
+      } if l.waiting.len() < MAX_WAITING => {
+        l.waiting.push_back(batch);
+        drop(l);
+        self.wake.notify_one();
+        return;
+      }
+      Phase::Down { .. } | Phase::Connecting => not_connected(&self.cfg, l.last_error.as_ref()),
+    };
+    drop(l);
+    reject_all(&self.outbox, &batch.entries, &error);
   }
 
   /// Asks the task to finish what is in flight and disconnect.
   pub fn close(&self) {
-    if self.tx.send(Msg::Close).is_err() {
+    let mut l = self.link.lock();
+    l.closing = true;
+    let ended = l.phase == Phase::Closed;
+    drop(l);
+    if ended {
       self.outbox.push(Completion::Event(Event::Closed));
+    } else {
+      self.wake.notify_one();
     }
+  }
+}
+
+impl Drop for Connection {
+  /// A client dropped without `close()` (garbage-collected) still winds down.
+  fn drop(&mut self) {
+    self.link.lock().closing = true;
+    self.wake.notify_one();
   }
 }
 
@@ -120,10 +256,63 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 type BoxStream = Box<dyn Stream>;
 
-struct InFlight {
-  entry: Entry,
-  created: Instant,
-  deadline: Instant,
+/// A connected socket: plain TCP (shared with the JS thread for writes) or TLS.
+enum Conn {
+  Tcp(TcpStream),
+  Tls(BoxStream),
+}
+
+enum Reader {
+  Tcp(Arc<TcpStream>),
+  Tls(tokio::io::ReadHalf<BoxStream>),
+}
+
+enum Writer {
+  Tcp(Arc<TcpStream>),
+  Tls(tokio::io::WriteHalf<BoxStream>),
+}
+
+impl Reader {
+  /// Cancel-safe: either reads into `buf` or leaves it untouched.
+  async fn read(&mut self, buf: &mut BytesMut) -> std::io::Result<usize> {
+    match self {
+      Reader::Tcp(s) => loop {
+        s.readable().await?;
+        match s.try_read_buf(buf) {
+          Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+          r => return r,
+        }
+      },
+      Reader::Tls(r) => r.read_buf(buf).await,
+    }
+  }
+}
+
+impl Writer {
+  /// Cancel-safe: returns how much of `data` was written.
+  async fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+    match self {
+      Writer::Tcp(s) => loop {
+        s.writable().await?;
+        match s.try_write(data) {
+          Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+          r => return r,
+        }
+      },
+      Writer::Tls(w) => w.write(data).await,
+    }
+  }
+
+  async fn shutdown(&mut self) {
+    match self {
+      Writer::Tcp(s) => {
+        let _ = socket2::SockRef::from(&**s).shutdown(std::net::Shutdown::Write);
+      }
+      Writer::Tls(w) => {
+        let _ = w.shutdown().await;
+      }
+    }
+  }
 }
 
 enum Ended {
@@ -135,92 +324,106 @@ enum Ended {
 
 struct Driver {
   cfg: Arc<Config>,
-  rx: mpsc::UnboundedReceiver<Msg>,
+  link: Arc<Mutex<Link>>,
+  wake: Arc<Notify>,
   outbox: Arc<Outbox>,
   stats: Arc<Stats>,
-  inflight: VecDeque<InFlight>,
-  /// How many entries at the front of `inflight` already timed out (their
-  /// replies are still due and will be dropped).
-  timed_out_front: usize,
-  /// Batches held while the first reconnect attempt runs.
-  waiting: VecDeque<Batch>,
-  closing: bool,
-  last_error: Option<Error>,
 }
 
 impl Driver {
-  async fn run(mut self) {
+  async fn run(self) {
     let connector = match self.cfg.tls.as_ref().map(tls::connector).transpose() {
       Ok(c) => c,
-      Err(e) => {
-        self.outbox.push(Completion::Event(Event::ConnectFailed(e)));
-        return;
-      }
+      Err(e) => return self.connect_failed(e),
     };
     let first = timeout(
       self.cfg.connect_timeout,
       establish(&self.cfg, connector.as_ref()),
     )
     .await;
-    let mut stream = match first {
+    let mut conn = match first {
       Ok(Ok(s)) => s,
-      Ok(Err(e)) => {
-        self.outbox.push(Completion::Event(Event::ConnectFailed(e)));
-        return;
-      }
-      Err(_) => {
-        self
-          .outbox
-          .push(Completion::Event(Event::ConnectFailed(connect_timed_out(
-            &self.cfg,
-          ))));
-        return;
-      }
+      Ok(Err(e)) => return self.connect_failed(e),
+      Err(_) => return self.connect_failed(connect_timed_out(&self.cfg)),
     };
     self.outbox.push(Completion::Event(Event::Ready));
     loop {
-      match self.serve(stream).await {
+      match self.serve(conn).await {
         Ended::Closed => break,
         Ended::Lost(e) => {
           self.stats.reconnects.fetch_add(1, Relaxed);
-          self.fail_inflight(&e);
-          self.last_error = Some(e);
+          self.lose(e);
           match self.reconnect(connector.clone()).await {
-            Some(s) => stream = s,
+            Some(c) => conn = c,
             None => break,
           }
         }
       }
     }
+    self.link.lock().phase = Phase::Closed;
     self.outbox.push(Completion::Event(Event::Closed));
   }
 
-  fn address(&self) -> String {
-    self.cfg.address()
+  fn connect_failed(&self, e: Error) {
+    self.link.lock().phase = Phase::Closed;
+    self.outbox.push(Completion::Event(Event::ConnectFailed(e)));
+  }
+
+  fn lost(&self, why: &str) -> Error {
+    Error::new(
+      ErrorCode::Connection,
+      format!("connection to {} lost ({why})", self.cfg.address()),
+    )
   }
 
   /// Serves one live connection until it breaks or `close()` completes.
-  async fn serve(&mut self, stream: BoxStream) -> Ended {
-    let (mut reader, mut writer) = tokio::io::split(stream);
+  async fn serve(&self, conn: Conn) -> Ended {
+    let (mut reader, mut writer, direct) = match conn {
+      Conn::Tcp(s) => {
+        let s = Arc::new(s);
+        (Reader::Tcp(s.clone()), Writer::Tcp(s.clone()), Some(s))
+      }
+      Conn::Tls(s) => {
+        let (r, w) = tokio::io::split(s);
+        (Reader::Tls(r), Writer::Tls(w), None)
+      }
+    };
+    {
+      let mut l = self.link.lock();
+      l.phase = Phase::Up;
+      l.direct = direct;
+      for b in std::mem::take(&mut l.waiting) {
+        l.accept(b, self.cfg.command_timeout);
+      }
+    }
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let mut wbuf: Vec<u8> = Vec::new();
     let mut wpos = 0usize;
-    for b in std::mem::take(&mut self.waiting) {
-      self.accept(b, &mut wbuf);
-    }
     loop {
-      if self.closing && self.inflight.is_empty() && wpos == wbuf.len() {
-        let _ = writer.shutdown().await;
+      let (deadline, done) = {
+        let mut l = self.link.lock();
+        if wpos == wbuf.len() {
+          wbuf.clear();
+          wpos = 0;
+          std::mem::swap(&mut wbuf, &mut l.unsent);
+          l.writing = !wbuf.is_empty();
+        }
+        let done = l.closing && l.inflight.is_empty() && !l.writing;
+        if done {
+          l.direct = None;
+        }
+        (l.next_deadline(), done)
+      };
+      if done {
+        writer.shutdown().await;
         return Ended::Closed;
       }
-      let deadline = self.inflight.get(self.timed_out_front).map(|f| f.deadline);
       if rbuf.capacity() - rbuf.len() < 16 * 1024 {
         rbuf.reserve(64 * 1024);
       }
-      let can_take = !self.closing && wbuf.len() - wpos < WRITE_HIGH_WATER;
       tokio::select! {
         biased;
-        r = reader.read_buf(&mut rbuf) => match r {
+        r = reader.read(&mut rbuf) => match r {
           Ok(0) => return Ended::Lost(self.lost("connection closed by the server")),
           Ok(_) => {
             if let Err(e) = self.on_read(&mut rbuf) {
@@ -230,31 +433,10 @@ impl Driver {
           Err(e) => return Ended::Lost(self.lost(&io_reason(&e))),
         },
         r = writer.write(&wbuf[wpos..]), if wpos < wbuf.len() => match r {
-          Ok(n) => {
-            wpos += n;
-            if wpos == wbuf.len() {
-              wbuf.clear();
-              wpos = 0;
-            }
-          }
+          Ok(n) => wpos += n,
           Err(e) => return Ended::Lost(self.lost(&io_reason(&e))),
         },
-        m = self.rx.recv(), if can_take => match m {
-          Some(Msg::Batch(b)) => {
-            if wbuf.is_empty() && self.inflight.is_empty() {
-              wpos = 0;
-            }
-            self.accept(b, &mut wbuf);
-            // Coalesce whatever else is already queued into the same write.
-            while let Ok(m) = self.rx.try_recv() {
-              match m {
-                Msg::Batch(b) => self.accept(b, &mut wbuf),
-                Msg::Close => self.closing = true,
-              }
-            }
-          }
-          Some(Msg::Close) | None => self.closing = true,
-        },
+        _ = self.wake.notified() => {}
         _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
           self.expire(Instant::now());
         }
@@ -262,162 +444,147 @@ impl Driver {
     }
   }
 
-  fn lost(&self, why: &str) -> Error {
-    Error::new(
-      ErrorCode::Connection,
-      format!("connection to {} lost ({why})", self.address()),
-    )
-  }
-
-  /// Moves a batch into the write buffer and the in-flight queue.
-  fn accept(&mut self, b: Batch, wbuf: &mut Vec<u8>) {
-    let deadline = b.created + self.cfg.command_timeout;
-    for e in &b.entries {
-      self.inflight.push_back(InFlight {
-        entry: *e,
-        created: b.created,
-        deadline,
-      });
-    }
-    if wbuf.is_empty() {
-      *wbuf = b.bytes;
-    } else {
-      wbuf.extend_from_slice(&b.bytes);
-    }
-  }
-
-  fn on_read(&mut self, rbuf: &mut BytesMut) -> Result<()> {
-    let mut done = Vec::new();
+  fn on_read(&self, rbuf: &mut BytesMut) -> Result<()> {
+    let mut replies = Vec::new();
+    let parsed = loop {
+      match resp::parse(rbuf) {
+        Ok(Some(Reply::Push(_))) => {}
+        Ok(Some(r)) => replies.push(r),
+        Ok(None) => break Ok(()),
+        Err(e) => break Err(self.lost(&e.to_string())),
+      }
+    };
     let now = Instant::now();
-    loop {
-      let reply = match resp::parse(rbuf) {
-        Ok(Some(r)) => r,
-        Ok(None) => break,
-        Err(e) => {
-          self.outbox.push_all(&mut done);
-          return Err(self.lost(&e.to_string()));
+    let mut done = Vec::with_capacity(replies.len());
+    let mut unexpected = false;
+    {
+      let mut l = self.link.lock();
+      for reply in replies {
+        let Some(f) = l.inflight.pop_front() else {
+          unexpected = true;
+          break;
+        };
+        if l.timed_out_front > 0 {
+          l.timed_out_front -= 1;
+          continue;
         }
-      };
-      if let Reply::Push(_) = reply {
-        continue;
+        self
+          .stats
+          .record_latency_us(now.saturating_duration_since(f.created).as_micros() as u64);
+        done.push(Completion::Reply {
+          id: f.entry.id,
+          shape: f.entry.shape,
+          reply,
+        });
       }
-      let Some(f) = self.inflight.pop_front() else {
-        self.outbox.push_all(&mut done);
-        return Err(self.lost("protocol error: a reply nobody asked for"));
-      };
-      if self.timed_out_front > 0 {
-        self.timed_out_front -= 1;
-        continue;
-      }
-      self
-        .stats
-        .record_latency_us(now.saturating_duration_since(f.created).as_micros() as u64);
-      done.push(Completion::Reply {
-        id: f.entry.id,
-        shape: f.entry.shape,
-        reply,
-      });
     }
     self.outbox.push_all(&mut done);
-    Ok(())
+    if unexpected {
+      return Err(self.lost("protocol error: a reply nobody asked for"));
+    }
+    parsed
   }
 
   /// Rejects commands whose deadline passed; their replies are dropped when they come.
-  fn expire(&mut self, now: Instant) {
+  fn expire(&self, now: Instant) {
     let mut done = Vec::new();
-    while let Some(f) = self.inflight.get(self.timed_out_front) {
-      if f.deadline > now {
-        break;
-      }
-      done.push(Completion::Error {
-        id: f.entry.id,
-        error: Error::new(
-          ErrorCode::Timeout,
-          format!(
-            "no reply from {} within {} ms",
-            self.address(),
-            self.cfg.command_timeout.as_millis()
+    {
+      let mut l = self.link.lock();
+      while let Some(f) = l.inflight.get(l.timed_out_front) {
+        if f.deadline > now {
+          break;
+        }
+        done.push(Completion::Error {
+          id: f.entry.id,
+          error: Error::new(
+            ErrorCode::Timeout,
+            format!(
+              "no reply from {} within {} ms",
+              self.cfg.address(),
+              self.cfg.command_timeout.as_millis()
+            ),
           ),
-        ),
-      });
-      self.timed_out_front += 1;
+        });
+        l.timed_out_front += 1;
+      }
     }
     self.stats.timeouts.fetch_add(done.len() as u64, Relaxed);
     self.outbox.push_all(&mut done);
   }
 
-  fn fail_inflight(&mut self, e: &Error) {
-    let skip = std::mem::take(&mut self.timed_out_front);
-    let mut done: Vec<Completion> = self
-      .inflight
-      .drain(..)
-      .skip(skip)
-      .map(|f| Completion::Error {
-        id: f.entry.id,
-        error: Error::new(
-          e.code,
-          format!("{}; the command may or may not have run", e.message),
-        ),
-      })
-      .collect();
+  /// The connection broke: everything in flight fails (it may or may not have run).
+  fn lose(&self, e: Error) {
+    let mut done: Vec<Completion> = {
+      let mut l = self.link.lock();
+      l.phase = Phase::Down {
+        first_attempt: true,
+      };
+      l.direct = None;
+      l.writing = false;
+      l.unsent.clear();
+      let skip = std::mem::take(&mut l.timed_out_front);
+      let failed = l
+        .inflight
+        .drain(..)
+        .skip(skip)
+        .map(|f| Completion::Error {
+          id: f.entry.id,
+          error: Error::new(
+            e.code,
+            format!("{}; the command may or may not have run", e.message),
+          ),
+        })
+        .collect();
+      l.last_error = Some(e);
+      failed
+    };
     self.outbox.push_all(&mut done);
-  }
-
-  fn reject(&self, b: Batch, error: &Error) {
-    let mut done = b
-      .entries
-      .iter()
-      .map(|e| Completion::Error {
-        id: e.id,
-        error: error.clone(),
-      })
-      .collect();
-    self.outbox.push_all(&mut done);
-  }
-
-  fn not_connected(&self) -> Error {
-    let why = self
-      .last_error
-      .as_ref()
-      .map(|e| e.message.clone())
-      .unwrap_or_default();
-    Error::new(
-      ErrorCode::Connection,
-      format!("not connected to {} ({why}); reconnecting", self.address()),
-    )
   }
 
   /// Reconnects with backoff. While the first attempt runs, new commands wait
   /// (up to `connectTimeoutMs`); once it has failed they are refused at once.
-  async fn reconnect(&mut self, connector: Option<tls::Connector>) -> Option<BoxStream> {
+  async fn reconnect(&self, connector: Option<tls::Connector>) -> Option<Conn> {
     let mut attempt: u32 = 0;
     loop {
       let delay = backoff(attempt, self.cfg.reconnect_min, self.cfg.reconnect_max);
       let start_at = Instant::now() + delay;
-      let cfg = self.cfg.clone();
-      let conn = connector.clone();
-      let mut connecting: Option<Pin<Box<dyn Future<Output = Result<BoxStream>> + Send>>> = None;
+      let mut connecting: Option<Pin<Box<dyn Future<Output = Result<Conn>> + Send>>> = None;
       loop {
-        let wait_deadline = self
-          .waiting
-          .front()
-          .map(|b| b.created + self.cfg.connect_timeout);
+        let wait_deadline = {
+          let mut l = self.link.lock();
+          if l.closing {
+            let waiting: Vec<Batch> = l.waiting.drain(..).collect();
+            drop(l);
+            for b in waiting {
+              reject_all(&self.outbox, &b.entries, &Error::closed());
+            }
+            return None;
+          }
+          l.waiting
+            .front()
+            .map(|b| b.created + self.cfg.connect_timeout)
+        };
         tokio::select! {
           r = async { connecting.as_mut().unwrap().await }, if connecting.is_some() => {
             match r {
-              Ok(s) => return Some(s),
+              Ok(c) => return Some(c),
               Err(e) => {
-                self.last_error = Some(e);
-                let err = self.not_connected();
-                for b in std::mem::take(&mut self.waiting) {
-                  self.reject(b, &err);
+                let (waiting, err) = {
+                  let mut l = self.link.lock();
+                  l.phase = Phase::Down { first_attempt: false };
+                  l.last_error = Some(e);
+                  let err = not_connected(&self.cfg, l.last_error.as_ref());
+                  (l.waiting.drain(..).collect::<Vec<_>>(), err)
+                };
+                for b in waiting {
+                  reject_all(&self.outbox, &b.entries, &err);
                 }
                 break;
               }
             }
           }
           _ = sleep_until(start_at), if connecting.is_none() => {
-            let (cfg, conn) = (cfg.clone(), conn.clone());
+            let (cfg, conn) = (self.cfg.clone(), connector.clone());
             connecting = Some(Box::pin(async move {
               match timeout(cfg.connect_timeout, establish(&cfg, conn.as_ref())).await {
                 Ok(r) => r,
@@ -425,32 +592,19 @@ impl Driver {
               }
             }));
           }
-          m = self.rx.recv() => match m {
-            Some(Msg::Batch(b)) => {
-              if attempt == 0 && self.waiting.len() < MAX_WAITING {
-                self.waiting.push_back(b);
-              } else {
-                let err = self.not_connected();
-                self.reject(b, &err);
-              }
-            }
-            Some(Msg::Close) | None => {
-              let err = Error::closed();
-              for b in std::mem::take(&mut self.waiting) {
-                self.reject(b, &err);
-              }
-              return None;
-            }
-          },
+          _ = self.wake.notified() => {}
           _ = sleep_until(wait_deadline.unwrap_or_else(Instant::now)), if wait_deadline.is_some() => {
             let now = Instant::now();
-            let err = self.not_connected();
-            while let Some(b) = self.waiting.front() {
-              if b.created + self.cfg.connect_timeout > now {
-                break;
+            let (expired, err) = {
+              let mut l = self.link.lock();
+              let mut expired = Vec::new();
+              while l.waiting.front().is_some_and(|b| b.created + self.cfg.connect_timeout <= now) {
+                expired.push(l.waiting.pop_front().unwrap());
               }
-              let b = self.waiting.pop_front().unwrap();
-              self.reject(b, &err);
+              (expired, not_connected(&self.cfg, l.last_error.as_ref()))
+            };
+            for b in expired {
+              reject_all(&self.outbox, &b.entries, &err);
             }
           }
         }
@@ -485,7 +639,7 @@ fn connect_timed_out(cfg: &Config) -> Error {
 
 /// TCP (+TLS) connect and the handshake: AUTH, SELECT, then PING to prove
 /// the server accepts us.
-async fn establish(cfg: &Config, tls: Option<&tls::Connector>) -> Result<BoxStream> {
+async fn establish(cfg: &Config, tls: Option<&tls::Connector>) -> Result<Conn> {
   let addr = cfg.address();
   let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
     .await
@@ -501,17 +655,21 @@ async fn establish(cfg: &Config, tls: Option<&tls::Connector>) -> Result<BoxStre
       .with_time(Duration::from_secs(30))
       .with_interval(Duration::from_secs(10)),
   );
-  let mut stream: BoxStream = match tls {
-    Some(t) => Box::new(t.connect(cfg, tcp).await?),
-    None => Box::new(tcp),
+  let mut conn = match tls {
+    Some(t) => Conn::Tls(Box::new(t.connect(cfg, tcp).await?)),
+    None => Conn::Tcp(tcp),
   };
-  handshake(cfg, &mut stream)
+  let stream: &mut dyn Stream = match &mut conn {
+    Conn::Tcp(s) => s,
+    Conn::Tls(s) => s,
+  };
+  handshake(cfg, stream)
     .await
     .map_err(|e| e.redact(cfg.password_str()))?;
-  Ok(stream)
+  Ok(conn)
 }
 
-async fn handshake(cfg: &Config, stream: &mut BoxStream) -> Result<()> {
+async fn handshake(cfg: &Config, stream: &mut dyn Stream) -> Result<()> {
   let addr = cfg.address();
   let mut out = Vec::new();
   let mut steps = Vec::new();
