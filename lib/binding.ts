@@ -10,3 +10,8 @@ export type NativeStats = import('../index').NativeStats
 export const OP: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(binding.opNames().map((name, code) => [name, code])),
 )
+
+/** Ids of the package's Lua scripts, by name. */
+export const SCRIPT: Readonly<Record<string, number>> = Object.freeze(
+  Object.fromEntries(binding.scriptNames().map((name, id) => [name, id])),
+)

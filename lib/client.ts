@@ -1,4 +1,4 @@
-import { NativeClient, OP } from './binding'
+import { NativeClient, OP, SCRIPT } from './binding'
 import { ErrorCode, RedisError, invalidArgument } from './errors'
 import type { ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
 
@@ -319,6 +319,22 @@ export class RedisClient {
       this.native.close()
     }
     return done
+  }
+
+  /**
+   * Runs one of the package's Lua scripts by EVALSHA, and by EVAL when the
+   * server does not have it (NOSCRIPT means nothing ran, so this is no retry).
+   * Keys get the key prefix. For the package's own modules.
+   * @internal
+   */
+  runScript(name: string, keys: RedisKey[], args: Array<RedisValue | number>): Promise<unknown> {
+    const id = SCRIPT[name]
+    if (id === undefined) return Promise.reject(invalidArgument(`unknown script ${JSON.stringify(name)}`))
+    return this.send(OP.Script, id, keys, args, false).catch((e: RedisError) =>
+      e.code === ErrorCode.Reply && e.message.includes('NOSCRIPT')
+        ? this.send(OP.Script, id, keys, args, true)
+        : Promise.reject(e),
+    )
   }
 
   // ---- plumbing ------------------------------------------------------------------

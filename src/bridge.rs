@@ -479,8 +479,12 @@ impl JsSide {
   }
 }
 
+/// Runs when the thread-safe function is destroyed: after our release, or
+/// when the environment is torn down (process exit, worker end). The I/O
+/// thread's doorbell checks `released` and stops calling it.
 unsafe extern "C" fn finalize_side(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-  drop(Box::from_raw(data as *mut JsSide));
+  let side = Box::from_raw(data as *mut JsSide);
+  side.released.store(true, Ordering::Release);
 }
 
 /// Runs on the JS thread when the doorbell rang: drains the outbox into one

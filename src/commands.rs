@@ -48,6 +48,7 @@ impl Arg<'_> {
       Arg::Str(_) => "string".into(),
       Arg::Buf(b) if b.is_empty() => "an empty Buffer".into(),
       Arg::Buf(_) => "Buffer".into(),
+      Arg::Array(v) if v.is_empty() => "an empty array".into(),
       Arg::Array(_) => "array".into(),
       Arg::Object(_) => "object".into(),
       Arg::Other(t) => (*t).into(),
@@ -137,6 +138,7 @@ ops! {
   Scan = "scan",
   Command = "command",
   Ping = "ping",
+  Script = "script",
 }
 
 /// Largest integer a JavaScript number holds exactly.
@@ -287,7 +289,7 @@ pub fn arity(op: Op) -> usize {
     Op::Expire | Op::PExpire | Op::IncrBy | Op::HGet | Op::HDel | Op::SAdd | Op::SRem => 2,
     Op::Command => 2,
     Op::Set | Op::HSet => 3,
-    Op::GetEx | Op::Scan => 4,
+    Op::GetEx | Op::Scan | Op::Script => 4,
     Op::SetWith => 7,
   }
 }
@@ -527,7 +529,61 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
     }
     Op::Scan => encode_scan(&c, args, out),
     Op::Command => encode_generic(&c, args, out),
+    Op::Script => encode_script(&c, args, out),
   }
+}
+
+/// A script argument as bytes: strings, Buffers and finite numbers.
+fn word(c: &Ctx, name: &str, a: &Arg) -> Result<Vec<u8>> {
+  Ok(match a {
+    Arg::Str(s) | Arg::Buf(s) => s.to_vec(),
+    Arg::Number(n) if n.is_finite() => {
+      if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
+        (*n as i64).to_string().into_bytes()
+      } else {
+        n.to_string().into_bytes()
+      }
+    }
+    other => return Err(c.err(name, "a string, Buffer or finite number", other)),
+  })
+}
+
+/// `EVALSHA sha numkeys keys… args…` (or `EVAL source …` after NOSCRIPT) for
+/// one of the package's own scripts. Keys get the prefix; keys and
+/// arguments only ever travel as KEYS/ARGV, never inside script text.
+fn encode_script(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
+  // args: script id, keys, arguments, send the source (EVAL) instead of the hash
+  let script = match &args[0] {
+    Arg::Number(n) if n.fract() == 0.0 && *n >= 0.0 => crate::scripts::script(*n as u32),
+    _ => None,
+  }
+  .ok_or_else(|| Error::invalid("script(): unknown script"))?;
+  let keys = c.keys("keys", &args[1])?;
+  let argv = match &args[2] {
+    Arg::Array(items) => items
+      .iter()
+      .enumerate()
+      .map(|(i, a)| word(c, &format!("args[{i}]"), a))
+      .collect::<Result<Vec<_>>>()?,
+    other => return Err(c.err("args", "an array", other)),
+  };
+  let eval = c.flag("eval", &args[3])?;
+  push_array_header(out, 3 + keys.len() + argv.len());
+  if eval {
+    push_bulk(out, b"EVAL");
+    push_bulk(out, script.source.as_bytes());
+  } else {
+    push_bulk(out, b"EVALSHA");
+    push_bulk(out, script.sha1.as_bytes());
+  }
+  push_bulk_int(out, keys.len() as i64);
+  for k in &keys {
+    c.put_key(out, k);
+  }
+  for a in &argv {
+    push_bulk(out, a);
+  }
+  Ok(Shape::Raw)
 }
 
 /// Escapes glob metacharacters so a key prefix matches only itself.
@@ -727,26 +783,11 @@ fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
     Arg::Array(items) => items,
     other => return Err(c.err("args", "an array", other)),
   };
-  let mut texts: Vec<Vec<u8>> = Vec::with_capacity(items.len());
-  for (i, a) in items.iter().enumerate() {
-    texts.push(match a {
-      Arg::Str(s) | Arg::Buf(s) => s.to_vec(),
-      Arg::Number(n) if n.is_finite() => {
-        if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
-          (*n as i64).to_string().into_bytes()
-        } else {
-          n.to_string().into_bytes()
-        }
-      }
-      other => {
-        return Err(c.err(
-          &format!("args[{i}]"),
-          "a string, Buffer or finite number",
-          other,
-        ))
-      }
-    });
-  }
+  let texts = items
+    .iter()
+    .enumerate()
+    .map(|(i, a)| word(c, &format!("args[{i}]"), a))
+    .collect::<Result<Vec<_>>>()?;
   let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
   let mut keyed = vec![false; texts.len()];
   if !c.prefix.is_empty() {

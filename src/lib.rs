@@ -10,6 +10,7 @@ pub mod connection;
 pub mod error;
 pub mod outbox;
 pub mod resp;
+pub mod scripts;
 pub mod stats;
 pub mod tls;
 
@@ -109,5 +110,14 @@ pub fn op_arities() -> Vec<u32> {
   commands::Op::ALL
     .iter()
     .map(|op| commands::arity(*op) as u32)
+    .collect()
+}
+
+/// Names of the package's Lua scripts, in id order.
+#[napi]
+pub fn script_names() -> Vec<String> {
+  scripts::SCRIPTS
+    .iter()
+    .map(|(n, _)| n.to_string())
     .collect()
 }
