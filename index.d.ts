@@ -40,3 +40,6 @@ export declare function opArities(): Array<number>
 
 /** Op names in code order: TypeScript builds its op table from this. */
 export declare function opNames(): Array<string>
+
+/** Names of the package's Lua scripts, in id order. */
+export declare function scriptNames(): Array<string>

@@ -838,3 +838,4 @@ module.exports = nativeBinding
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.opArities = nativeBinding.opArities
 module.exports.opNames = nativeBinding.opNames
+module.exports.scriptNames = nativeBinding.scriptNames

@@ -44,6 +44,13 @@ function envSnapshot(): Record<string, string> {
   return env
 }
 
+/** Plain `{ … }` objects only: a Date or an array is not an options bag. */
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (v === null || typeof v !== 'object') return false
+  const proto = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
+}
+
 function serializeOptions(options: ConnectOptions): string {
   const tls = options.tls
   const plain: Record<string, unknown> = { ...options }
@@ -51,7 +58,13 @@ function serializeOptions(options: ConnectOptions): string {
     const pem = (v: unknown) => (Buffer.isBuffer(v) ? v.toString('utf8') : v)
     plain.tls = { ...tls, ca: pem(tls.ca), cert: pem(tls.cert), key: pem(tls.key) }
   }
-  return JSON.stringify(plain)
+  // JSON would turn NaN and Infinity into null, i.e. "not given": refuse them here.
+  return JSON.stringify(plain, (key, value) => {
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      throw invalidArgument(`connect(): option ${key} must be a finite number, got ${value}`)
+    }
+    return value
+  })
 }
 
 /**
@@ -105,7 +118,7 @@ export class RedisClient {
         } else if (typeof options === 'string') {
           source = 'url'
           payload = options
-        } else if (options !== null && typeof options === 'object' && !Array.isArray(options)) {
+        } else if (isPlainObject(options)) {
           source = 'options'
           payload = serializeOptions(options)
         } else {
@@ -139,7 +152,7 @@ export class RedisClient {
   set(key: RedisKey, value: RedisValue, ttlSeconds?: number): Promise<void>
   set(key: RedisKey, value: RedisValue, options: SetOptions): Promise<boolean>
   set(key: RedisKey, value: RedisValue, ttl?: number | SetOptions): Promise<void | boolean> {
-    if (ttl !== null && typeof ttl === 'object') {
+    if (isPlainObject(ttl)) {
       try {
         checkOptionKeys('set', ttl, SET_OPTIONS)
       } catch (e) {
@@ -205,8 +218,8 @@ export class RedisClient {
 
   /** Returns the value and changes its TTL (`ttlSeconds`, `ttlMs`) or removes it (`persist`). */
   getEx(key: RedisKey, options: GetExOptions = {}): Promise<string | null> {
-    if (options === null || typeof options !== 'object') {
-      return Promise.reject(invalidArgument('getEx(): options must be an object'))
+    if (!isPlainObject(options)) {
+      return Promise.reject(invalidArgument('getEx(): options must be a plain object'))
     }
     try {
       checkOptionKeys('getEx', options, GETEX_OPTIONS)
@@ -262,7 +275,7 @@ export class RedisClient {
    * ```
    */
   async *scan(options: ScanOptions = {}): AsyncIterableIterator<string> {
-    if (options === null || typeof options !== 'object') throw invalidArgument('scan(): options must be an object')
+    if (!isPlainObject(options)) throw invalidArgument('scan(): options must be a plain object')
     checkOptionKeys('scan', options, SCAN_OPTIONS)
     let cursor = '0'
     do {

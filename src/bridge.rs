@@ -9,7 +9,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use napi::sys;
+use napi_sys as sys;
 use tokio::time::Instant;
 
 use crate::commands::{self, Arg, Op, Shape};

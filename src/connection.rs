@@ -346,9 +346,9 @@ impl Driver {
       Ok(Err(e)) => return self.connect_failed(e),
       Err(_) => return self.connect_failed(connect_timed_out(&self.cfg)),
     };
-    self.outbox.push(Completion::Event(Event::Ready));
+    let mut first = true;
     loop {
-      match self.serve(conn).await {
+      match self.serve(conn, std::mem::take(&mut first)).await {
         Ended::Closed => break,
         Ended::Lost(e) => {
           self.stats.reconnects.fetch_add(1, Relaxed);
@@ -377,7 +377,9 @@ impl Driver {
   }
 
   /// Serves one live connection until it breaks or `close()` completes.
-  async fn serve(&self, conn: Conn) -> Ended {
+  /// `announce`: this is the first connection, so `connect()` resolves once
+  /// it can take commands.
+  async fn serve(&self, conn: Conn, announce: bool) -> Ended {
     let (mut reader, mut writer, direct) = match conn {
       Conn::Tcp(s) => {
         let s = Arc::new(s);
@@ -396,6 +398,9 @@ impl Driver {
         l.accept(b, self.cfg.command_timeout);
       }
     }
+    if announce {
+      self.outbox.push(Completion::Event(Event::Ready));
+    }
     let mut rbuf = BytesMut::with_capacity(64 * 1024);
     let mut wbuf: Vec<u8> = Vec::new();
     let mut wpos = 0usize;
@@ -408,7 +413,8 @@ impl Driver {
           std::mem::swap(&mut wbuf, &mut l.unsent);
           l.writing = !wbuf.is_empty();
         }
-        let done = l.closing && l.inflight.is_empty() && !l.writing;
+        // Timed-out commands need not be waited for: their callers have their answer.
+        let done = l.closing && l.inflight.len() == l.timed_out_front && !l.writing;
         if done {
           l.direct = None;
         }
@@ -686,11 +692,24 @@ async fn handshake(cfg: &Config, stream: &mut dyn Stream) -> Result<()> {
   }
   resp::encode_command(&mut out, &[b"PING"]);
   steps.push("PING");
+  // Under TLS, a refusal during the handshake (e.g. the server wants a client
+  // certificate) arrives as an alert on the first read.
   let io_err = |e: std::io::Error| {
-    Error::new(
-      ErrorCode::Connection,
-      format!("cannot reach {addr} ({})", io_reason(&e)),
-    )
+    let tls_alert = cfg.tls.is_some()
+      && e
+        .get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+    if tls_alert {
+      Error::new(
+        ErrorCode::Tls,
+        format!("TLS session with {addr} refused ({})", io_reason(&e)),
+      )
+    } else {
+      Error::new(
+        ErrorCode::Connection,
+        format!("cannot reach {addr} ({})", io_reason(&e)),
+      )
+    }
   };
   stream.write_all(&out).await.map_err(io_err)?;
   let mut buf = BytesMut::with_capacity(1024);
