@@ -8,6 +8,9 @@ module.exports = {
   testTimeout: 30000,
   transform: {
     // isolatedModules is set in __test__/tsconfig.json (the ts-jest option of that name is deprecated).
-    '^.+\\.tsx?$': ['ts-jest', { tsconfig: '<rootDir>/__test__/tsconfig.json', diagnostics: true }],
+    // .js too: NestJS 12 and other framework packages ship ES modules, which jest's CommonJS
+    // runtime can only load once compiled (allowJs in __test__/tsconfig.json).
+    '^.+\\.[tj]sx?$': ['<rootDir>/__test__/esm-transform.js', { tsconfig: '<rootDir>/__test__/tsconfig.json', diagnostics: true }],
   },
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|@better-auth|better-auth|keyv|@keyv|cache-manager|@noble|nanostores|jose|uncrypto|defu|rou3|better-call|kysely)/)'],
 }

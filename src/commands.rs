@@ -215,13 +215,36 @@ impl Ctx<'_> {
     }
   }
 
-  fn keys(&self, name: &str, a: &Arg) -> Result<Vec<Vec<u8>>> {
+  /// Non-empty keys, borrowed; the element name is only formatted on error.
+  fn keys<'b>(&self, name: &str, a: &'b Arg) -> Result<Vec<&'b [u8]>> {
     let items = self.list(name, a)?;
-    items
-      .iter()
-      .enumerate()
-      .map(|(i, k)| self.key(&format!("{name}[{i}]"), k).map(|k| k.to_vec()))
-      .collect()
+    let mut out = Vec::with_capacity(items.len());
+    for (i, k) in items.iter().enumerate() {
+      match k {
+        Arg::Str(s) | Arg::Buf(s) if !s.is_empty() => out.push(*s),
+        other => {
+          return Err(self.err(
+            &format!("{name}[{i}]"),
+            "a non-empty string or Buffer",
+            other,
+          ))
+        }
+      }
+    }
+    Ok(out)
+  }
+
+  /// Strings or Buffers (members, fields), borrowed.
+  fn values<'b>(&self, name: &str, a: &'b Arg) -> Result<Vec<&'b [u8]>> {
+    let items = self.list(name, a)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (i, v) in items.iter().enumerate() {
+      match v {
+        Arg::Str(s) | Arg::Buf(s) => out.push(*s),
+        other => return Err(self.value(&format!("{name}[{i}]"), other).unwrap_err()),
+      }
+    }
+    Ok(out)
   }
 
   fn put_key(&self, out: &mut Vec<u8>, key: &[u8]) {
@@ -231,11 +254,17 @@ impl Ctx<'_> {
 
 /// Field/value pairs given as an object or as a flat `[f1, v1, f2, v2]` array.
 fn pairs<'a>(c: &Ctx, name: &str, a: &'a Arg<'a>) -> Result<Vec<(&'a [u8], &'a [u8])>> {
+  let text = |a: &'a Arg<'a>, what: &dyn Fn() -> String| -> Result<&'a [u8]> {
+    match a {
+      Arg::Str(s) | Arg::Buf(s) => Ok(s),
+      other => Err(c.value(&what(), other).unwrap_err()),
+    }
+  };
   let out: Vec<_> = match a {
     Arg::Object(entries) => entries
       .iter()
       .map(|(k, v)| {
-        let v = c.value(&format!("{name}.{}", String::from_utf8_lossy(k)), v)?;
+        let v = text(v, &|| format!("{name}.{}", String::from_utf8_lossy(k)))?;
         Ok((*k, v))
       })
       .collect::<Result<_>>()?,
@@ -243,12 +272,18 @@ fn pairs<'a>(c: &Ctx, name: &str, a: &'a Arg<'a>) -> Result<Vec<(&'a [u8], &'a [
       .chunks(2)
       .enumerate()
       .map(|(i, kv)| {
-        let k = c.value(&format!("{name}[{}]", 2 * i), &kv[0])?;
-        let v = c.value(&format!("{name}[{}]", 2 * i + 1), &kv[1])?;
+        let k = text(&kv[0], &|| format!("{name}[{}]", 2 * i))?;
+        let v = text(&kv[1], &|| format!("{name}[{}]", 2 * i + 1))?;
         Ok((k, v))
       })
       .collect::<Result<_>>()?,
-    other => return Err(c.err(name, "an object or a flat [key, value, …] array", other)),
+    other => {
+      return Err(c.err(
+        name,
+        "an object or a flat [key, value, …] array",
+        other,
+      ))
+    }
   };
   if out.is_empty() {
     return Err(Error::invalid(format!(
@@ -481,12 +516,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
         Op::SAdd => (b"SADD", "members"),
         _ => (b"SREM", "members"),
       };
-      let items = c.list(what, &args[1])?;
-      let items = items
-        .iter()
-        .enumerate()
-        .map(|(i, m)| c.value(&format!("{what}[{i}]"), m))
-        .collect::<Result<Vec<_>>>()?;
+      let items = c.values(what, &args[1])?;
       push_array_header(out, 2 + items.len());
       push_bulk(out, name);
       c.put_key(out, k);

@@ -1,0 +1,175 @@
+import 'reflect-metadata'
+import {
+  DynamicModule,
+  Inject,
+  Injectable,
+  Module,
+  type FactoryProvider,
+  type ModuleMetadata,
+  type OnApplicationShutdown,
+  type Provider,
+} from '@nestjs/common'
+
+import { RedisClient } from './client'
+import { ErrorCode, RedisError } from './errors'
+import type { ConnectOptions, RedisKey, RedisValue } from './types'
+
+/** What a connection is made from: options, a URL, or nothing (the environment). */
+export type RedisConnection = ConnectOptions | string | undefined
+
+/**
+ * ConnectOptions (none at all: the environment, as apps/api/.env has it), plus:
+ */
+export interface RedisModuleOptions extends ConnectOptions {
+  /** Name for a second (third, …) connection, injected with `@InjectRedis(name)`. */
+  name?: string
+  /** Make the providers available in every module without importing RedisModule there. */
+  isGlobal?: boolean
+}
+
+export interface RedisModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
+  name?: string
+  isGlobal?: boolean
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  inject?: FactoryProvider['inject']
+  /** Resolves the connection (ConnectOptions, a URL, or undefined for the environment). */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  useFactory: (...args: any[]) => RedisConnection | Promise<RedisConnection>
+}
+
+const DEFAULT = 'default'
+
+/** The injection token of the `RedisClient` of connection `name`. */
+export function getRedisToken(name: string = DEFAULT): string {
+  return `AtlasRedisClient:${name}`
+}
+
+/** Injects the `RedisClient` of a connection: `constructor(@InjectRedis() redis: RedisClient)`. */
+export function InjectRedis(name: string = DEFAULT): ParameterDecorator & PropertyDecorator {
+  return Inject(getRedisToken(name))
+}
+
+/**
+ * The seed's `RedisService`, kept call-compatible: `get(key)`, `set(key, value,
+ * ttlSeconds?)`, and the full client as `client`.
+ */
+@Injectable()
+export class RedisService {
+  constructor(@InjectRedis() readonly client: RedisClient) {}
+
+  get(key: RedisKey): Promise<string | null> {
+    return this.client.get(key)
+  }
+
+  set(key: RedisKey, value: RedisValue, ttlSeconds?: number): Promise<void> {
+    return this.client.set(key, value, ttlSeconds)
+  }
+}
+
+/** Health of the default connection, for @nestjs/terminus (11+ style: results, not exceptions). */
+@Injectable()
+export class RedisHealthIndicator {
+  constructor(@InjectRedis() private readonly client: RedisClient) {}
+
+  /**
+   * PINGs the server; `{ [key]: { status: 'up', latencyMs } }`, or status
+   * `'down'` with the reason when it fails or takes longer than `timeoutMs`.
+   *
+   * ```ts
+   * @Get('health') @HealthCheck()
+   * check() { return this.health.check([() => this.redis.isHealthy('redis', { timeoutMs: 500 })]) }
+   * ```
+   */
+  async isHealthy<K extends string = 'redis'>(
+    key: K = 'redis' as K,
+    options: { timeoutMs?: number } = {},
+  ): Promise<Record<K, { status: 'up' | 'down'; latencyMs?: number; message?: string }>> {
+    const timeoutMs = options.timeoutMs ?? 1000
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const latencyMs = await Promise.race([
+        this.client.ping(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () => reject(new RedisError(ErrorCode.Timeout, `no PONG within ${timeoutMs} ms`)),
+            timeoutMs,
+          )
+        }),
+      ])
+      return { [key]: { status: 'up', latencyMs: Math.round(latencyMs * 1000) / 1000 } } as Record<
+        K,
+        { status: 'up'; latencyMs: number }
+      >
+    } catch (e) {
+      return { [key]: { status: 'down', message: (e as Error).message } } as Record<K, { status: 'down'; message: string }>
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** Closes a connection when the application shuts down, after its in-flight replies. */
+class RedisCloser implements OnApplicationShutdown {
+  constructor(private readonly client: RedisClient) {}
+
+  onApplicationShutdown(): Promise<void> {
+    return this.client.close()
+  }
+}
+
+function providersFor(name: string, factory: FactoryProvider): Provider[] {
+  const token = getRedisToken(name)
+  const providers: Provider[] = [
+    { ...factory, provide: token },
+    { provide: `AtlasRedisCloser:${name}`, useFactory: (c: RedisClient) => new RedisCloser(c), inject: [token] },
+  ]
+  if (name === DEFAULT) providers.push(RedisService, RedisHealthIndicator)
+  return providers
+}
+
+function exportsFor(name: string): string[] | Array<string | typeof RedisService | typeof RedisHealthIndicator> {
+  const token = getRedisToken(name)
+  return name === DEFAULT ? [token, RedisService, RedisHealthIndicator] : [token]
+}
+
+/**
+ * ```ts
+ * @Module({ imports: [RedisModule.forRoot()] })               // REDIS_HOST / REDIS_PORT / REDIS_PASSWORD
+ * @Module({ imports: [RedisModule.forRootAsync({
+ *   imports: [ConfigModule], inject: [ConfigService],
+ *   useFactory: (config: ConfigService) => config.get('REDIS_URL'),
+ *   isGlobal: true,
+ * })] })
+ * ```
+ */
+@Module({})
+export class RedisModule {
+  static forRoot(options: RedisModuleOptions | string = {}): DynamicModule {
+    const { name = DEFAULT, isGlobal, ...rest } = typeof options === 'string' ? { url: options } : options
+    // No connection option at all: read REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD.
+    const connection: RedisConnection = Object.keys(rest).length > 0 ? rest : undefined
+    return {
+      module: RedisModule,
+      global: isGlobal ?? false,
+      providers: providersFor(name, { provide: '', useFactory: () => RedisClient.connect(connection) }),
+      exports: exportsFor(name),
+    }
+  }
+
+  static forRootAsync(options: RedisModuleAsyncOptions): DynamicModule {
+    const name = options.name ?? DEFAULT
+    return {
+      module: RedisModule,
+      global: options.isGlobal ?? false,
+      imports: options.imports ?? [],
+      providers: providersFor(name, {
+        provide: '',
+        inject: options.inject ?? [],
+        useFactory: async (...args: unknown[]) => RedisClient.connect(await options.useFactory(...args)),
+      }),
+      exports: exportsFor(name),
+    }
+  }
+}
+
+export { RedisClient }
