@@ -1,6 +1,9 @@
 import { NativeClient, OP, SCRIPT } from './binding'
 import { ErrorCode, RedisError, invalidArgument } from './errors'
+import { PendingTable, type Pending } from './pending'
 import type { ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
+import { rateLimit, rateLimitAll, rateLimitCacheHits } from './ratelimit'
+import type { RateLimitResult, RateLimitRule } from './ratelimit'
 
 /** Command ids wrap at 2^30, as in the native layer. */
 const ID_MASK = 0x3fffffff
@@ -20,11 +23,6 @@ export const ENV_VARS = [
 const SET_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'nx', 'xx', 'keepTtl'])
 const GETEX_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'persist'])
 const SCAN_OPTIONS = new Set(['match', 'count', 'type'])
-
-interface Pending {
-  resolve(value: unknown): void
-  reject(error: Error): void
-}
 
 type State = 'connecting' | 'ready' | 'closing' | 'closed'
 
@@ -89,8 +87,8 @@ export class RedisClient {
   private scheduled = false
   private firstId = 0
   private nextId = 0
-  private readonly pending = new Map<number, Pending>()
-  private connectWaiter?: Pending
+  private readonly pending = new PendingTable()
+  private connectWaiter?: Omit<Pending, "id">
   private closeWaiters: Array<() => void> = []
 
   private constructor() {}
@@ -316,6 +314,7 @@ export class RedisClient {
       reconnects: s.reconnects,
       inFlight: this.pending.size,
       latency: { p50Ms: s.latencyP50Us / 1000, p99Ms: s.latencyP99Us / 1000, maxMs: s.latencyMaxUs / 1000 },
+      rateLimitCacheHits: rateLimitCacheHits(this),
     }
   }
 
@@ -332,6 +331,28 @@ export class RedisClient {
       this.native.close()
     }
     return done
+  }
+
+  // ---- rate limiting (lib/ratelimit.ts) ---------------------------------------------
+
+  /**
+   * Counts one request against `rule` for `key`, atomically and with the Redis
+   * server's clock; resolves whether it may go ahead. A denied key is answered
+   * from memory (no round trip) until its retry time. When Redis is unreachable
+   * or slower than `commandTimeoutMs`, `rule.onUnavailable` ('allow') decides.
+   *
+   * ```ts
+   * const r = await redis.rateLimit(`login:${ip}`, { limit: 5, windowMs: 60_000 })
+   * if (!r.allowed) throw new TooManyRequests(r.retryAfterMs)
+   * ```
+   */
+  rateLimit(key: string, rule: RateLimitRule): Promise<RateLimitResult> {
+    return rateLimit(this, key, rule)
+  }
+
+  /** Several limits for one key in one atomic script: if any denies, none is charged. */
+  rateLimitAll(key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
+    return rateLimitAll(this, key, rules)
   }
 
   /**
@@ -372,7 +393,7 @@ export class RedisClient {
     q.push(op)
     for (let i = 0; i < args.length; i++) q.push(args[i])
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      this.pending.add({ id, resolve: resolve as (v: unknown) => void, reject })
     })
   }
 
@@ -400,11 +421,7 @@ export class RedisClient {
   }
 
   private settle(id: number, error: Error): void {
-    const p = this.pending.get(id)
-    if (p !== undefined) {
-      this.pending.delete(id)
-      p.reject(error)
-    }
+    this.pending.take(id)?.reject(error)
   }
 
   /** Everything the native layer hands back, one call per burst. */
@@ -413,11 +430,7 @@ export class RedisClient {
     for (let i = 0; i < replies.length; i += 2) {
       const id = replies[i] as number
       if (id >= 0) {
-        const p = pending.get(id)
-        if (p !== undefined) {
-          pending.delete(id)
-          p.resolve(replies[i + 1])
-        }
+        pending.take(id)?.resolve(replies[i + 1])
       } else {
         this.settle(-id - 1, RedisError.from(replies[i + 1]))
       }
@@ -438,7 +451,7 @@ export class RedisClient {
         this.connectWaiter = undefined
       }
       const err = new RedisError(ErrorCode.Closed, 'the client is closed')
-      for (const id of [...this.pending.keys()]) this.settle(id, err)
+      for (const p of this.pending.drain()) p.reject(err)
       for (const w of this.closeWaiters.splice(0)) w()
     }
   }

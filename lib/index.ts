@@ -1,3 +1,5 @@
 export { RedisClient, ENV_VARS } from './client'
 export { RedisError, ErrorCode } from './errors'
 export type * from './types'
+export { rateLimitHeaders } from './ratelimit'
+export type { RateLimitAlgorithm, RateLimitReason, RateLimitResult, RateLimitRule, UnavailablePolicy } from './ratelimit'

@@ -83,4 +83,6 @@ export interface ClientStats {
   inFlight: number
   /** Round-trip latency of replies since connect (±12.5 %). */
   latency: { p50Ms: number; p99Ms: number; maxMs: number }
+  /** rateLimit/rateLimitAll calls answered from the in-process memory of denied keys (no round trip). */
+  rateLimitCacheHits: number
 }

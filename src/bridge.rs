@@ -213,10 +213,19 @@ unsafe fn read_arg(
 
 unsafe fn js_string(env: sys::napi_env, b: &[u8]) -> NapiResult<sys::napi_value> {
   let mut out = ptr::null_mut();
-  ck!(
-    sys::napi_create_string_utf8(env, b.as_ptr() as *const _, b.len() as isize, &mut out),
-    "create string"
-  );
+  // ASCII (most keys and values) is the same bytes in Latin-1: V8 then copies
+  // instead of decoding UTF-8. `is_ascii` checks a word at a time.
+  if b.is_ascii() {
+    ck!(
+      sys::napi_create_string_latin1(env, b.as_ptr() as *const _, b.len() as isize, &mut out),
+      "create string"
+    );
+  } else {
+    ck!(
+      sys::napi_create_string_utf8(env, b.as_ptr() as *const _, b.len() as isize, &mut out),
+      "create string"
+    );
+  }
   Ok(out)
 }
 
@@ -525,7 +534,12 @@ unsafe fn deliver_items(
   items: Vec<Completion>,
   closed: &mut bool,
 ) -> NapiResult<()> {
-  let replies = js_array(env, 0)?;
+  // Sized up front: appending to a growing array costs V8 a slow path per element.
+  let n = items
+    .iter()
+    .filter(|c| !matches!(c, Completion::Event(_)))
+    .count();
+  let replies = js_array(env, 2 * n)?;
   let mut events: sys::napi_value = ptr::null_mut();
   let mut r = 0usize;
   let mut errors = 0u64;

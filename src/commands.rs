@@ -277,13 +277,7 @@ fn pairs<'a>(c: &Ctx, name: &str, a: &'a Arg<'a>) -> Result<Vec<(&'a [u8], &'a [
         Ok((k, v))
       })
       .collect::<Result<_>>()?,
-    other => {
-      return Err(c.err(
-        name,
-        "an object or a flat [key, value, …] array",
-        other,
-      ))
-    }
+    other => return Err(c.err(name, "an object or a flat [key, value, …] array", other)),
   };
   if out.is_empty() {
     return Err(Error::invalid(format!(

@@ -6,14 +6,21 @@
 //! ```
 //! use atlas_redis::scripts::{script, SCRIPTS};
 //! let s = script(0).unwrap();
+//! assert_eq!(s.name, "throttle");
 //! assert_eq!(s.sha1.len(), 40);
+//! assert!(s.source.contains("redis.call('TIME')"));
 //! assert_eq!(SCRIPTS.len() as u32, atlas_redis::scripts::count());
 //! ```
 
 use std::sync::OnceLock;
 
 /// Script names and sources, in id order; TypeScript looks ids up by name.
-pub const SCRIPTS: &[(&str, &str)] = &[("ping", "return 'PONG'")];
+pub const SCRIPTS: &[(&str, &str)] = &[
+  // @nestjs/throttler's in-memory storage semantics (lib/throttler.ts)
+  ("throttle", include_str!("lua/throttle.lua")),
+  // GCRA, fixed and sliding windows, several rules at once (lib/ratelimit.ts)
+  ("ratelimit", include_str!("lua/ratelimit.lua")),
+];
 
 /// A script with its SHA-1 (as `SCRIPT LOAD` would report it).
 pub struct Script {
@@ -51,14 +58,34 @@ mod tests {
   use super::*;
 
   #[test]
-  fn sha1_matches_redis() {
-    // SCRIPT LOAD "return 'PONG'" on a real server answers this digest.
-    let s = script(0).unwrap();
-    assert_eq!(s.name, "ping");
-    assert_eq!(
-      s.sha1,
-      sha1_smol::Sha1::from("return 'PONG'").digest().to_string()
-    );
+  fn every_script_has_a_unique_name_and_a_sha1() {
+    let mut names = std::collections::HashSet::new();
+    for id in 0..count() {
+      let s = script(id).unwrap();
+      assert!(names.insert(s.name), "duplicate script name {}", s.name);
+      assert_eq!(s.sha1.len(), 40);
+      assert!(s
+        .sha1
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+      // keys only ever arrive as KEYS, the clock only from the server
+      assert!(s.source.contains("KEYS["), "{} reads no KEYS", s.name);
+      assert!(
+        s.source.contains("redis.call('TIME')"),
+        "{} must use the server's clock",
+        s.name
+      );
+    }
     assert!(script(count()).is_none());
+  }
+
+  #[test]
+  fn sha1_matches_redis() {
+    // SCRIPT LOAD "return 'PONG'" on a real server answers this digest: EVALSHA
+    // names a script by the SHA-1 of its exact source bytes.
+    assert_eq!(
+      sha1_smol::Sha1::from("return 'PONG'").digest().to_string(),
+      "7814fe8768dc7e582b000899dbd910a0a03a95b4"
+    );
   }
 }

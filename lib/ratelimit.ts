@@ -1,0 +1,467 @@
+// Rate limiting over the package's `ratelimit` Lua script: rule validation, the
+// script's argument packing, result shaping, the in-process cache of denied
+// keys, the fail policy, and the IETF RateLimit headers.
+import { ErrorCode, RedisError, invalidArgument } from './errors'
+import type { RedisClient } from './client'
+
+/** How a rule counts. See the README's "Rate limiting" section. */
+export type RateLimitAlgorithm = 'gcra' | 'fixed-window' | 'sliding-window'
+
+/** What to answer when Redis cannot: unreachable, or slower than `commandTimeoutMs`. */
+export type UnavailablePolicy = 'allow' | 'deny'
+
+export interface RateLimitRule {
+  /** Requests (cost units) per window: a positive integer. */
+  limit: number
+  /** The window in milliseconds: a positive integer. */
+  windowMs: number
+  /** Default `'gcra'`. */
+  algorithm?: RateLimitAlgorithm
+  /**
+   * GCRA only: how many requests may arrive at once after a quiet period
+   * (default `limit`). Requests are spaced `windowMs / limit` apart beyond it.
+   */
+  burst?: number
+  /** Units this request uses (default 1; 0 checks without charging). At most `burst` (GCRA) or `limit`. */
+  cost?: number
+  /** When this rule denies, deny every call for the key for this long (ms); default 0: no block. */
+  blockMs?: number
+  /** Names the rule: its Redis state (so changing `limit` keeps the count) and its policy in the headers. */
+  name?: string
+  /** Default `'allow'`. */
+  onUnavailable?: UnavailablePolicy
+}
+
+/**
+ * Why a call was answered the way it was (absent when it was allowed by Redis):
+ * - `limit`: this rule has no room for the request;
+ * - `blocked`: this rule is inside its `blockMs`;
+ * - `other-rule`: this rule had room, but another rule of the same `rateLimitAll` denied, so none was charged;
+ * - `cached-deny`: answered from this process' memory of an earlier denial, without a round trip;
+ * - `unavailable`: Redis could not answer in time; `onUnavailable` decided.
+ */
+export type RateLimitReason = 'limit' | 'blocked' | 'other-rule' | 'cached-deny' | 'unavailable'
+
+export interface RateLimitResult {
+  /** Whether the request may go ahead. In `rateLimitAll`, the same for every rule: all pass or none. */
+  allowed: boolean
+  /** The rule's `limit`. */
+  limit: number
+  /** Requests of cost 1 this rule allows right now (after this one, when it was charged). */
+  remaining: number
+  /** Milliseconds until this rule's limit is whole again. */
+  resetMs: number
+  /** Milliseconds until a retry can succeed; 0 when allowed. */
+  retryAfterMs: number
+  /** The rule's `name`, when it has one. */
+  name?: string
+  reason?: RateLimitReason
+}
+
+/** Denied answers remembered per client (LRU). */
+export const RATE_LIMIT_CACHE_SIZE = 10_000
+/** `retryAfterMs` of a denial made by `onUnavailable: 'deny'`. */
+export const UNAVAILABLE_RETRY_MS = 1000
+
+const RULE_FIELDS = new Set(['limit', 'windowMs', 'algorithm', 'burst', 'cost', 'blockMs', 'name', 'onUnavailable'])
+const ALGORITHMS: Record<RateLimitAlgorithm, number> = { gcra: 1, 'fixed-window': 2, 'sliding-window': 3 }
+const ALGO_TAG = ['', 'g', 'f', 's']
+const VERDICT_REASON: Array<RateLimitReason | undefined> = [/* 0 */ 'limit', /* 1 */ undefined, /* 2 */ 'blocked', /* 3 */ 'other-rule']
+/** Server replies that mean "not now" rather than "wrong": treated like an unreachable server. */
+const UNAVAILABLE_REPLY = /\b(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/
+
+interface Rule {
+  algo: number
+  limit: number
+  windowMs: number
+  burst: number
+  cost: number
+  blockMs: number
+  name: string | undefined
+  onUnavailable: UnavailablePolicy
+  /** The state's key suffix and the cache's identity of this rule. */
+  id: string
+}
+
+function isInt(v: unknown, min: number): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min
+}
+
+function validateRule(rule: unknown, where: string): Rule {
+  if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) throw invalidArgument(`${where}: a rule must be an object`)
+  const r = rule as Record<string, unknown>
+  for (const k of Object.keys(r)) {
+    if (!RULE_FIELDS.has(k)) throw invalidArgument(`${where}: unknown rule field ${JSON.stringify(k)}`)
+  }
+  if (!isInt(r.limit, 1)) throw invalidArgument(`${where}: limit must be a positive integer, got ${show(r.limit)}`)
+  if (!isInt(r.windowMs, 1)) throw invalidArgument(`${where}: windowMs must be a positive integer, got ${show(r.windowMs)}`)
+  const algorithm = r.algorithm === undefined ? 'gcra' : r.algorithm
+  const algo = ALGORITHMS[algorithm as RateLimitAlgorithm]
+  if (typeof algorithm !== 'string' || !Object.hasOwn(ALGORITHMS, algorithm)) {
+    throw invalidArgument(`${where}: algorithm must be 'gcra', 'fixed-window' or 'sliding-window', got ${show(r.algorithm)}`)
+  }
+  let burst = r.limit
+  if (r.burst !== undefined) {
+    if (algo !== 1) throw invalidArgument(`${where}: burst applies to the 'gcra' algorithm only`)
+    if (!isInt(r.burst, 1)) throw invalidArgument(`${where}: burst must be a positive integer, got ${show(r.burst)}`)
+    burst = r.burst
+  }
+  const cost = r.cost === undefined ? 1 : r.cost
+  if (!isInt(cost, 0)) throw invalidArgument(`${where}: cost must be a non-negative integer, got ${show(r.cost)}`)
+  if (cost > burst) {
+    throw invalidArgument(
+      algo === 1
+        ? `${where}: cost ${cost} is above the burst (${burst}): no request could ever pass`
+        : `${where}: cost ${cost} is above the limit (${burst}): no request could ever pass`,
+    )
+  }
+  const blockMs = r.blockMs === undefined ? 0 : r.blockMs
+  if (!isInt(blockMs, 0)) throw invalidArgument(`${where}: blockMs must be a non-negative integer, got ${show(r.blockMs)}`)
+  if (r.name !== undefined && (typeof r.name !== 'string' || r.name.length === 0)) {
+    throw invalidArgument(`${where}: name must be a non-empty string`)
+  }
+  const onUnavailable = r.onUnavailable === undefined ? 'allow' : r.onUnavailable
+  if (onUnavailable !== 'allow' && onUnavailable !== 'deny') {
+    throw invalidArgument(`${where}: onUnavailable must be 'allow' or 'deny', got ${show(r.onUnavailable)}`)
+  }
+  const name = r.name as string | undefined
+  return {
+    algo,
+    limit: r.limit,
+    windowMs: r.windowMs,
+    burst,
+    cost,
+    blockMs,
+    name,
+    onUnavailable,
+    id: `${ALGO_TAG[algo]}:${name === undefined ? `${r.limit}/${r.windowMs}` : `n:${name}`}`,
+  }
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'number') return String(v)
+  try {
+    return JSON.stringify(v) ?? typeof v
+  } catch {
+    return typeof v
+  }
+}
+
+/**
+ * The `{…}` hash tag for a caller's key: every Redis key of one call shares it,
+ * so a script's keys live in one cluster slot. Keys holding a brace (or starting
+ * with `~`) are encoded as `~` + base64url, so the mapping stays one-to-one.
+ * @internal
+ */
+export function hashTag(key: string): string {
+  if (key.includes('{') || key.includes('}') || key.startsWith('~')) {
+    return `{~${Buffer.from(key, 'utf8').toString('base64url')}}`
+  }
+  return `{${key}}`
+}
+
+function checkKey(key: unknown, method: string): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw invalidArgument(`${method}(): key must be a non-empty string, got ${show(key)}`)
+  }
+}
+
+/** Whether an error means "Redis cannot answer now" (the fail policy applies) rather than a bug. */
+export function isUnavailable(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code
+  if (code === ErrorCode.Connection || code === ErrorCode.Timeout) return true
+  return code === ErrorCode.Reply && UNAVAILABLE_REPLY.test(String((e as Error).message))
+}
+
+// ---- the denied-key cache ------------------------------------------------------------
+
+interface Denial {
+  /** performance.now() before which the call is certainly still denied. */
+  until: number
+  /** performance.now() at which the call was sent. */
+  at: number
+  results: RateLimitResult[]
+}
+
+/** Per-client memory of denied calls (bounded, least recently used first out). @internal */
+export class DeniedCache {
+  hits = 0
+  private readonly map = new Map<string, Denial>()
+  constructor(private readonly max = RATE_LIMIT_CACHE_SIZE) {}
+
+  get size(): number {
+    return this.map.size
+  }
+
+  lookup(id: string, now: number): RateLimitResult[] | undefined {
+    const d = this.map.get(id)
+    if (d === undefined) return undefined
+    if (now >= d.until) {
+      this.map.delete(id)
+      return undefined
+    }
+    this.map.delete(id) // refresh its place in the LRU order
+    this.map.set(id, d)
+    this.hits++
+    const elapsed = now - d.at
+    return d.results.map((r) => ({
+      ...r,
+      resetMs: Math.max(0, Math.ceil(r.resetMs - elapsed)),
+      retryAfterMs: r.retryAfterMs > 0 ? Math.max(1, Math.ceil(r.retryAfterMs - elapsed)) : 0,
+      reason: r.reason === 'limit' || r.reason === 'blocked' ? 'cached-deny' : r.reason,
+    }))
+  }
+
+  remember(id: string, at: number, results: RateLimitResult[]): void {
+    let wait = 0
+    for (const r of results) if (r.reason === 'limit' || r.reason === 'blocked') wait = Math.max(wait, r.retryAfterMs)
+    // retryAfterMs is rounded up and counted from the server's clock, a little after `at`:
+    // one millisecond less keeps the cached answer strictly inside the denial.
+    if (wait <= 1) return
+    this.map.delete(id)
+    this.map.set(id, { until: at + wait - 1, at, results })
+    if (this.map.size > this.max) {
+      // evict expired entries first, then the least recently used
+      for (const [k, d] of this.map) {
+        if (this.map.size <= this.max) break
+        if (at >= d.until) this.map.delete(k)
+      }
+      while (this.map.size > this.max) this.map.delete(this.map.keys().next().value as string)
+    }
+  }
+}
+
+const caches = new WeakMap<RedisClient, DeniedCache>()
+
+// ---- pacing -----------------------------------------------------------------------------
+
+/** Rate-limit scripts handed to one client per turn of the event loop. */
+export const SCRIPT_BATCH = 32
+
+/**
+ * Splits a burst of rate-limit scripts into batches of SCRIPT_BATCH, one per turn
+ * of the event loop. The client writes everything a turn issues as one batch,
+ * and Redis answers a batch when it has run all of it: with ~100 scripts of
+ * several µs each, the process would wait idle for the whole batch, then Redis
+ * for the process. Smaller batches let Redis run one while this process handles
+ * the replies of the one before. @internal
+ */
+export class ScriptPacer {
+  private issued = 0
+  private armed = false
+  private readonly waiting: Array<() => void> = []
+
+  run<T>(call: () => Promise<T>): Promise<T> {
+    if (this.issued < SCRIPT_BATCH && this.waiting.length === 0) {
+      this.issued++
+      this.arm()
+      return call()
+    }
+    this.arm()
+    return new Promise<void>((resolve) => this.waiting.push(resolve)).then(call)
+  }
+
+  private arm(): void {
+    if (this.armed) return
+    this.armed = true
+    setImmediate(this.release)
+  }
+
+  private release = (): void => {
+    this.armed = false
+    const next = this.waiting.splice(0, SCRIPT_BATCH)
+    this.issued = next.length
+    for (const go of next) go()
+    if (this.waiting.length > 0 || this.issued > 0) this.arm()
+  }
+}
+
+const pacers = new WeakMap<RedisClient, ScriptPacer>()
+
+/** `client.runScript(name, keys, args)`, paced per client. @internal */
+export function runPaced(client: RedisClient, name: string, keys: string[], args: Array<string | number>): Promise<unknown> {
+  let p = pacers.get(client)
+  if (p === undefined) {
+    p = new ScriptPacer()
+    pacers.set(client, p)
+  }
+  return p.run(() => client.runScript(name, keys, args))
+}
+
+/** The client's denied-key cache (made on first use). @internal */
+export function deniedCache(client: RedisClient): DeniedCache {
+  let c = caches.get(client)
+  if (c === undefined) {
+    c = new DeniedCache()
+    caches.set(client, c)
+  }
+  return c
+}
+
+/** Calls answered from the denied-key cache since the client connected. @internal */
+export function rateLimitCacheHits(client: RedisClient): number {
+  return caches.get(client)?.hits ?? 0
+}
+
+// ---- the calls -------------------------------------------------------------------------
+
+/** `client.rateLimit(key, rule)`. @internal */
+export async function rateLimit(client: RedisClient, key: string, rule: RateLimitRule): Promise<RateLimitResult> {
+  checkKey(key, 'rateLimit')
+  const rules = [validateRule(rule, 'rateLimit()')]
+  return (await run(client, key, rules))[0]
+}
+
+/** `client.rateLimitAll(key, rules)`. @internal */
+export async function rateLimitAll(client: RedisClient, key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
+  checkKey(key, 'rateLimitAll')
+  if (!Array.isArray(rules) || rules.length === 0) throw invalidArgument('rateLimitAll(): rules must be a non-empty array')
+  const checked = rules.map((r, i) => validateRule(r, `rateLimitAll() rules[${i}]`))
+  const ids = new Set<string>()
+  for (const r of checked) {
+    if (ids.has(r.id)) {
+      throw invalidArgument(
+        `rateLimitAll(): two rules share ${r.name === undefined ? `limit ${r.limit} per ${r.windowMs} ms` : `the name ${JSON.stringify(r.name)}`}; give them distinct names`,
+      )
+    }
+    ids.add(r.id)
+  }
+  return run(client, key, checked)
+}
+
+async function run(client: RedisClient, key: string, rules: Rule[]): Promise<RateLimitResult[]> {
+  const cache = deniedCache(client)
+  let cacheId = key
+  for (const r of rules) cacheId += `\n${r.id}|${r.limit}|${r.windowMs}|${r.burst}|${r.cost}|${r.blockMs}`
+  const at = performance.now()
+  const cached = cache.lookup(cacheId, at)
+  if (cached !== undefined) return cached
+
+  const tag = hashTag(key)
+  const keys: string[] = new Array(rules.length)
+  const args: number[] = new Array(rules.length * 6)
+  for (let i = 0; i < rules.length; i++) {
+    const r = rules[i]
+    keys[i] = `rl:${tag}:${r.id}`
+    const a = i * 6
+    args[a] = r.algo
+    args[a + 1] = r.limit
+    args[a + 2] = r.windowMs
+    args[a + 3] = r.burst
+    args[a + 4] = r.cost
+    args[a + 5] = r.blockMs
+  }
+  let reply: number[]
+  try {
+    reply = (await runPaced(client, 'ratelimit', keys, args)) as number[]
+  } catch (e) {
+    if (isUnavailable(e)) return unavailable(rules)
+    throw e
+  }
+  if (!Array.isArray(reply) || reply.length !== rules.length * 4) {
+    throw new RedisError(ErrorCode.Reply, `ratelimit script: unexpected reply ${show(reply)}`)
+  }
+  let allowed = true
+  for (let i = 0; i < reply.length; i += 4) if (reply[i] !== 1) allowed = false
+  const results: RateLimitResult[] = new Array(rules.length)
+  for (let i = 0; i < rules.length; i++) {
+    const o = i * 4
+    const res: RateLimitResult = {
+      allowed,
+      limit: rules[i].limit,
+      remaining: Number(reply[o + 1]),
+      resetMs: Number(reply[o + 2]),
+      retryAfterMs: Number(reply[o + 3]),
+    }
+    if (rules[i].name !== undefined) res.name = rules[i].name
+    const reason = VERDICT_REASON[reply[o]]
+    if (reason !== undefined) res.reason = reason
+    results[i] = res
+  }
+  if (!allowed) cache.remember(cacheId, at, results)
+  return results
+}
+
+/** The fail policy's answer: allowed unless a rule says `onUnavailable: 'deny'`. */
+function unavailable(rules: Rule[]): RateLimitResult[] {
+  const allowed = rules.every((r) => r.onUnavailable === 'allow')
+  return rules.map((r) => {
+    const res: RateLimitResult = {
+      allowed,
+      limit: r.limit,
+      remaining: allowed ? Math.max(0, r.limit - r.cost) : 0,
+      resetMs: 0,
+      retryAfterMs: allowed ? 0 : UNAVAILABLE_RETRY_MS,
+      reason: 'unavailable',
+    }
+    if (r.name !== undefined) res.name = r.name
+    return res
+  })
+}
+
+// ---- headers ----------------------------------------------------------------------------
+
+/**
+ * The `RateLimit-Policy` and `RateLimit` response headers of the IETF httpapi
+ * ratelimit-headers draft (draft-ietf-httpapi-ratelimit-headers-10), plus
+ * `Retry-After` (whole seconds, rounded up) when the request was denied.
+ *
+ * ```ts
+ * const rules = [{ limit: 10, windowMs: 1000 }, { limit: 1000, windowMs: 86_400_000, name: 'daily' }]
+ * const results = await redis.rateLimitAll(ip, rules)
+ * res.set(rateLimitHeaders(results, rules))
+ * // RateLimit-Policy: "10-per-1s";q=10;w=1, "daily";q=1000;w=86400
+ * // RateLimit: "10-per-1s";r=9;t=1, "daily";r=999;t=86400
+ * ```
+ *
+ * A result does not carry its rule's window: pass the rules (same order) to get
+ * `w=` in the policy and policy names for unnamed rules; without them the
+ * policy has `q=` only and unnamed policies are called `"policy-1"`, `"policy-2"`….
+ * Results answered by the fail policy (`reason: 'unavailable'`) are left out of
+ * `RateLimit`: nothing is known about them.
+ */
+export function rateLimitHeaders(
+  results: RateLimitResult | RateLimitResult[],
+  rules?: RateLimitRule | RateLimitRule[],
+): Record<string, string> {
+  const list = Array.isArray(results) ? results : [results]
+  const ruleList = rules === undefined ? [] : Array.isArray(rules) ? rules : [rules]
+  if (list.length === 0) throw invalidArgument('rateLimitHeaders(): no results')
+  if (rules !== undefined && ruleList.length !== list.length) {
+    throw invalidArgument(`rateLimitHeaders(): ${list.length} results but ${ruleList.length} rules`)
+  }
+  const policies: string[] = []
+  const current: string[] = []
+  let denied = false
+  let retryMs = 0
+  list.forEach((r, i) => {
+    if (r === null || typeof r !== 'object') throw invalidArgument(`rateLimitHeaders(): results[${i}] is not a result`)
+    const windowMs = ruleList[i]?.windowMs
+    const name = sfString(r.name ?? ruleList[i]?.name ?? defaultPolicyName(r.limit, windowMs, i))
+    const w = typeof windowMs === 'number' && windowMs > 0 ? `;w=${Math.max(1, Math.ceil(windowMs / 1000))}` : ''
+    policies.push(`${name};q=${r.limit}${w}`)
+    if (r.reason !== 'unavailable') {
+      current.push(`${name};r=${Math.max(0, Math.floor(r.remaining))};t=${Math.max(0, Math.ceil(r.resetMs / 1000))}`)
+    }
+    if (!r.allowed) {
+      denied = true
+      retryMs = Math.max(retryMs, r.retryAfterMs)
+    }
+  })
+  const headers: Record<string, string> = { 'RateLimit-Policy': policies.join(', ') }
+  if (current.length > 0) headers.RateLimit = current.join(', ')
+  if (denied) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryMs / 1000)))
+  return headers
+}
+
+function defaultPolicyName(limit: number, windowMs: number | undefined, i: number): string {
+  if (!windowMs) return `policy-${i + 1}`
+  const units: Array<[number, string]> = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'm'], [1000, 's']]
+  for (const [ms, u] of units) if (windowMs % ms === 0) return `${limit}-per-${windowMs / ms}${u}`
+  return `${limit}-per-${windowMs}ms`
+}
+
+/** An RFC 8941 sf-string: printable ASCII, with `"` and `\` escaped. */
+function sfString(s: string): string {
+  return `"${s.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, (c) => `\\${c}`)}"`
+}
