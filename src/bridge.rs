@@ -549,7 +549,10 @@ unsafe fn deliver_items(
         match reply_to_js(env, shape, reply, &side.prefix) {
           Ok(v) => (id as i64, v),
           Err(Convert::Server(text)) => {
-            errors += 1;
+            // NOSCRIPT is answered by re-sending the script's source: not a failure.
+            if !text.starts_with("NOSCRIPT") {
+              errors += 1;
+            }
             let e = Error::from_server(&text).redact(side.secret.as_deref());
             (-(id as i64) - 1, js_error(env, &e)?)
           }
