@@ -1,0 +1,291 @@
+#!/usr/bin/env node
+'use strict'
+// Rate-limit benchmark: @atlas-erp/redis' RedisThrottlerStorage and rateLimit()
+// against @nest-lab/throttler-storage-redis and rate-limiter-flexible's
+// RateLimiterRedis (both on ioredis), on one throwaway redis-server started by
+// the test harness (never the server on 6379).
+//
+//   node benchmark/ratelimit.js                 every case, 3 s each, a markdown table on stdout
+//   node benchmark/ratelimit.js --quick         1 s per case
+//   node benchmark/ratelimit.js --duration=5 --json
+//   node benchmark/ratelimit.js --only=throttler-allowed   the cases whose group or name contains this text
+//
+// From another script (benchmark/run.js):
+//   const rl = require('./ratelimit')
+//   const rows = await rl.runAll({ url, duration: 3, warmup: 0.5, flush: () => srv.cli('FLUSHALL'), log })
+//   markdown += rl.table(rows)
+//
+// Workloads (closed loop: C callers, each awaiting one call at a time, one client object):
+//   throttler-allowed   ThrottlerStorage.increment(key, 60 s, limit 1000, block 60 s) over
+//                       10,000 trackers: traffic under its limit, every call counted
+//   throttler-hot       the same on ONE tracker with limit 100: after the first 100 calls
+//                       the key is blocked (an abusive client)
+//   ratelimit-allowed   rateLimit() (GCRA 1000/min) / RateLimiterRedis.consume() over 10,000 keys
+//   ratelimit-hot       one key, 100/min: denied after 100 calls (atlas answers from its
+//                       denied-key cache; rate-limiter-flexible has an in-memory block
+//                       option, inMemoryBlockOnConsumed, used here for a fair comparison)
+const path = require('path')
+const harness = require('../__test__/harness')
+
+const ROOT = path.resolve(__dirname, '..')
+const KEYS = 10_000
+
+function parseArgs(argv) {
+  const o = { duration: 3, warmup: 0.5, json: false, only: undefined }
+  for (const a of argv) {
+    if (a === '--quick') { o.duration = 1; o.warmup = 0.25 }
+    else if (a.startsWith('--only=')) o.only = a.slice(7)
+    else if (a === '--json') o.json = true
+    else if (a.startsWith('--duration=')) o.duration = Number(a.slice(11))
+    else if (a === '--help' || a === '-h') { console.log(require('fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 22).join('\n')); process.exit(0) }
+    else { console.error(`unknown argument ${a}`); process.exit(2) }
+  }
+  if (!(o.duration > 0)) { console.error('--duration needs a positive number'); process.exit(2) }
+  return o
+}
+
+const hrnow = process.hrtime.bigint
+
+/** C callers for `ms`; counts calls finished before the deadline. Resolves { ops, opsPerSec, p50Us, p99Us }. */
+async function runPhase(op, concurrency, ms) {
+  const start = hrnow()
+  const deadline = start + BigInt(Math.round(ms * 1e6))
+  const lat = []
+  let ops = 0
+  let stopped = false
+  let firstError
+  async function caller(c) {
+    let n = 0
+    while (!stopped) {
+      const t0 = hrnow()
+      try {
+        await op(c, n++)
+      } catch (e) {
+        firstError ??= e
+        stopped = true
+        return
+      }
+      const t1 = hrnow()
+      if (t1 >= deadline) { stopped = true; return }
+      if ((ops & 7) === 0) lat.push(Number(t1 - t0))
+      ops++
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, (_, c) => caller(c)))
+  if (firstError) throw firstError
+  const elapsed = Number(hrnow() - start) / 1e9
+  lat.sort((a, b) => a - b)
+  const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] / 1000 : NaN)
+  return { ops, opsPerSec: ops / elapsed, p50Us: q(0.5), p99Us: q(0.99) }
+}
+
+// ---- contenders ----------------------------------------------------------------------
+
+async function ioredis(url, autoPipelining = false) {
+  const { Redis } = require('ioredis')
+  const c = new Redis(url, { lazyConnect: true, enableAutoPipelining: autoPipelining, retryStrategy: () => null })
+  c.on('error', () => {})
+  await c.connect()
+  return c
+}
+
+const keyOf = (c, n) => `bench:${(c * 7919 + n) % KEYS}`
+
+const THROTTLERS = {
+  'atlas RedisThrottlerStorage': async (url) => {
+    const { RedisClient } = require(path.join(ROOT, 'dist'))
+    const { RedisThrottlerStorage } = require(path.join(ROOT, 'dist', 'throttler'))
+    const client = await RedisClient.connect(url)
+    const s = new RedisThrottlerStorage(client)
+    return { storage: s, close: () => client.close(), stats: () => client.stats() }
+  },
+  '@nest-lab/throttler-storage-redis (ioredis)': async (url) => {
+    const { ThrottlerStorageRedisService } = require('@nest-lab/throttler-storage-redis')
+    const c = await ioredis(url)
+    return { storage: new ThrottlerStorageRedisService(c), close: () => c.quit() }
+  },
+  '@nest-lab/throttler-storage-redis (ioredis auto-pipelining)': async (url) => {
+    const { ThrottlerStorageRedisService } = require('@nest-lab/throttler-storage-redis')
+    const c = await ioredis(url, true)
+    return { storage: new ThrottlerStorageRedisService(c), close: () => c.quit() }
+  },
+  "rate-limiter-flexible RateLimiterRedis (ioredis)": async (url) => {
+    const { RateLimiterRedis } = require('rate-limiter-flexible')
+    const c = await ioredis(url)
+    const limiters = new Map()
+    // The guard's arguments mapped onto rate-limiter-flexible: points = limit,
+    // duration = ttl, blockDuration = blockDuration (seconds there).
+    const storage = {
+      async increment(key, ttl, limit, blockDuration, name) {
+        const id = `${ttl}/${limit}/${blockDuration}/${name}`
+        let rl = limiters.get(id)
+        if (!rl) {
+          rl = new RateLimiterRedis({ storeClient: c, keyPrefix: `rlf:${name}`, points: limit, duration: Math.ceil(ttl / 1000), blockDuration: Math.ceil(blockDuration / 1000) })
+          limiters.set(id, rl)
+        }
+        try {
+          const r = await rl.consume(key)
+          return { totalHits: r.consumedPoints, timeToExpire: Math.ceil(r.msBeforeNext / 1000), isBlocked: false, timeToBlockExpire: 0 }
+        } catch (r) {
+          if (r instanceof Error) throw r
+          return { totalHits: r.consumedPoints, timeToExpire: Math.ceil(r.msBeforeNext / 1000), isBlocked: true, timeToBlockExpire: Math.ceil(r.msBeforeNext / 1000) }
+        }
+      },
+    }
+    return { storage, close: () => c.quit() }
+  },
+}
+
+const LIMITERS = {
+  'atlas rateLimit (GCRA)': async (url, hot) => {
+    const { RedisClient } = require(path.join(ROOT, 'dist'))
+    const client = await RedisClient.connect(url)
+    const rule = hot ? { limit: 100, windowMs: 60_000 } : { limit: 1000, windowMs: 60_000 }
+    return { check: (key) => client.rateLimit(key, rule), close: () => client.close(), stats: () => client.stats() }
+  },
+  'atlas rateLimit (sliding window)': async (url, hot) => {
+    const { RedisClient } = require(path.join(ROOT, 'dist'))
+    const client = await RedisClient.connect(url)
+    const rule = { limit: hot ? 100 : 1000, windowMs: 60_000, algorithm: 'sliding-window' }
+    return { check: (key) => client.rateLimit(key, rule), close: () => client.close(), stats: () => client.stats() }
+  },
+  'rate-limiter-flexible RateLimiterRedis (ioredis)': async (url, hot) => {
+    const { RateLimiterRedis } = require('rate-limiter-flexible')
+    const c = await ioredis(url)
+    const rl = new RateLimiterRedis({
+      storeClient: c,
+      points: hot ? 100 : 1000,
+      duration: 60,
+      // its in-process memory of consumed keys, the counterpart of atlas' denied-key cache
+      inMemoryBlockOnConsumed: hot ? 100 : 1000,
+    })
+    return { check: (key) => rl.consume(key).catch((r) => { if (r instanceof Error) throw r; return r }), close: () => c.quit() }
+  },
+}
+
+// ---- run ------------------------------------------------------------------------------
+
+/**
+ * Runs every case against the server at `url` (it is flushed between cases by
+ * `flush`, so it must be a throwaway server) and resolves one row per case.
+ * `cpuUs()` reads the server's CPU time (µs) for the per-call CPU columns.
+ */
+async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log = () => {} }) {
+  const rows = []
+  const cases = []
+  for (const hot of [false, true]) {
+    for (const [name, make] of Object.entries(THROTTLERS)) {
+      cases.push({
+        group: hot ? 'throttler-hot' : 'throttler-allowed',
+        name,
+        callers: 100,
+        make: (u) => make(u),
+        op: hot
+          ? (s) => () => s.storage.increment('bench:hot', 60_000, 100, 60_000, 'default')
+          : (s) => (c, n) => s.storage.increment(keyOf(c, n), 60_000, 1000, 60_000, 'default'),
+      })
+    }
+  }
+  for (const hot of [false, true]) {
+    for (const callers of hot ? [100] : [1, 100]) {
+      for (const [name, make] of Object.entries(LIMITERS)) {
+        cases.push({
+          group: hot ? 'ratelimit-hot' : 'ratelimit-allowed',
+          name,
+          callers,
+          make: (u) => make(u, hot),
+          op: hot ? (s) => () => s.check('bench:hot') : (s) => (c, n) => s.check(keyOf(c, n)),
+        })
+      }
+    }
+  }
+  for (const k of cases) {
+    if (only !== undefined && !k.group.includes(only) && !k.name.includes(only)) continue
+    await flush()
+    let conn
+    try {
+      conn = await k.make(url)
+      const op = k.op(conn)
+      await runPhase(op, k.callers, warmup * 1000)
+      const before = conn.stats?.()
+      const cpu0 = process.cpuUsage()
+      const redis0 = await cpuUs()
+      const r = await runPhase(op, k.callers, duration * 1000)
+      const cpu1 = process.cpuUsage(cpu0)
+      const redis1 = await cpuUs()
+      const after = conn.stats?.()
+      const row = {
+        group: k.group,
+        name: k.name,
+        callers: k.callers,
+        ...r,
+        // CPU per call: this process (JS and native threads) and the redis-server
+        nodeCpuUs: (cpu1.user + cpu1.system) / r.ops,
+        redisCpuUs: (redis1 - redis0) / r.ops,
+      }
+      if (before && after) row.roundTripsPerCall = (after.commands - before.commands) / r.ops
+      rows.push(row)
+      log(`${k.group.padEnd(18)} C=${String(k.callers).padEnd(3)} ${k.name.padEnd(62)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s  p50 ${r.p50Us.toFixed(0)} µs  p99 ${r.p99Us.toFixed(0)} µs  cpu/call node ${row.nodeCpuUs.toFixed(1)} µs redis ${row.redisCpuUs.toFixed(1)} µs${row.roundTripsPerCall !== undefined ? `  round trips/call ${row.roundTripsPerCall.toFixed(3)}` : ''}`)
+    } catch (e) {
+      rows.push({ group: k.group, name: k.name, callers: k.callers, error: String(e && e.message) })
+      log(`${k.group} ${k.name}: failed: ${e && e.message}`)
+    } finally {
+      await conn?.close().catch(() => {})
+    }
+  }
+  return rows
+}
+
+async function main(argv = process.argv.slice(2)) {
+  const opts = parseArgs(argv)
+  const srv = await harness.startRedis({ args: ['--save', '', '--appendonly', 'no'] })
+  let rows
+  try {
+    rows = await runAll({
+      url: srv.url,
+      duration: opts.duration,
+      warmup: opts.warmup,
+      only: opts.only,
+      flush: () => srv.cli('FLUSHALL'), // our own throwaway server
+      cpuUs: () => redisCpuUs(srv),
+      log: (...a) => console.error(...a),
+    })
+  } finally {
+    await harness.stopAll()
+  }
+  console.log(opts.json ? JSON.stringify(rows, null, 2) : table(rows))
+}
+
+/** The server's CPU time so far (user + system), in µs, from INFO cpu. */
+async function redisCpuUs(srv) {
+  const info = await srv.cli('INFO', 'cpu')
+  const get = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN)
+  return (get('used_cpu_user') + get('used_cpu_sys')) * 1e6
+}
+
+function table(rows) {
+  const out = []
+  const groups = [...new Set(rows.map((r) => r.group))]
+  for (const g of groups) {
+    const gr = rows.filter((r) => r.group === g)
+    const base = gr.find((r) => r.name.startsWith('@nest-lab') && !r.name.includes('auto') && r.callers === 100)
+    out.push(`\n### ${g}\n`)
+    out.push(`| client | callers | ops/s | p50 µs | p99 µs | node CPU µs/call | redis CPU µs/call |${base ? ' vs @nest-lab |' : ''}`)
+    out.push(`| --- | --- | --- | --- | --- | --- | --- |${base ? ' --- |' : ''}`)
+    for (const r of gr) {
+      if (r.error) { out.push(`| ${r.name} | ${r.callers} | failed: ${r.error} | | | | |${base ? ' |' : ''}`); continue }
+      const ratio = base && base.opsPerSec ? ` ${(r.opsPerSec / base.opsPerSec).toFixed(2)}× |` : ''
+      out.push(`| ${r.name} | ${r.callers} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${r.nodeCpuUs.toFixed(1)} | ${r.redisCpuUs.toFixed(1)} |${ratio}`)
+    }
+  }
+  return out.join('\n')
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e)
+    process.exit(1)
+  })
+}
+
+module.exports = { runAll, table, redisCpuUs, main }
