@@ -19,6 +19,10 @@ export declare class NativeClient {
   /** Sends one batch; see `bridge::Client::submit`. */
   submit(queue: unknown, firstId: number): Array<number | string> | undefined
   close(): void
+  /** Delivers queued replies and cache events now (see `cacheEpoch`). */
+  drain(): void
+  /** An ArrayBuffer over a counter that moves whenever cache events are queued. */
+  cacheEpoch(): ArrayBuffer
   stats(): NativeStats
 }
 

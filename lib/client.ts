@@ -1,7 +1,8 @@
 import { NativeClient, OP, SCRIPT } from './binding'
 import { ErrorCode, RedisError, invalidArgument } from './errors'
+import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
-import type { ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
+import type { ClientCacheOptions, ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
 import { rateLimit, rateLimitAll, rateLimitCacheHits } from './ratelimit'
 import type { RateLimitResult, RateLimitRule } from './ratelimit'
 
@@ -88,6 +89,8 @@ export class RedisClient {
   private firstId = 0
   private nextId = 0
   private readonly pending = new PendingTable()
+  /** Set when `clientCache` is configured. */
+  private localCache?: LocalCache
   private connectWaiter?: Omit<Pending, "id">
   private closeWaiters: Array<() => void> = []
 
@@ -123,6 +126,8 @@ export class RedisClient {
           throw invalidArgument('connect(): options must be a URL string or a ConnectOptions object')
         }
         client.native = new NativeClient(source, payload, client.onEvents)
+        const cacheOptions = isPlainObject(options) ? (options as ConnectOptions).clientCache : undefined
+        if (cacheOptions !== undefined) client.enableLocalCache(cacheOptions)
       } catch (e) {
         client.state = 'closed'
         reject(RedisError.from(e))
@@ -134,7 +139,24 @@ export class RedisClient {
 
   /** The value of `key` as a UTF-8 string, or null when it does not exist. */
   get(key: RedisKey): Promise<string | null> {
+    const cache = this.localCache
+    if (cache !== undefined && typeof key === 'string' && cache.covers(key)) return this.cachedGet(cache, key)
     return this.send(OP.Get, key)
+  }
+
+  /** GET through the client-side cache: served from memory when the server has not invalidated it. */
+  private cachedGet(cache: LocalCache, key: string): Promise<string | null> {
+    const hit = cache.lookup(key)
+    if (hit !== undefined) {
+      cache.hits++
+      return Promise.resolve(hit.value)
+    }
+    cache.misses++
+    const generation = cache.generation
+    return this.send<string | null>(OP.Get, key).then((value) => {
+      cache.store(key, value, generation)
+      return value
+    })
   }
 
   /** The value of `key` as raw bytes, or null when it does not exist. */
@@ -315,6 +337,12 @@ export class RedisClient {
       inFlight: this.pending.size,
       latency: { p50Ms: s.latencyP50Us / 1000, p99Ms: s.latencyP99Us / 1000, maxMs: s.latencyMaxUs / 1000 },
       rateLimitCacheHits: rateLimitCacheHits(this),
+      clientCache: this.localCache && {
+        hits: this.localCache.hits,
+        misses: this.localCache.misses,
+        invalidations: this.localCache.invalidations,
+        entries: this.localCache.size,
+      },
     }
   }
 
@@ -438,8 +466,21 @@ export class RedisClient {
     if (events !== undefined) for (const ev of events) this.onEvent(ev)
   }
 
+  private enableLocalCache(options: ClientCacheOptions): void {
+    const native = this.native
+    this.localCache = new LocalCache(
+      { prefixes: options.prefixes, maxEntries: options.maxEntries ?? 10_000, ttlMs: options.ttlMs ?? 60_000 },
+      new Uint32Array(native.cacheEpoch()),
+      () => native.drain(),
+    )
+  }
+
   private onEvent(ev: unknown): void {
-    if (ev === 'ready') {
+    if (Array.isArray(ev) && ev[0] === 'invalidate') {
+      this.localCache?.invalidate(ev[1] as string[] | null)
+    } else if (ev === 'cacheReset') {
+      this.localCache?.reset()
+    } else if (ev === 'ready') {
       this.state = 'ready'
       this.connectWaiter?.resolve(this)
       this.connectWaiter = undefined

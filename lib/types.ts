@@ -37,6 +37,21 @@ export interface ConnectOptions {
   commandTimeoutMs?: number
   /** Backoff between reconnect attempts: exponential from minDelayMs (50) to maxDelayMs (2000), jittered. */
   reconnect?: { minDelayMs?: number; maxDelayMs?: number }
+  /**
+   * Server-assisted client-side caching: `get()` of keys under these prefixes
+   * is served from process memory after the first read, and the server tells
+   * this client when any of them changes (RESP3 client tracking).
+   */
+  clientCache?: ClientCacheOptions
+}
+
+export interface ClientCacheOptions {
+  /** Key prefixes to cache (relative to `keyPrefix`), e.g. `['coa:', 'perm:']`. */
+  prefixes: string[]
+  /** Entries kept at most, least recently used out first; default 10,000. */
+  maxEntries?: number
+  /** Longest an entry is served without asking the server again; default 60,000 ms. */
+  ttlMs?: number
 }
 
 export interface SetOptions {
@@ -85,4 +100,6 @@ export interface ClientStats {
   latency: { p50Ms: number; p99Ms: number; maxMs: number }
   /** rateLimit/rateLimitAll calls answered from the in-process memory of denied keys (no round trip). */
   rateLimitCacheHits: number
+  /** With `clientCache`: reads served from memory, reads that went to the server, invalidations received, entries held. */
+  clientCache?: { hits: number; misses: number; invalidations: number; entries: number }
 }

@@ -402,6 +402,22 @@ unsafe fn reply_to_js(
       }
       arr
     }
+    (Shape::Map, Reply::Map(pairs)) => {
+      // RESP3 (client-side caching on): HGETALL answers a map.
+      let mut obj = ptr::null_mut();
+      ck!(sys::napi_create_object(env, &mut obj), "object");
+      for (k, v) in pairs {
+        let (Some(k), Some(v)) = (text(&k), text(&v)) else {
+          return Err(Convert::Unexpected("field/value pairs"));
+        };
+        let key = js_string(env, k)?;
+        ck!(
+          sys::napi_set_property(env, obj, key, js_string(env, v)?),
+          "set property"
+        );
+      }
+      obj
+    }
     (Shape::Map, Reply::Array(items)) => {
       let mut obj = ptr::null_mut();
       ck!(sys::napi_create_object(env, &mut obj), "object");
@@ -455,6 +471,8 @@ struct JsSide {
   prefix: Vec<u8>,
   secret: Option<String>,
   tsfn: Cell<sys::napi_threadsafe_function>,
+  /// The JS callback, for synchronous drains.
+  callback: Cell<sys::napi_ref>,
   /// Replies and events still owed to JS; the event loop is held open while > 0.
   owed: Cell<usize>,
   referenced: Cell<bool>,
@@ -491,9 +509,18 @@ impl JsSide {
 /// Runs when the thread-safe function is destroyed: after our release, or
 /// when the environment is torn down (process exit, worker end). The I/O
 /// thread's doorbell checks `released` and stops calling it.
-unsafe extern "C" fn finalize_side(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+unsafe extern "C" fn finalize_side(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
   let side = Box::from_raw(data as *mut JsSide);
   side.released.store(true, Ordering::Release);
+  if !env.is_null() && !side.callback.get().is_null() {
+    sys::napi_delete_reference(env, side.callback.get());
+  }
+}
+
+unsafe extern "C" fn drop_epoch(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+  drop(Box::from_raw(
+    hint as *mut Arc<std::sync::atomic::AtomicU32>,
+  ));
 }
 
 /// Runs on the JS thread when the doorbell rang: drains the outbox into one
@@ -507,12 +534,26 @@ unsafe extern "C" fn deliver(
   if env.is_null() || context.is_null() {
     return;
   }
-  let side = &*(context as *const JsSide);
+  drain(env, callback, &*(context as *const JsSide));
+}
+
+/// Hands everything queued to the JS callback: from the doorbell, or
+/// synchronously when the JS thread saw the cache epoch move.
+unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide) {
   let items = side.outbox.take();
   if items.is_empty() {
     return;
   }
-  let n = items.len();
+  // Cache events were never owed (they come unasked).
+  let n = items
+    .iter()
+    .filter(|c| {
+      !matches!(
+        c,
+        Completion::Event(Event::Invalidate(_) | Event::CacheReset)
+      )
+    })
+    .count();
   let mut closed = false;
   if let Err(e) = deliver_items(env, callback, side, items, &mut closed) {
     // Nothing sensible can be done on the JS thread but report it.
@@ -588,6 +629,24 @@ unsafe fn deliver_items(
             *closed = true;
             js_error(env, &e.redact(side.secret.as_deref()))?
           }
+          Event::CacheReset => js_string(env, b"cacheReset")?,
+          Event::Invalidate(keys) => {
+            let arr = js_array(env, 2)?;
+            set_element(env, arr, 0, js_string(env, b"invalidate")?)?;
+            let list = match keys {
+              None => js_null(env)?,
+              Some(keys) => {
+                let list = js_array(env, keys.len())?;
+                for (i, k) in keys.iter().enumerate() {
+                  let k = k.strip_prefix(side.prefix.as_slice()).unwrap_or(k);
+                  set_element(env, list, i, js_string(env, k)?)?;
+                }
+                list
+              }
+            };
+            set_element(env, arr, 1, list)?;
+            arr
+          }
         };
         let mut len = 0u32;
         ck!(sys::napi_get_array_length(env, events, &mut len), "length");
@@ -661,6 +720,7 @@ impl Client {
       prefix: config.key_prefix.clone(),
       secret: config.password_str().map(str::to_string),
       tsfn: Cell::new(ptr::null_mut()),
+      callback: Cell::new(ptr::null_mut()),
       owed: Cell::new(0),
       referenced: Cell::new(true),
       released: released.clone(),
@@ -685,6 +745,12 @@ impl Client {
       return Err(napi_err("create threadsafe function"));
     }
     (*side).tsfn.set(tsfn);
+    let mut cb_ref = ptr::null_mut();
+    ck!(
+      sys::napi_create_reference(env, callback, 1, &mut cb_ref),
+      "callback reference"
+    );
+    (*side).callback.set(cb_ref);
     let _ = tsfn_slot.set(SendPtr(tsfn));
     // The pending connect keeps the process alive until Ready/ConnectFailed.
     (*side).owe(env, 1);
@@ -812,5 +878,39 @@ impl Client {
 
   pub fn stats(&self) -> crate::stats::Snapshot {
     self.stats.snapshot()
+  }
+
+  /// Delivers whatever is queued right now (the JS thread saw the cache epoch move).
+  pub unsafe fn drain_now(&self, env: sys::napi_env) -> NapiResult<()> {
+    let Some(side) = self.side() else {
+      return Ok(());
+    };
+    let mut cb = ptr::null_mut();
+    ck!(
+      sys::napi_get_reference_value(env, side.callback.get(), &mut cb),
+      "callback"
+    );
+    drain(env, cb, side);
+    Ok(())
+  }
+
+  /// A 4-byte ArrayBuffer over the connection's cache epoch: JS reads it with
+  /// a Uint32Array on every cache hit, without crossing into native code.
+  pub unsafe fn cache_epoch_buffer(&self, env: sys::napi_env) -> NapiResult<sys::napi_value> {
+    let epoch = Box::new(self.conn.cache_epoch.clone());
+    let data = Arc::as_ptr(&epoch) as *mut c_void;
+    let mut out = ptr::null_mut();
+    ck!(
+      sys::napi_create_external_arraybuffer(
+        env,
+        data,
+        4,
+        Some(drop_epoch),
+        Box::into_raw(epoch) as *mut c_void,
+        &mut out
+      ),
+      "epoch buffer"
+    );
+    Ok(out)
   }
 }

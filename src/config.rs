@@ -75,7 +75,21 @@ pub struct Config {
   pub command_timeout: Duration,
   pub reconnect_min: Duration,
   pub reconnect_max: Duration,
+  /// Server-assisted client-side caching (RESP3 tracking), when configured.
+  pub client_cache: Option<ClientCacheConfig>,
 }
+
+/// Keys under `prefixes` (relative to the key prefix) are cached in process
+/// memory and invalidated by the server (`CLIENT TRACKING … BCAST`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientCacheConfig {
+  pub prefixes: Vec<String>,
+  pub max_entries: u32,
+  pub ttl: Duration,
+}
+
+pub const DEFAULT_CLIENT_CACHE_ENTRIES: u32 = 10_000;
+pub const DEFAULT_CLIENT_CACHE_TTL_MS: u64 = 60_000;
 
 impl Default for Config {
   fn default() -> Self {
@@ -91,6 +105,7 @@ impl Default for Config {
       command_timeout: Duration::from_millis(DEFAULT_COMMAND_TIMEOUT_MS),
       reconnect_min: Duration::from_millis(DEFAULT_RECONNECT_MIN_MS),
       reconnect_max: Duration::from_millis(DEFAULT_RECONNECT_MAX_MS),
+      client_cache: None,
     }
   }
 }
@@ -111,6 +126,15 @@ struct RawOptions {
   connect_timeout_ms: Option<f64>,
   command_timeout_ms: Option<f64>,
   reconnect: Option<RawReconnect>,
+  client_cache: Option<RawClientCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawClientCache {
+  prefixes: Vec<String>,
+  max_entries: Option<f64>,
+  ttl_ms: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -276,6 +300,24 @@ impl Config {
     }
     if let Some(v) = raw.command_timeout_ms {
       c.command_timeout = millis("commandTimeoutMs", v)?;
+    }
+    if let Some(cc) = raw.client_cache {
+      if cc.prefixes.is_empty() || cc.prefixes.iter().any(|p| p.is_empty()) {
+        return Err(Error::invalid(
+          "option clientCache.prefixes must list at least one non-empty prefix",
+        ));
+      }
+      c.client_cache = Some(ClientCacheConfig {
+        prefixes: cc.prefixes,
+        max_entries: match cc.max_entries {
+          Some(n) => whole("clientCache.maxEntries", n, 1.0, 10_000_000.0)? as u32,
+          None => DEFAULT_CLIENT_CACHE_ENTRIES,
+        },
+        ttl: match cc.ttl_ms {
+          Some(v) => millis("clientCache.ttlMs", v)?,
+          None => Duration::from_millis(DEFAULT_CLIENT_CACHE_TTL_MS),
+        },
+      });
     }
     if let Some(r) = raw.reconnect {
       if let Some(v) = r.min_delay_ms {
@@ -445,6 +487,15 @@ mod tests {
     assert_eq!(c.command_timeout, Duration::from_millis(250));
     assert_eq!(c.tls.unwrap().servername.as_deref(), Some("x"));
 
+    let c = Config::from_options_json(r#"{"clientCache":{"prefixes":["coa:"],"maxEntries":50}}"#)
+      .unwrap();
+    let cc = c.client_cache.unwrap();
+    assert_eq!(
+      (cc.prefixes, cc.max_entries),
+      (vec!["coa:".to_string()], 50)
+    );
+    assert_eq!(cc.ttl, Duration::from_millis(DEFAULT_CLIENT_CACHE_TTL_MS));
+
     for bad in [
       r#"{"hots":"x"}"#,
       r#"{"port":0}"#,
@@ -453,6 +504,8 @@ mod tests {
       r#"{"db":"1"}"#,
       r#"{"tls":{"cert":"x"}}"#,
       r#"{"reconnect":{"minDelayMs":500,"maxDelayMs":100}}"#,
+      r#"{"clientCache":{"prefixes":[]}}"#,
+      r#"{"clientCache":{"prefixes":["a"],"maxEntries":0}}"#,
     ] {
       let e = Config::from_options_json(bad).unwrap_err();
       assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT", "{bad}");

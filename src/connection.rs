@@ -10,7 +10,8 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -140,6 +141,9 @@ impl Link {
 
 /// The JS thread's handle on a connection task.
 pub struct Connection {
+  /// Bumped (after the event is queued) on every invalidation or cache reset,
+  /// so the JS thread can tell, without a call, that it must drain first.
+  pub cache_epoch: Arc<AtomicU32>,
   link: Arc<Mutex<Link>>,
   wake: Arc<Notify>,
   outbox: Arc<Outbox>,
@@ -183,8 +187,10 @@ impl Connection {
       last_error: None,
     }));
     let wake = Arc::new(Notify::new());
+    let cache_epoch = Arc::new(AtomicU32::new(0));
     let driver = Driver {
       cfg: cfg.clone(),
+      cache_epoch: cache_epoch.clone(),
       link: link.clone(),
       wake: wake.clone(),
       outbox: outbox.clone(),
@@ -192,6 +198,7 @@ impl Connection {
     };
     runtime().spawn(driver.run());
     Connection {
+      cache_epoch,
       link,
       wake,
       outbox,
@@ -324,6 +331,7 @@ enum Ended {
 
 struct Driver {
   cfg: Arc<Config>,
+  cache_epoch: Arc<AtomicU32>,
   link: Arc<Mutex<Link>>,
   wake: Arc<Notify>,
   outbox: Arc<Outbox>,
@@ -454,7 +462,6 @@ impl Driver {
     let mut replies = Vec::new();
     let parsed = loop {
       match resp::parse(rbuf) {
-        Ok(Some(Reply::Push(_))) => {}
         Ok(Some(r)) => replies.push(r),
         Ok(None) => break Ok(()),
         Err(e) => break Err(self.lost(&e.to_string())),
@@ -463,9 +470,17 @@ impl Driver {
     let now = Instant::now();
     let mut done = Vec::with_capacity(replies.len());
     let mut unexpected = false;
+    let mut invalidated = false;
     {
       let mut l = self.link.lock();
       for reply in replies {
+        if let Reply::Push(items) = reply {
+          if let Some(ev) = invalidation(items) {
+            invalidated = true;
+            done.push(Completion::Event(ev));
+          }
+          continue;
+        }
         let Some(f) = l.inflight.pop_front() else {
           unexpected = true;
           break;
@@ -485,6 +500,10 @@ impl Driver {
       }
     }
     self.outbox.push_all(&mut done);
+    if invalidated {
+      // After the push: a JS thread that sees the new epoch finds the event queued.
+      self.cache_epoch.fetch_add(1, Release);
+    }
     if unexpected {
       return Err(self.lost("protocol error: a reply nobody asked for"));
     }
@@ -520,6 +539,11 @@ impl Driver {
 
   /// The connection broke: everything in flight fails (it may or may not have run).
   fn lose(&self, e: Error) {
+    if self.cfg.client_cache.is_some() {
+      // Invalidations may have been missed: nothing cached may be served again.
+      self.outbox.push(Completion::Event(Event::CacheReset));
+      self.cache_epoch.fetch_add(1, Release);
+    }
     let mut done: Vec<Completion> = {
       let mut l = self.link.lock();
       l.phase = Phase::Down {
@@ -620,6 +644,27 @@ impl Driver {
   }
 }
 
+/// `>invalidate [keys]` (or `nil`: everything) as an event; other pushes are ignored.
+fn invalidation(items: Vec<Reply>) -> Option<Event> {
+  let mut it = items.into_iter();
+  match it.next() {
+    Some(Reply::Bulk(kind)) | Some(Reply::Status(kind)) if &kind[..] == b"invalidate" => {}
+    _ => return None,
+  }
+  Some(Event::Invalidate(match it.next() {
+    Some(Reply::Array(keys)) => Some(
+      keys
+        .into_iter()
+        .filter_map(|k| match k {
+          Reply::Bulk(b) | Reply::Status(b) => Some(b),
+          _ => None,
+        })
+        .collect(),
+    ),
+    _ => None,
+  }))
+}
+
 /// Delay before reconnect attempt `n`: none for the first, then exponential
 /// from `min`, capped at `max`, with "equal jitter" (half fixed, half random)
 /// so that many instances do not reconnect in lockstep.
@@ -679,7 +724,31 @@ async fn handshake(cfg: &Config, stream: &mut dyn Stream) -> Result<()> {
   let addr = cfg.address();
   let mut out = Vec::new();
   let mut steps = Vec::new();
-  if let Some(p) = &cfg.password {
+  if let Some(cc) = &cfg.client_cache {
+    // RESP3, so that invalidations arrive on this same connection, in order
+    // with the replies.
+    let user = cfg.username.as_deref().unwrap_or("default");
+    match &cfg.password {
+      Some(p) => resp::encode_command(
+        &mut out,
+        &[b"HELLO", b"3", b"AUTH", user.as_bytes(), p.0.as_bytes()],
+      ),
+      None => resp::encode_command(&mut out, &[b"HELLO", b"3"]),
+    }
+    steps.push("AUTH");
+    let prefixes: Vec<Vec<u8>> = cc
+      .prefixes
+      .iter()
+      .map(|p| [cfg.key_prefix.as_slice(), p.as_bytes()].concat())
+      .collect();
+    let mut parts: Vec<&[u8]> = vec![b"CLIENT", b"TRACKING", b"ON", b"BCAST"];
+    for p in &prefixes {
+      parts.push(b"PREFIX");
+      parts.push(p);
+    }
+    resp::encode_command(&mut out, &parts);
+    steps.push("TRACKING");
+  } else if let Some(p) = &cfg.password {
     match &cfg.username {
       Some(u) => resp::encode_command(&mut out, &[b"AUTH", u.as_bytes(), p.0.as_bytes()]),
       None => resp::encode_command(&mut out, &[b"AUTH", p.0.as_bytes()]),
@@ -745,6 +814,10 @@ async fn handshake(cfg: &Config, stream: &mut dyn Stream) -> Result<()> {
             ("AUTH", None) => format!("authentication at {addr} failed: {text}"),
             _ => format!("{addr} requires authentication: {text}"),
           },
+        ),
+        ("TRACKING", _) => Error::new(
+          ErrorCode::Reply,
+          format!("clientCache: {addr} refused client tracking (needs Redis 6+): {text}"),
         ),
         ("SELECT", _) => Error::new(
           ErrorCode::Reply,

@@ -78,6 +78,19 @@ impl NativeClient {
     self.inner.close(env.raw());
   }
 
+  /// Delivers queued replies and cache events now (see `cacheEpoch`).
+  #[napi]
+  pub fn drain(&self, env: Env) -> Result<()> {
+    unsafe { self.inner.drain_now(env.raw()) }
+  }
+
+  /// An ArrayBuffer over a counter that moves whenever cache events are queued.
+  #[napi(ts_return_type = "ArrayBuffer")]
+  pub fn cache_epoch(&self, env: Env) -> Result<Unknown<'_>> {
+    let v = unsafe { self.inner.cache_epoch_buffer(env.raw())? };
+    unsafe { Unknown::from_napi_value(env.raw(), v) }
+  }
+
   #[napi]
   pub fn stats(&self) -> NativeStats {
     let s = self.inner.stats();

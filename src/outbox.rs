@@ -40,6 +40,10 @@ pub enum Event {
   ConnectFailed(Error),
   /// `close()` finished: everything in flight was answered.
   Closed,
+  /// Client-side caching: these keys (all keys when `None`) changed on the server.
+  Invalidate(Option<Vec<bytes::Bytes>>),
+  /// Client-side caching: the connection was lost, drop every cached entry.
+  CacheReset,
 }
 
 /// A queue with a doorbell: `ring` runs only when the queue goes from
