@@ -21,6 +21,9 @@ const { CLIENTS, BASELINE_ID, packageVersion } = require('./clients')
 const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, Histogram, runCase, runSoak, verify } = require('./workloads')
 const report = require('./report')
 
+/** Benchmark files exporting `suite({ url, server, durationMs, warmupMs, log })` → markdown. */
+const EXTRA_SUITES = ['client-cache']
+
 const HELP = `usage: node benchmark/run.js [options]
 
   --quick             small subset for CI smoke: GET/SET at 1 and 100 callers, 1 s per case,
@@ -425,6 +428,19 @@ async function bench(opts) {
   }
 
   for (const entry of entries) await closeEntry(entry)
+
+  // The feature suites (full runs only), on the same server.
+  const extraSections = []
+  if (!quick && !opts.only) {
+    for (const name of EXTRA_SUITES) {
+      log(`\n== ${name}`)
+      try {
+        extraSections.push(await require(`./${name}`).suite({ url: server.url, server, durationMs, warmupMs, log }))
+      } catch (e) {
+        extraSections.push(`\n## ${name}\n\nfailed: ${errorMessage(e)}\n`)
+      }
+    }
+  }
   await harness.stopAll()
 
   if (!cpu.available) {
@@ -455,6 +471,7 @@ async function bench(opts) {
   meta.notes.push(`Wall time of this run: ${elapsedS.toFixed(0)} s.`)
   let md = report.resultsMarkdown(meta, sections) + '\n![GET ops/s vs concurrency](ops-vs-concurrency.svg)\n'
   md += targetsMarkdown(cases, results)
+  md += extraSections.join('\n')
   const profile = path.join(__dirname, 'profile.md')
   if (!quick && fs.existsSync(profile)) md += '\n' + fs.readFileSync(profile, 'utf8')
 

@@ -35,6 +35,9 @@ const keyIndex = (caller, n, count) => (caller * 7919 + n) % count
  * Builds the per-operation function for a case: `op(caller, n)` issues the n-th
  * command of that caller and returns its promise.
  */
+/** The key of the 'hot' workload; its prefix is the one cached in client-cache.js. */
+const HOT_KEY = 'coa:hot'
+
 function makeOp(kind, conn) {
   switch (kind) {
     case 'get': {
@@ -56,6 +59,10 @@ function makeOp(kind, conn) {
         const key = keys[keyIndex(c, n, count)]
         return (n + c) % 5 === 0 ? conn.set(key, value) : conn.get(key)
       }
+    }
+    case 'hot': {
+      // One key read over and over: what client-side caching is for.
+      return () => conn.get(HOT_KEY)
     }
     default:
       throw new Error(`unknown workload kind ${kind}`)
@@ -305,6 +312,7 @@ function describe(v) {
 }
 
 module.exports = {
+  HOT_KEY,
   KEYSPACES,
   MGET_CALLERS,
   MIX_CALLERS,
