@@ -17,6 +17,8 @@ export const ErrorCode = {
   Reply: 'ERR_REPLY',
   /** The client was closed. */
   Closed: 'ERR_CLOSED',
+  /** A bug in this package (a caught Rust panic); the process and other calls are unaffected. */
+  Internal: 'ERR_INTERNAL',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -534,7 +534,24 @@ unsafe extern "C" fn deliver(
   if env.is_null() || context.is_null() {
     return;
   }
-  drain(env, callback, &*(context as *const JsSide));
+  let side = &*(context as *const JsSide);
+  // Called by Node's event loop: a panic here must not unwind into it.
+  if let Err(p) =
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drain(env, callback, side)))
+  {
+    eprintln!(
+      "@atlas-erp/redis: internal error while delivering replies: {}",
+      panic_message(&p)
+    );
+  }
+}
+
+/// The text of a caught panic.
+pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+  p.downcast_ref::<&str>()
+    .map(|s| s.to_string())
+    .or_else(|| p.downcast_ref::<String>().cloned())
+    .unwrap_or_else(|| "panic".into())
 }
 
 /// Hands everything queued to the JS callback: from the doorbell, or

@@ -196,7 +196,16 @@ impl Connection {
       outbox: outbox.clone(),
       stats,
     };
-    runtime().spawn(driver.run());
+    let task = runtime().spawn(driver.run());
+    // If the task panics (a bug), fail what it held instead of leaving callers hanging.
+    let (watch_link, watch_outbox) = (link.clone(), outbox.clone());
+    runtime().spawn(async move {
+      if let Err(e) = task.await {
+        if e.is_panic() {
+          fail_after_panic(&watch_link, &watch_outbox);
+        }
+      }
+    });
     Connection {
       cache_epoch,
       link,
@@ -642,6 +651,31 @@ impl Driver {
       attempt = attempt.saturating_add(1);
     }
   }
+}
+
+fn fail_after_panic(link: &Mutex<Link>, outbox: &Outbox) {
+  let error = Error::new(
+    ErrorCode::Internal,
+    "a bug in @atlas-erp/redis stopped this connection; the command may or may not have run",
+  );
+  let (entries, was_connecting) = {
+    let mut l = link.lock();
+    let was_connecting = l.phase == Phase::Connecting;
+    l.phase = Phase::Closed;
+    l.direct = None;
+    let skip = std::mem::take(&mut l.timed_out_front);
+    let mut entries: Vec<Entry> = l.inflight.drain(..).skip(skip).map(|f| f.entry).collect();
+    for b in l.waiting.drain(..) {
+      entries.extend(b.entries);
+    }
+    (entries, was_connecting)
+  };
+  reject_all(outbox, &entries, &error);
+  outbox.push(Completion::Event(if was_connecting {
+    Event::ConnectFailed(error)
+  } else {
+    Event::Closed
+  }));
 }
 
 /// `>invalidate [keys]` (or `nil`: everything) as an event; other pushes are ignored.

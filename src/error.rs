@@ -27,6 +27,8 @@ pub enum ErrorCode {
   Reply,
   /// The client was closed.
   Closed,
+  /// A bug in this package (a caught panic).
+  Internal,
 }
 
 impl ErrorCode {
@@ -40,6 +42,7 @@ impl ErrorCode {
       ErrorCode::Tls => "ERR_TLS",
       ErrorCode::Reply => "ERR_REPLY",
       ErrorCode::Closed => "ERR_CLOSED",
+      ErrorCode::Internal => "ERR_INTERNAL",
     }
   }
 }

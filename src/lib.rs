@@ -20,6 +20,17 @@ use napi_derive::napi;
 
 use crate::config::Config;
 
+/// Runs `f`, turning a panic into a JS exception: a bug in this package must
+/// never unwind into Node (which would abort the process).
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+  std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+    Err(napi::Error::from_reason(format!(
+      "ERR_INTERNAL: a bug in @atlas-erp/redis: {}",
+      bridge::panic_message(&p)
+    )))
+  })
+}
+
 fn to_napi(e: error::Error) -> napi::Error {
   // The TS layer turns "CODE: message" back into a RedisError with `code`.
   napi::Error::from_reason(e.to_string())
@@ -62,32 +73,35 @@ impl NativeClient {
       _ => Err(error::Error::invalid("unknown config source")),
     }
     .map_err(to_napi)?;
-    let inner = unsafe { bridge::Client::open(env.raw(), config, on_events.raw())? };
+    let inner = guard(|| unsafe { bridge::Client::open(env.raw(), config, on_events.raw()) })?;
     Ok(NativeClient { inner })
   }
 
   /// Sends one batch; see `bridge::Client::submit`.
   #[napi(ts_return_type = "Array<number | string> | undefined")]
   pub fn submit(&self, env: Env, queue: Unknown<'_>, first_id: u32) -> Result<Unknown<'_>> {
-    let v = unsafe { self.inner.submit(env.raw(), queue.raw(), first_id)? };
+    let v = guard(|| unsafe { self.inner.submit(env.raw(), queue.raw(), first_id) })?;
     unsafe { Unknown::from_napi_value(env.raw(), v) }
   }
 
   #[napi]
   pub fn close(&self, env: Env) {
-    self.inner.close(env.raw());
+    let _ = guard(|| {
+      self.inner.close(env.raw());
+      Ok(())
+    });
   }
 
   /// Delivers queued replies and cache events now (see `cacheEpoch`).
   #[napi]
   pub fn drain(&self, env: Env) -> Result<()> {
-    unsafe { self.inner.drain_now(env.raw()) }
+    guard(|| unsafe { self.inner.drain_now(env.raw()) })
   }
 
   /// An ArrayBuffer over a counter that moves whenever cache events are queued.
   #[napi(ts_return_type = "ArrayBuffer")]
   pub fn cache_epoch(&self, env: Env) -> Result<Unknown<'_>> {
-    let v = unsafe { self.inner.cache_epoch_buffer(env.raw())? };
+    let v = guard(|| unsafe { self.inner.cache_epoch_buffer(env.raw()) })?;
     unsafe { Unknown::from_napi_value(env.raw(), v) }
   }
 
@@ -133,4 +147,20 @@ pub fn script_names() -> Vec<String> {
     .iter()
     .map(|(n, _)| n.to_string())
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn a_panic_becomes_an_error() {
+    let r: Result<()> = guard(|| panic!("boom"));
+    let msg = r.unwrap_err().reason;
+    assert!(
+      msg.starts_with("ERR_INTERNAL: ") && msg.contains("boom"),
+      "{msg}"
+    );
+    assert_eq!(guard(|| Ok(7)).unwrap(), 7);
+  }
 }
