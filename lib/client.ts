@@ -5,6 +5,7 @@ import { PendingTable, type Pending } from './pending'
 import type { ClientCacheOptions, ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
 import { rateLimit, rateLimitAll, rateLimitCacheHits } from './ratelimit'
 import type { RateLimitResult, RateLimitRule } from './ratelimit'
+import { cacheOf, type RedisCache } from './cache'
 
 /** Command ids wrap at 2^30, as in the native layer. */
 const ID_MASK = 0x3fffffff
@@ -381,6 +382,18 @@ export class RedisClient {
   /** Several limits for one key in one atomic script: if any denies, none is charged. */
   rateLimitAll(key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
     return rateLimitAll(this, key, rules)
+  }
+
+  /**
+   * Read-through caching (lib/cache.ts): `wrap(key, ttlMs, loader)` runs the loader
+   * once per key per process and, under a short load lock, once across instances.
+   *
+   * ```ts
+   * const coa = await redis.cache.wrap(`coa:${tenant}`, 300_000, () => db.chartOfAccounts(tenant))
+   * ```
+   */
+  get cache(): RedisCache {
+    return cacheOf(this)
   }
 
   /**
