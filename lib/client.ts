@@ -6,6 +6,7 @@ import type { ClientCacheOptions, ClientStats, ConnectOptions, GetExOptions, Red
 import { rateLimit, rateLimitAll, rateLimitCacheHits } from './ratelimit'
 import type { RateLimitResult, RateLimitRule } from './ratelimit'
 import { cacheOf, type RedisCache } from './cache'
+import { sessionsOf, type Sessions } from './sessions'
 
 /** Command ids wrap at 2^30, as in the native layer. */
 const ID_MASK = 0x3fffffff
@@ -394,6 +395,20 @@ export class RedisClient {
    */
   get cache(): RedisCache {
     return cacheOf(this)
+  }
+
+  /**
+   * The package's session store (lib/sessions.ts), for apps without Better Auth:
+   * `create`, `check` (one round trip), `touch`, `revoke`, `revokeAll`, `list`.
+   * Redis holds the SHA-256 of each token, never the token.
+   *
+   * ```ts
+   * const { token } = await redis.sessions.create(user.id, { role }, 8 * 3600)
+   * const s = await redis.sessions.check(token, { slideSeconds: 3600 })   // Session | null
+   * ```
+   */
+  get sessions(): Sessions {
+    return sessionsOf(this)
   }
 
   /**

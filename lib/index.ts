@@ -5,3 +5,14 @@ export { rateLimitHeaders } from './ratelimit'
 export type { RateLimitAlgorithm, RateLimitReason, RateLimitResult, RateLimitRule, UnavailablePolicy } from './ratelimit'
 export type { RedisCache, WrapOptions } from './cache'
 export type { KeyvRedisStoreOptions } from './keyv'
+export { Sessions } from './sessions'
+export type { Session, CreatedSession, CheckOptions, SessionsOptions } from './sessions'
+export type {
+  BetterAuthSessionRecord,
+  BetterAuthUser,
+  RedisSecondaryStorage,
+  RedisSecondaryStorageOptions,
+  SessionVerifier,
+  SessionVerifierOptions,
+  VerifiedSession,
+} from './better-auth'

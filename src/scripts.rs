@@ -24,6 +24,11 @@ pub const SCRIPTS: &[(&str, &str)] = &[
   ("cache_lock", include_str!("lua/cache_lock.lua")),
   ("cache_store", include_str!("lua/cache_store.lua")),
   ("cache_unlock", include_str!("lua/cache_unlock.lua")),
+  // client.sessions: one session by its token's hash; a user's index (lib/sessions.ts)
+  ("session", include_str!("lua/session.lua")),
+  ("session_index", include_str!("lua/session_index.lua")),
+  // Better Auth's SecondaryStorage.increment (lib/better-auth.ts)
+  ("better_auth_incr", include_str!("lua/better_auth_incr.lua")),
 ];
 
 /// A script with its SHA-1 (as `SCRIPT LOAD` would report it).
@@ -67,6 +72,7 @@ mod tests {
     "cache_lock",
     "cache_store",
     "cache_unlock",
+    "better_auth_incr",
   ];
 
   #[test]
