@@ -146,6 +146,11 @@ export class RedisClient {
     return this.send(OP.Get, key)
   }
 
+  /** Whether `get(key)` is served by the client-side cache. @internal */
+  cachesKey(key: string): boolean {
+    return this.localCache !== undefined && this.localCache.covers(key)
+  }
+
   /** GET through the client-side cache: served from memory when the server has not invalidated it. */
   private cachedGet(cache: LocalCache, key: string): Promise<string | null> {
     const hit = cache.lookup(key)

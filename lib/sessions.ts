@@ -243,6 +243,29 @@ export class Sessions {
     }
     if (t === undefined) return Promise.resolve(null)
     const id = tokenId(t)
+    const key = this.sessionKey(id)
+    if (this.client.cachesKey(key)) return this.checkCached<T>(id, key, slideMs)
+    return this.checkByScript<T>(id, slideMs)
+  }
+
+  /**
+   * check() when client-side caching covers the session keys: the session is
+   * read with a plain GET, which is served from process memory while the server
+   * has not invalidated it (a revoke or sign-out anywhere drops every instance's
+   * copy). Only a check that must write (a slide due) goes to the script.
+   */
+  private checkCached<T>(id: string, key: string, slideMs: number): Promise<Session<T> | null> {
+    return this.client.get(key).then((v) => {
+      const r = parseStored(v)
+      if (r === undefined) return null
+      const now = Date.now()
+      if (r.e <= now) return null // expired: the server drops the key, and with it this copy
+      if (slideMs > 0 && now + slideMs - r.e >= Math.min(1000, slideMs / 10)) return this.checkByScript<T>(id, slideMs)
+      return toSession<T>(id, r)
+    })
+  }
+
+  private checkByScript<T>(id: string, slideMs: number): Promise<Session<T> | null> {
     return this.client.runScript('session', [this.sessionKey(id)], ['check', slideMs]).then((reply) => {
       if (reply === null) return null
       if (!Array.isArray(reply) || reply.length !== 2) throw badReply('check', reply)
