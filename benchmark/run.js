@@ -111,6 +111,46 @@ function targetsMarkdown(cases, results) {
   return ['', '## Targets', '', '| target | this run | |', '| --- | --- | --- |', ...lines, ''].join('\n')
 }
 
+/** The README's benchmark table: ops/s per client for the headline cases, from this run. */
+function readmeSummary(meta, cases, results, entries) {
+  const pick = [['get', 1], ['get', 100], ['get', 1000], ['set', 100], ['mget'], ['mix']]
+  const clients = entries.map((e) => e.spec)
+  const lines = [
+    `Measured by \`npm run bench\` on ${meta.date.slice(0, 10)}: ${meta.cpuModel}, ${meta.cores} cores, ${meta.ramGb} GB, Node.js ${meta.node}, redis-server ${meta.redisVersion} on loopback. ops/s (× ioredis with auto-pipelining); all rows and p50/p99 latencies in [benchmark/results.md](benchmark/results.md).`,
+    '',
+    `| case | ${clients.map((c) => c.label).join(' | ')} |`,
+    `| --- | ${clients.map(() => '---:').join(' | ')} |`,
+  ]
+  for (const [kind, concurrency] of pick) {
+    const c = cases.find((x) => x.kind === kind && (concurrency === undefined || x.concurrency === concurrency))
+    if (!c) continue
+    const row = results.get(c.id)
+    const base = row && row.get(BASELINE_ID) && row.get(BASELINE_ID).result
+    const cells = clients.map((spec) => {
+      const r = row && row.get(spec.id) && row.get(spec.id).result
+      if (!r) return 'failed'
+      const ratio = base ? ` (${(r.opsPerSec / base.opsPerSec).toFixed(2)}×)` : ''
+      const ops = report.fmtOps(r.opsPerSec)
+      return spec.id === 'atlas' ? `**${ops}${ratio}**` : `${ops}${ratio}`
+    })
+    lines.push(`| ${c.table.replace(/, 100-byte values/, '')} | ${cells.join(' | ')} |`)
+  }
+  lines.push('', '![GET ops/s against concurrent callers](benchmark/ops-vs-concurrency.svg)')
+  return lines.join('\n')
+}
+
+/** Replaces the README's text between the bench-table markers. */
+function updateReadme(summary) {
+  const file = path.join(__dirname, '..', 'README.md')
+  const text = fs.readFileSync(file, 'utf8')
+  const start = '<!-- bench-table:start -->'
+  const end = '<!-- bench-table:end -->'
+  const a = text.indexOf(start)
+  const b = text.indexOf(end)
+  if (a < 0 || b < a) return
+  fs.writeFileSync(file, text.slice(0, a + start.length) + '\n' + summary + '\n' + text.slice(b))
+}
+
 function usage(message) {
   console.error(`${message}\n\n${HELP}`)
   process.exit(2)
@@ -479,6 +519,7 @@ async function bench(opts) {
     fs.mkdirSync(outDir, { recursive: true })
     fs.writeFileSync(path.join(outDir, 'results.md'), md)
     fs.writeFileSync(path.join(outDir, 'ops-vs-concurrency.svg'), svg)
+    if (!quick && !opts.only && outDir === __dirname) updateReadme(readmeSummary(meta, cases, results, entries))
     log(`\nwrote ${path.relative(process.cwd(), path.join(outDir, 'results.md')) || 'results.md'} and ops-vs-concurrency.svg (${elapsedS.toFixed(0)} s)`)
   } else {
     log(`\n--quick: report rendered (${md.length} chars of markdown, ${svg.length} of SVG) but not written; pass --out=DIR to keep it (${elapsedS.toFixed(0)} s)`)
