@@ -11,6 +11,7 @@ import request from 'supertest'
 import { RedisClient } from '../lib'
 import { RedisThrottlerStorage } from '../lib/throttler'
 import type { ThrottlerStorageRecord } from '../lib/throttler'
+import { keySlot } from '../lib/slot'
 import { startRedis, stopAll, RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, prng, rejection, sleep } from './helpers'
 
@@ -296,6 +297,159 @@ describe('RedisThrottlerStorage', () => {
   })
 })
 
+// ---- batching: the calls of one tick in one script call --------------------------------------
+
+type Args = [key: string, ttl: number, limit: number, block: number, name: string]
+
+/** `n` copies of `args`. */
+const times = (n: number, args: Args): Args[] => Array.from({ length: n }, () => args)
+
+/** Interleaves the lists (one of each in turn), keeping each list's own order. */
+function interleave<T>(...lists: T[][]): T[] {
+  const out: T[] = []
+  for (let i = 0; out.length < lists.reduce((n, l) => n + l.length, 0); i++) for (const l of lists) if (i < l.length) out.push(l[i])
+  return out
+}
+
+describe('the calls of one tick run in one script call', () => {
+  test('in call order: the same records as the same calls one after another, and as the in-memory storage', async () => {
+    const batched = new RedisThrottlerStorage(client, { prefix: ns('batch') })
+    const oneByOne = new RedisThrottlerStorage(client, { prefix: ns('seq') })
+    const memory = new ThrottlerStorageService()
+    const calls = interleave<Args>(
+      times(8, ['a', 60_050, 3, 1550, 'default']), // the 4th hit blocks; hits in the block are not counted
+      times(5, ['b', 60_050, 2, 0, 'default']), // incrementWithoutBlock
+      interleave(times(4, ['c', 60_050, 2, 1550, 'short']), times(4, ['c', 60_050, 4, 3050, 'long'])), // two names, one record
+      times(3, ['d', 0, 1, 0, 'default']), // ttl 0
+      times(2, ['e', 1050, 0, 550, 'default']), // limit 0
+      times(3, ['{f}', 60_050, 1, 1550, 'default']), // a brace in the key
+    )
+    const before = client.stats().commands
+    const together = await Promise.all(calls.map((a) => batched.increment(...a)))
+    expect(client.stats().commands - before).toBe(1)
+    const sequential: ThrottlerStorageRecord[] = []
+    const inMemory: ThrottlerStorageRecord[] = []
+    try {
+      for (const a of calls) {
+        sequential.push(await oneByOne.increment(...a))
+        inMemory.push({ ...(await memory.increment(...a)) })
+      }
+    } finally {
+      memory.onApplicationShutdown()
+    }
+    const compared = (other: ThrottlerStorageRecord[]): Compared[] =>
+      calls.map(([key, ttl, limit, block, name], i) => ({ step: { at: 0, key, ttl, limit, block, name }, memory: other[i], redis: { ...together[i] } }))
+    expect(mismatches(compared(sequential))).toEqual([])
+    expect(mismatches(compared(inMemory))).toEqual([])
+    // the sequence went through the states it is about
+    expect(together.filter((_, i) => calls[i][0] === 'a').map((r) => [r.totalHits, r.isBlocked])).toEqual([
+      [1, false], [2, false], [3, false], [4, true], [4, true], [4, true], [4, true], [4, true],
+    ])
+  })
+
+  test('one script call per tick, at most 32 increments per turn of the event loop; in call order', async () => {
+    const storage = new RedisThrottlerStorage(client, { prefix: ns('tick') })
+    await storage.increment('warm', 60_000, 10, 0, 'default') // the script is loaded
+    let before = client.stats().commands
+    let records = await Promise.all(Array.from({ length: 10 }, (_, i) => storage.increment(`k${i}`, 60_000, 1000, 0, 'default')))
+    expect(client.stats().commands - before).toBe(1)
+    expect(records.map((r) => r.totalHits)).toEqual(Array(10).fill(1))
+    before = client.stats().commands
+    records = await Promise.all(Array.from({ length: 150 }, (_, i) => storage.increment(`k${i % 50}`, 60_000, 1000, 0, 'default')))
+    expect(client.stats().commands - before).toBe(5) // 32 + 32 + 32 + 32 + 22, one per turn
+    // k0…k9 had one hit, k10…k49 none: hits 2-4 and 1-3, handed out in call order
+    expect(records.map((r) => r.totalHits)).toEqual(Array.from({ length: 150 }, (_, i) => Math.floor(i / 50) + (i % 50 < 10 ? 2 : 1)))
+    before = client.stats().commands
+    for (let tick = 0; tick < 5; tick++) {
+      await Promise.all([storage.increment('k0', 60_000, 1000, 0, 'default'), storage.increment('k1', 60_000, 1000, 0, 'other')])
+    }
+    expect(client.stats().commands - before).toBe(5)
+    expect((await storage.increment('k0', 60_000, 1000, 0, 'default')).totalHits).toBe(10)
+  })
+
+  test('a SCRIPT FLUSH during a busy run neither loses nor doubles a hit', async () => {
+    const storage = new RedisThrottlerStorage(client, { prefix: ns('flush') })
+    await storage.increment('warm', 60_000, 10, 0, 'default')
+    await srv.cli('CONFIG', 'RESETSTAT')
+    const before = client.stats().commands
+    const flushes: Array<Promise<string>> = []
+    const ticks: ThrottlerStorageRecord[][] = []
+    for (let tick = 0; tick < 40; tick++) {
+      // two flushes land somewhere in the run (redis-cli takes a while); both are over by tick 30
+      if (tick === 5 || tick === 15) flushes.push(srv.cli('SCRIPT', 'FLUSH'))
+      if (tick === 30) await Promise.all(flushes)
+      ticks.push(await Promise.all(Array.from({ length: 25 }, (_, i) => storage.increment(`k${i % 5}`, 60_000, 1000, 0, 'default'))))
+    }
+    // every key: 5 hits per tick, counted once each, in call order
+    for (let k = 0; k < 5; k++) {
+      const totals = ticks.flatMap((t) => t.filter((_, i) => i % 5 === k).map((r) => r.totalHits))
+      expect(totals).toEqual(Array.from({ length: 200 }, (_, i) => i + 1))
+    }
+    const stats = await srv.cli('INFO', 'commandstats')
+    const evals = Number(/cmdstat_eval:calls=(\d+),/.exec(stats)?.[1] ?? 0)
+    const [, evalshas, noscripts] = /cmdstat_evalsha:calls=(\d+),.*failed_calls=(\d+)/.exec(stats)!.map(Number)
+    // each flush cost at most one NOSCRIPT reply and one EVAL, and nothing else was resent
+    expect(evals).toBeGreaterThanOrEqual(1)
+    expect(evals).toBeLessThanOrEqual(2)
+    expect(noscripts).toBe(evals)
+    expect(client.stats().commands - before).toBe(evalshas + evals)
+    // one script call per tick (two when a tick found this turn's 32 partly used by the tick before)
+    expect(evalshas).toBeGreaterThanOrEqual(40)
+    expect(evalshas).toBeLessThanOrEqual(80)
+  })
+
+  test('an increment that fails (WRONGTYPE) fails alone: the others of its script call are counted', async () => {
+    const prefix = ns('wrong')
+    const storage = new RedisThrottlerStorage(client, { prefix })
+    await client.set(`${prefix}{bad}`, 'not a hash')
+    const before = client.stats().commands
+    const [a, bad, b, c] = await Promise.allSettled([
+      storage.increment('good', 60_000, 5, 0, 'default'),
+      storage.increment('bad', 60_000, 5, 0, 'default'),
+      storage.increment('good', 60_000, 5, 0, 'default'),
+      storage.increment('good', 60_000, 5, 0, 'other'),
+    ])
+    expect(client.stats().commands - before).toBe(1)
+    expect(a).toMatchObject({ status: 'fulfilled', value: { totalHits: 1 } })
+    expect(bad).toMatchObject({ status: 'rejected', reason: { code: 'ERR_REPLY', message: expect.stringMatching(/WRONGTYPE/) } })
+    expect(b).toMatchObject({ status: 'fulfilled', value: { totalHits: 2 } })
+    expect(c).toMatchObject({ status: 'fulfilled', value: { totalHits: 1 } })
+    // nothing of the failed one was written
+    expect(await client.get(`${prefix}{bad}`)).toBe('not a hash')
+    expect(await client.exists(`${prefix}{bad}:default`)).toBe(0)
+  })
+
+  test('times beyond 2^53 (absurd ttls) come back as the in-memory storage has them, and the connection stays', async () => {
+    const storage = new RedisThrottlerStorage(client, { prefix: ns('huge') })
+    const memory = new ThrottlerStorageService()
+    const calls: Args[] = [
+      ['neg', -9.223372036854776e21, 0, 0, 'default'],
+      ['neg', -9.223372036854776e21, 0, 0, 'default'],
+      ['neg2', -1e300, 5, 1000, 'default'],
+    ]
+    const reconnects = client.stats().reconnects
+    const [far] = await Promise.allSettled([storage.increment('far', 1e300, 5, 0, 'default'), ...calls.map((a) => storage.increment(...a))])
+    // an expiry that far is more than Redis takes (PEXPIREAT): that call alone fails
+    expect(far).toMatchObject({ status: 'rejected', reason: { code: 'ERR_REPLY' } })
+    const together = await Promise.all(calls.map((a) => storage.increment(...a)))
+    const inMemory: ThrottlerStorageRecord[] = []
+    try {
+      for (const a of [...calls, ...calls]) inMemory.push({ ...(await memory.increment(...a)) })
+    } finally {
+      memory.onApplicationShutdown()
+    }
+    expect(client.stats().reconnects).toBe(reconnects)
+    expect(together.map((r) => [r.totalHits, r.isBlocked, r.timeToExpire])).toEqual(inMemory.slice(3).map((r) => [r.totalHits, r.isBlocked, r.timeToExpire]))
+    expect(together[0].timeToExpire).toBe(Math.ceil(-9.223372036854776e21 / 1000))
+  })
+
+  test('batchAcrossSlots must be a boolean', () => {
+    expect(() => new RedisThrottlerStorage(client, { batchAcrossSlots: 'yes' as any })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/batchAcrossSlots/) }),
+    )
+  })
+})
+
 describe('on a Redis Cluster node', () => {
   test('the script keys of every call share one slot, braces in keys included', async () => {
     const node = await startRedis({ cluster: true })
@@ -317,6 +471,36 @@ describe('on a Redis Cluster node', () => {
         }
       }
     }
+    await node.stop()
+  })
+})
+
+describe('batching on a Redis Cluster node', () => {
+  test('batchAcrossSlots: false sends one script call per slot; left true, a CROSSSLOT refusal switches to that', async () => {
+    const node = await startRedis({ cluster: true })
+    await node.cli('CLUSTER', 'ADDSLOTSRANGE', 0, 16383)
+    await eventually(async () => expect(await node.cli('CLUSTER', 'INFO')).toMatch(/cluster_state:ok/), 10_000)
+    const c = await connect(node.url)
+    // 'k0' and another key in one slot, and two keys in two other slots: three slots
+    let twin = 1
+    while (keySlot(`k${twin}`) !== keySlot('k0')) twin++
+    const keys = ['k0', `k${twin}`, 'x', 'y']
+    expect(new Set(keys.map((k) => keySlot(k))).size).toBe(3)
+    const tick = (s: RedisThrottlerStorage) =>
+      Promise.all(keys.flatMap((k) => [s.increment(k, 60_000, 5, 0, 'default'), s.increment(k, 60_000, 5, 0, 'other')]))
+    const perSlot = new RedisThrottlerStorage(c, { prefix: 'p1:', batchAcrossSlots: false })
+    await perSlot.increment('warm', 60_000, 5, 0, 'default') // the script is loaded
+    let before = c.stats().commands
+    expect((await tick(perSlot)).map((r) => r.totalHits)).toEqual(Array(8).fill(1))
+    expect(c.stats().commands - before).toBe(3)
+
+    const auto = new RedisThrottlerStorage(c, { prefix: 'p2:' })
+    before = c.stats().commands
+    expect((await tick(auto)).map((r) => r.totalHits)).toEqual(Array(8).fill(1))
+    expect(c.stats().commands - before).toBe(1 + 3) // refused (nothing ran), then one per slot
+    before = c.stats().commands
+    expect((await tick(auto)).map((r) => r.totalHits)).toEqual(Array(8).fill(2))
+    expect(c.stats().commands - before).toBe(3)
     await node.stop()
   })
 })
@@ -348,6 +532,21 @@ describe('when Redis is unavailable', () => {
     // Counted once, from scratch: none of the 10 calls made during the outage reached the server.
     expect(back).toMatchObject({ totalHits: 1, isBlocked: false })
     expect((await allow.increment('ip', 60_000, 100, 0, 'default')).totalHits).toBe(2)
+    await down.stop()
+  })
+
+  test('every call of a script call gets its own fail-policy answer', async () => {
+    const down = await startRedis()
+    const c = await connect({ url: down.url, commandTimeoutMs: 300 })
+    const deny = new RedisThrottlerStorage(c, { onUnavailable: 'deny' })
+    await deny.increment('warm', 60_000, 5, 0, 'default')
+    await down.kill()
+    const before = c.stats().commands
+    expect(await Promise.all([deny.increment('a', 2_500, 5, 0, 'default'), deny.increment('b', 60_000, 100, 1000, 'other')])).toEqual([
+      { totalHits: 6, timeToExpire: 3, isBlocked: true, timeToBlockExpire: 1, reason: 'unavailable' },
+      { totalHits: 101, timeToExpire: 60, isBlocked: true, timeToBlockExpire: 1, reason: 'unavailable' },
+    ])
+    expect(c.stats().commands - before).toBeLessThanOrEqual(1)
     await down.stop()
   })
 

@@ -17,7 +17,9 @@
 //
 // Workloads (closed loop: C callers, each awaiting one call at a time, one client object):
 //   throttler-allowed   ThrottlerStorage.increment(key, 60 s, limit 1000, block 60 s) over
-//                       10,000 trackers: traffic under its limit, every call counted
+//                       10,000 trackers: traffic under its limit, every call counted (atlas
+//                       sends the calls of one tick as one script call, up to 32 per turn
+//                       of the event loop: its round trips/call column is below 1)
 //   throttler-hot       the same on ONE tracker with limit 100: after the first 100 calls
 //                       the key is blocked (an abusive client)
 //   ratelimit-allowed   rateLimit() (GCRA 1000/min) / RateLimiterRedis.consume() over 10,000 keys
@@ -37,7 +39,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--only=')) o.only = a.slice(7)
     else if (a === '--json') o.json = true
     else if (a.startsWith('--duration=')) o.duration = Number(a.slice(11))
-    else if (a === '--help' || a === '-h') { console.log(require('fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 22).join('\n')); process.exit(0) }
+    else if (a === '--help' || a === '-h') { console.log(require('fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 24).join('\n')); process.exit(0) }
     else { console.error(`unknown argument ${a}`); process.exit(2) }
   }
   if (!(o.duration > 0)) { console.error('--duration needs a positive number'); process.exit(2) }

@@ -48,7 +48,12 @@ function envSnapshot(): Record<string, string> {
 /** Plain `{ … }` objects only: a Date or an array is not an options bag. */
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object') return false
-  const proto = Object.getPrototypeOf(v)
+  let proto: unknown
+  try {
+    proto = Object.getPrototypeOf(v)
+  } catch {
+    return false // a revoked Proxy: not options; the native layer refuses it as an argument
+  }
   return proto === Object.prototype || proto === null
 }
 

@@ -37,7 +37,11 @@ export class RedisError extends Error {
   /** From the native layer's `[code, message]` pair or its "CODE: message" text. */
   static from(value: unknown): RedisError {
     if (Array.isArray(value)) return new RedisError(value[0] as ErrorCode, String(value[1]))
-    const text = value instanceof Error ? value.message : String(value)
+    // Not `instanceof Error`: errors made in native code may belong to another realm (jest).
+    const text =
+      typeof value === 'object' && value !== null && typeof (value as Error).message === 'string'
+        ? (value as Error).message
+        : String(value)
     const m = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(text)
     if (m && CODES.has(m[1])) return new RedisError(m[1] as ErrorCode, m[2])
     return new RedisError(ErrorCode.InvalidArgument, text)

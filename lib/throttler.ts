@@ -3,8 +3,9 @@
 // loads Nest.
 import type { ThrottlerStorage } from '@nestjs/throttler'
 import type { RedisClient } from './client'
-import { invalidArgument } from './errors'
-import { RATE_LIMIT_CACHE_SIZE, deniedCache, hashTag, isUnavailable, runPaced, type UnavailablePolicy } from './ratelimit'
+import { ErrorCode, RedisError, invalidArgument } from './errors'
+import { RATE_LIMIT_CACHE_SIZE, deniedCache, hashTag, isUnavailable, type UnavailablePolicy } from './ratelimit'
+import { keySlot } from './slot'
 
 export interface RedisThrottlerStorageOptions {
   /**
@@ -15,6 +16,15 @@ export interface RedisThrottlerStorageOptions {
   onUnavailable?: UnavailablePolicy
   /** Prepended to this storage's Redis keys (after the client's own keyPrefix); default `'throttler:'`. */
   prefix?: string
+  /**
+   * The calls made in one tick run in one script call (up to 32 at a time).
+   * `true` (default): in one call whatever their keys — for a standalone server
+   * (or a primary with replicas). `false`: one call per cluster slot, as Redis
+   * Cluster requires. Left `true` on a cluster node, the first refusal
+   * (`CROSSSLOT`: nothing ran) switches the storage to one call per slot and
+   * resends; set `false` to never see one.
+   */
+  batchAcrossSlots?: boolean
 }
 
 /** What `increment` resolves (the package's index does not export this interface). */
@@ -29,7 +39,43 @@ export interface RedisThrottlerStorageRecord extends ThrottlerStorageRecord {
 const IDLE_GRACE_MS = 60_000
 /** `timeToBlockExpire` (seconds) of a denial made by `onUnavailable: 'deny'`. */
 const UNAVAILABLE_RETRY_S = 1
-const OPTION_KEYS = new Set(['onUnavailable', 'prefix'])
+const OPTION_KEYS = new Set(['onUnavailable', 'prefix', 'batchAcrossSlots'])
+/**
+ * Increments sent per turn of the event loop at most (in one script call, or
+ * one per slot); the rest wait for the next turn. One script call stays short
+ * (~200 µs of Redis time), and with a burst split over turns, Redis runs one
+ * script call while this process handles the replies of the one before, where
+ * one big batch would leave each waiting for the other.
+ */
+export const THROTTLE_BATCH = 32
+
+/** How the calls of one tick are grouped into script calls. */
+const enum Grouping {
+  /** One script call whatever the keys (a standalone server). */
+  All = 0,
+  /** One per cluster slot of the keys. */
+  Slot = 1,
+  /**
+   * One per hash tag: after a CROSSSLOT refusal of a one-slot call, i.e. a client
+   * keyPrefix with a `{` of its own, which moves the slot away from our hash tag.
+   */
+  Tag = 2,
+}
+
+/** One `increment` waiting for its batch's reply. */
+class Call {
+  resolve!: (r: RedisThrottlerStorageRecord) => void
+  reject!: (e: unknown) => void
+  constructor(
+    readonly key: string,
+    /** The record's key (its hits' key is `${rec}:${name}`). */
+    readonly rec: string,
+    readonly ttl: number,
+    readonly limit: number,
+    readonly block: number,
+    readonly name: string,
+  ) {}
+}
 
 /**
  * A blocked key as the server last answered it. Until `min(e, until)` (server
@@ -56,10 +102,11 @@ interface Blocked {
  * package's default in-memory `ThrottlerStorageService`: each hit expires on
  * its own `ttl` after it was made (a sliding log), a key over its limit is
  * blocked for `blockDuration` during which hits are not counted, and counting
- * starts afresh when the block ends. One EVALSHA round trip per call, the Redis
- * server's clock, keys of one call in one cluster slot. A blocked key is then
- * answered from memory, as the script would answer it, until its block or its
- * window ends (`stats().rateLimitCacheHits` counts these calls).
+ * starts afresh when the block ends. The calls made in one tick run in one
+ * EVALSHA (one round trip, up to 32 calls), one after another in call order, on
+ * the Redis server's clock. A blocked key is then answered from memory, as the
+ * script would answer it, until its block or its window ends
+ * (`stats().rateLimitCacheHits` counts these calls).
  *
  * ```ts
  * ThrottlerModule.forRootAsync({
@@ -78,6 +125,15 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly blocked = new Map<string, Blocked>()
 
   private readonly client: RedisClient
+  private grouping: Grouping
+  /** Calls not sent yet, in call order. */
+  private queue: Call[] = []
+  /** A microtask will send what this tick queued. */
+  private scheduled = false
+  /** Increments this turn of the event loop may still send. */
+  private budget = THROTTLE_BATCH
+  /** A setImmediate will start the next turn's budget. */
+  private turnArmed = false
 
   /** `redis`: a `RedisClient`, or the `RedisService` of `@atlas-erp/redis/nest` (its `client` is used). */
   constructor(redis: RedisClient | { readonly client: RedisClient }, options: RedisThrottlerStorageOptions = {}) {
@@ -97,73 +153,194 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     if (options.prefix !== undefined && typeof options.prefix !== 'string') {
       throw invalidArgument('RedisThrottlerStorage: prefix must be a string')
     }
+    if (options.batchAcrossSlots !== undefined && typeof options.batchAcrossSlots !== 'boolean') {
+      throw invalidArgument('RedisThrottlerStorage: batchAcrossSlots must be a boolean')
+    }
     this.onUnavailable = policy
     this.prefix = options.prefix ?? 'throttler:'
+    this.grouping = options.batchAcrossSlots === false ? Grouping.Slot : Grouping.All
   }
 
   /**
    * `ttl` and `blockDuration` in milliseconds; the record's times in seconds,
    * rounded up, as the guard expects.
    */
-  async increment(
+  increment(
     key: string,
     ttl: number,
     limit: number,
     blockDuration: number,
     throttlerName: string,
   ): Promise<RedisThrottlerStorageRecord> {
-    if (typeof key !== 'string' || key.length === 0) throw invalidArgument('increment(): key must be a non-empty string')
-    if (typeof throttlerName !== 'string') throw invalidArgument('increment(): throttlerName must be a string')
-    if (!isFiniteNumber(ttl)) throw invalidArgument('increment(): ttl must be a finite number')
-    if (!isFiniteNumber(limit)) throw invalidArgument('increment(): limit must be a finite number')
-    if (!isFiniteNumber(blockDuration)) throw invalidArgument('increment(): blockDuration must be a finite number')
-    const id = `${key}\n${throttlerName}\n${ttl}\n${limit}\n${blockDuration}`
-    const cached = this.blocked.get(id)
-    if (cached !== undefined) {
-      const answer = this.answerBlocked(id, cached)
-      if (answer !== undefined) return answer
-    }
-    const record = `${this.prefix}${hashTag(key)}`
-    const sent = performance.now()
-    let reply: Array<number | string>
-    try {
-      reply = (await runPaced(this.client, 'throttle', [record, `${record}:${throttlerName}`], [
-        ttl,
-        limit,
-        blockDuration,
-        IDLE_GRACE_MS,
-        throttlerName,
-      ])) as Array<number | string>
-    } catch (e) {
-      if (!isUnavailable(e)) throw e
-      const allow = this.onUnavailable === 'allow'
-      return {
-        totalHits: allow ? 0 : limit + 1,
-        timeToExpire: Math.max(0, Math.ceil(ttl / 1000)),
-        isBlocked: !allow,
-        timeToBlockExpire: allow ? 0 : UNAVAILABLE_RETRY_S,
-        reason: 'unavailable',
+    if (typeof key !== 'string' || key.length === 0) return Promise.reject(invalidArgument('increment(): key must be a non-empty string'))
+    if (typeof throttlerName !== 'string') return Promise.reject(invalidArgument('increment(): throttlerName must be a string'))
+    if (!isFiniteNumber(ttl)) return Promise.reject(invalidArgument('increment(): ttl must be a finite number'))
+    if (!isFiniteNumber(limit)) return Promise.reject(invalidArgument('increment(): limit must be a finite number'))
+    if (!isFiniteNumber(blockDuration)) return Promise.reject(invalidArgument('increment(): blockDuration must be a finite number'))
+    if (this.blocked.size > 0) {
+      const id = blockedId(key, throttlerName, ttl, limit, blockDuration)
+      const cached = this.blocked.get(id)
+      if (cached !== undefined) {
+        const answer = this.answerBlocked(id, cached)
+        if (answer !== undefined) return Promise.resolve(answer)
       }
     }
-    const answer = {
-      totalHits: reply[0] as number,
-      timeToExpire: reply[1] as number,
-      isBlocked: reply[2] === 1,
-      timeToBlockExpire: reply[3] as number,
+    const call = new Call(key, `${this.prefix}${hashTag(key)}`, ttl, limit, blockDuration, throttlerName)
+    const promise = new Promise<RedisThrottlerStorageRecord>((resolve, reject) => {
+      call.resolve = resolve
+      call.reject = reject
+    })
+    this.queue.push(call)
+    if (!this.scheduled) {
+      this.scheduled = true
+      queueMicrotask(this.flush)
     }
-    if (reply.length > 4) this.rememberBlocked(id, sent, reply, blockDuration > 0)
-    return answer
+    return promise
   }
 
-  private rememberBlocked(id: string, sent: number, reply: Array<number | string>, withHits: boolean): void {
+  /** The end of the tick: sends what it queued, as far as this turn's budget goes. */
+  private flush = (): void => {
+    this.scheduled = false
+    const q = this.queue
+    if (q.length === 0 || this.budget === 0) return
+    const n = Math.min(q.length, this.budget)
+    let calls: Call[]
+    if (n === q.length) {
+      calls = q
+      this.queue = []
+    } else {
+      calls = q.splice(0, n)
+    }
+    this.budget -= n
+    if (!this.turnArmed) {
+      this.turnArmed = true
+      setImmediate(this.nextTurn)
+    }
+    this.send(calls, this.grouping)
+  }
+
+  private nextTurn = (): void => {
+    this.turnArmed = false
+    this.budget = THROTTLE_BATCH
+    this.flush()
+  }
+
+  /** Sends `calls` in as few script calls as `by` allows, at most THROTTLE_BATCH increments each. */
+  private send(calls: Call[], by: Grouping): void {
+    if (by === Grouping.All) {
+      for (let i = 0; i < calls.length; i += THROTTLE_BATCH) {
+        this.dispatch(i === 0 && calls.length <= THROTTLE_BATCH ? calls : calls.slice(i, i + THROTTLE_BATCH), by)
+      }
+      return
+    }
+    const groups = new Map<number | string, Call[]>()
+    for (const c of calls) {
+      const g = by === Grouping.Slot ? keySlot(c.rec) : c.rec
+      let batch = groups.get(g)
+      if (batch === undefined) groups.set(g, (batch = []))
+      batch.push(c)
+      if (batch.length >= THROTTLE_BATCH) {
+        groups.delete(g)
+        this.dispatch(batch, by)
+      }
+    }
+    for (const batch of groups.values()) this.dispatch(batch, by)
+  }
+
+  /** One script call for `calls` (grouped by `by`). */
+  private dispatch(calls: Call[], by: Grouping): void {
+    const n = calls.length
+    const keys = new Array<string>(2 * n)
+    const args = new Array<string | number>(1 + 4 * n)
+    args[0] = IDLE_GRACE_MS
+    for (let i = 0; i < n; i++) {
+      const c = calls[i]
+      keys[2 * i] = c.rec
+      keys[2 * i + 1] = `${c.rec}:${c.name}`
+      const a = 1 + 4 * i
+      args[a] = c.ttl
+      args[a + 1] = c.limit
+      args[a + 2] = c.block
+      args[a + 3] = c.name
+    }
+    const sent = performance.now()
+    this.client.runScript('throttle', keys, args).then(
+      (reply) => this.settle(calls, reply, sent),
+      (e) => this.failed(calls, by, e),
+    )
+  }
+
+  /** Hands each call its part of the script's reply (see src/lua/throttle.lua). */
+  private settle(calls: Call[], reply: unknown, sent: number): void {
+    const r = reply as Array<number | string>
+    let o = 0
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i]
+      const total = Array.isArray(r) ? r[o] : undefined
+      if (typeof total !== 'number') {
+        if (total === undefined) {
+          const e = new RedisError(ErrorCode.Reply, `throttle script: unexpected reply ${JSON.stringify(reply)}`)
+          for (let j = i; j < calls.length; j++) calls[j].reject(e)
+          return
+        }
+        // this increment's redis.call failed (the others ran)
+        c.reject(new RedisError(ErrorCode.Reply, String(total)))
+        o += 1
+        continue
+      }
+      if (r[o + 2] !== 1) {
+        c.resolve({ totalHits: total, timeToExpire: num(r[o + 1]), isBlocked: false, timeToBlockExpire: num(r[o + 3]) })
+        o += 4
+        continue
+      }
+      const m = r[o + 7] as number
+      this.rememberBlocked(c, sent, r, o, m)
+      c.resolve({ totalHits: total, timeToExpire: num(r[o + 1]), isBlocked: true, timeToBlockExpire: num(r[o + 3]) })
+      o += 8 + m
+    }
+  }
+
+  /** The script call failed as a whole: nothing ran. */
+  private failed(calls: Call[], by: Grouping, e: unknown): void {
+    if (isUnavailable(e)) {
+      const allow = this.onUnavailable === 'allow'
+      for (const c of calls) {
+        c.resolve({
+          totalHits: allow ? 0 : c.limit + 1,
+          timeToExpire: Math.max(0, Math.ceil(c.ttl / 1000)),
+          isBlocked: !allow,
+          timeToBlockExpire: allow ? 0 : UNAVAILABLE_RETRY_S,
+          reason: 'unavailable',
+        })
+      }
+      return
+    }
+    if (by < Grouping.Tag && calls.length > 1 && (e as RedisError | null)?.code === ErrorCode.Reply && /\bCROSSSLOT\b/.test((e as Error).message)) {
+      // A cluster node refused keys of several slots before running anything:
+      // group finer from now on, and resend these calls that way.
+      if (this.grouping <= by) this.grouping = by + 1
+      this.send(calls, this.grouping)
+      return
+    }
+    for (const c of calls) c.reject(e)
+  }
+
+  /** Remembers a blocked answer: `r[o …]` is the call's part of the reply, `m` its hit count. */
+  private rememberBlocked(c: Call, sent: number, r: Array<number | string>, o: number, m: number): void {
+    const id = blockedId(c.key, c.name, c.ttl, c.limit, c.block)
+    let hits: number[] | undefined
+    if (c.block > 0) {
+      hits = new Array<number>(m)
+      for (let j = 0; j < m; j++) hits[j] = Number(r[o + 8 + j])
+    }
     const entry: Blocked = {
       // the script ran after `sent`: this offset puts our estimate at or after the server's clock
-      offset: Number(reply[4]) + 1 - sent,
-      e: Number(reply[5]),
-      until: Number(reply[6]),
-      hits: withHits ? reply.slice(7).map(Number) : undefined,
+      offset: Number(r[o + 4]) + 1 - sent,
+      e: Number(r[o + 5]),
+      until: Number(r[o + 6]),
+      hits,
       first: 0,
-      total: reply[0] as number,
+      total: r[o] as number,
     }
     this.blocked.delete(id)
     this.blocked.set(id, entry)
@@ -193,6 +370,16 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       timeToBlockExpire: Math.ceil((b.until - now) / 1000),
     }
   }
+}
+
+/** A time of the script's reply: a number, or a string beyond 2^53. */
+function num(v: number | string): number {
+  return typeof v === 'number' ? v : Number(v)
+}
+
+/** The identity of a call's answer in the memory of blocked keys. */
+function blockedId(key: string, name: string, ttl: number, limit: number, block: number): string {
+  return `${key}\n${name}\n${ttl}\n${limit}\n${block}`
 }
 
 function isFiniteNumber(v: unknown): v is number {

@@ -828,12 +828,34 @@ impl Client {
       }
       arena.clear();
       raw.clear();
+      let mut unreadable = false;
       for j in 0..n {
         ck!(
           sys::napi_get_element(env, queue, i + 1 + j, &mut v),
           "argument"
         );
-        raw.push(read_arg(env, v, &mut arena, 0)?);
+        match read_arg(env, v, &mut arena, 0) {
+          Ok(a) => raw.push(a),
+          Err(_) => {
+            // A throwing getter or a revoked Proxy: this command fails, not its batch.
+            let mut exception = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut exception);
+            unreadable = true;
+            break;
+          }
+        }
+      }
+      if unreadable {
+        refused.push((
+          index,
+          Error::invalid(format!(
+            "{}(): an argument could not be read (a throwing getter or a revoked Proxy?)",
+            op.method()
+          )),
+        ));
+        i += 1 + n;
+        index += 1;
+        continue;
       }
       let args: Vec<Arg> = raw.iter().map(|a| resolve(a, &arena)).collect();
       let id = first_id.wrapping_add(index) & ID_MASK;

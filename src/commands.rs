@@ -683,7 +683,9 @@ pub enum KeySpec {
   Unknown,
 }
 
-/// Commands that would let a prefixed client reach other prefixes' keys.
+/// Commands that would let a prefixed client reach other prefixes' keys:
+/// whole-keyspace commands, scripts (they can touch any key), and commands that
+/// take key patterns or store to a key outside the key positions.
 const REFUSED_WITH_PREFIX: &[&str] = &[
   "FLUSHDB",
   "FLUSHALL",
@@ -694,6 +696,45 @@ const REFUSED_WITH_PREFIX: &[&str] = &[
   "SCAN",
   "RANDOMKEY",
   "MIGRATE",
+  "EVAL",
+  "EVALSHA",
+  "EVAL_RO",
+  "EVALSHA_RO",
+  "FCALL",
+  "FCALL_RO",
+  "SCRIPT",
+  "FUNCTION",
+  "SORT",
+  "SORT_RO",
+  "GEORADIUS",
+  "GEORADIUSBYMEMBER",
+  "MEMORY",
+  "DEBUG",
+  "OBJECT",
+];
+
+/// Commands that change the state of the shared connection, which every other
+/// call of this client relies on (reply order, protocol, database, auth).
+const REFUSED_ALWAYS: &[&str] = &[
+  "SUBSCRIBE",
+  "PSUBSCRIBE",
+  "SSUBSCRIBE",
+  "UNSUBSCRIBE",
+  "PUNSUBSCRIBE",
+  "SUNSUBSCRIBE",
+  "MONITOR",
+  "MULTI",
+  "EXEC",
+  "DISCARD",
+  "WATCH",
+  "UNWATCH",
+  "RESET",
+  "QUIT",
+  "HELLO",
+  "AUTH",
+  "SELECT",
+  "READONLY",
+  "READWRITE",
 ];
 
 /// The key positions of a command (upper-case name).
@@ -813,6 +854,26 @@ fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
     .map(|(i, a)| word(c, &format!("args[{i}]"), a))
     .collect::<Result<Vec<_>>>()?;
   let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
+  let sub = texts
+    .first()
+    .map(|t| String::from_utf8_lossy(t).to_ascii_uppercase())
+    .unwrap_or_default();
+  if REFUSED_ALWAYS.contains(&upper.as_str())
+    || (upper == "CLIENT"
+      && matches!(
+        sub.as_str(),
+        "REPLY" | "TRACKING" | "SETNAME" | "CACHING" | "NO-EVICT"
+      ))
+  {
+    let what = if upper == "CLIENT" {
+      format!("CLIENT {sub}")
+    } else {
+      upper.clone()
+    };
+    return Err(Error::invalid(format!(
+      "command(): {what} would change the connection this client shares between all its calls; use a dedicated connection"
+    )));
+  }
   let mut keyed = vec![false; texts.len()];
   if !c.prefix.is_empty() {
     if REFUSED_WITH_PREFIX.contains(&upper.as_str()) {
@@ -1014,18 +1075,30 @@ mod tests {
       .unwrap(),
       "*4 $5 lpush $3 p:l $1 a $1 3 "
     );
+    // Scripts can reach any key: refused on a prefixed client, untouched without one.
+    let eval = || args(vec![s("return 1"), s("1"), s("k1")]);
+    assert!(enc(Op::Command, &[s("EVAL"), eval()], b"p:").is_err());
     assert_eq!(
-      enc(
-        Op::Command,
-        &[
-          s("EVAL"),
-          args(vec![s("return 1"), s("2"), s("k1"), s("k2"), s("arg")])
-        ],
-        b"p:"
-      )
-      .unwrap(),
-      "*6 $4 EVAL $8 return 1 $1 2 $4 p:k1 $4 p:k2 $3 arg "
+      enc(Op::Command, &[s("EVAL"), eval()], b"").unwrap(),
+      "*4 $4 EVAL $8 return 1 $1 1 $2 k1 "
     );
+    // Commands that would change the shared connection are refused for everyone.
+    for (name, first) in [
+      ("SUBSCRIBE", "ch"),
+      ("MULTI", ""),
+      ("CLIENT", "REPLY"),
+      ("RESET", ""),
+    ] {
+      let a = if first.is_empty() {
+        vec![]
+      } else {
+        vec![s(first)]
+      };
+      assert!(
+        enc(Op::Command, &[s(name), args(a)], b"").is_err(),
+        "{name}"
+      );
+    }
     assert_eq!(
       enc(
         Op::Command,
@@ -1041,13 +1114,6 @@ mod tests {
     assert!(enc(Op::Command, &[s("FOO.BAR"), args(vec![s("x")])], b"").is_ok());
     // A command name cannot smuggle extra protocol.
     assert!(enc(Op::Command, &[s("GET\r\nFLUSHALL"), args(vec![])], b"").is_err());
-    // EVAL with a numkeys beyond the arguments is refused, not mis-prefixed.
-    assert!(enc(
-      Op::Command,
-      &[s("EVAL"), args(vec![s("x"), s("5"), s("k")])],
-      b"p:"
-    )
-    .is_err());
   }
 
   #[test]

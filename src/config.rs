@@ -207,6 +207,9 @@ impl Config {
       None => {}
     }
     if let Some(p) = url.port() {
+      if p == 0 {
+        return Err(Error::invalid("url port must be from 1 to 65535"));
+      }
       self.port = p;
     }
     let decode = |s: &str| {
@@ -225,7 +228,8 @@ impl Config {
     if !path.is_empty() {
       self.db = path
         .parse()
-        .map_err(|_| Error::invalid(format!("url database {path:?} is not a number")))?;
+        // Not quoted: in a mistyped URL the "path" can hold the credentials.
+        .map_err(|_| Error::invalid("url database (the path after host:port) must be a number"))?;
     }
     for (k, v) in url.query_pairs() {
       match &*k {
@@ -249,7 +253,18 @@ impl Config {
   pub fn from_options_json(json: &str) -> Result<Config> {
     let raw: RawOptions = serde_json::from_str(json).map_err(|e| {
       // serde names the field, never the value, for these errors.
-      Error::invalid(format!("invalid connect options: {e}"))
+      // serde quotes a mistyped value (`4711081512`): it could be the password.
+      let text = e.to_string();
+      let text = if text.starts_with("invalid type") || text.starts_with("invalid value") {
+        let mut out = String::new();
+        for (i, part) in text.split('`').enumerate() {
+          out.push_str(if i % 2 == 1 { "…" } else { part });
+        }
+        out
+      } else {
+        text
+      };
+      Error::invalid(format!("invalid connect options: {text}"))
     })?;
     let mut c = Config::default();
     if let Some(u) = &raw.url {
@@ -520,5 +535,344 @@ mod tests {
     assert!(!dbg.contains("topsecret") && !dbg.contains("KEY"));
     let e = Config::from_options_json(r#"{"password":"topsecret","port":"x"}"#).unwrap_err();
     assert!(!e.message.contains("topsecret"));
+  }
+}
+
+/// Stable-Rust stand-in for `fuzz/fuzz_targets/config_url.rs` and
+/// `config_options.rs` (cargo fuzz needs nightly): about 100,000 seeded URLs,
+/// option objects and environments through the three parsers, checking that
+/// none panics, that an accepted config is usable, and that no error and no
+/// `Debug` output carries the password.
+#[cfg(test)]
+mod fuzz_smoke {
+  use super::*;
+
+  struct Rng(u64);
+  impl Rng {
+    fn next(&mut self) -> u64 {
+      self.0 ^= self.0 >> 12;
+      self.0 ^= self.0 << 25;
+      self.0 ^= self.0 >> 27;
+      self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+      self.next() % n.max(1)
+    }
+    fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
+      xs[self.below(xs.len() as u64) as usize]
+    }
+    fn text(&mut self, max: usize, alphabet: &str) -> String {
+      let chars: Vec<char> = alphabet.chars().collect();
+      (0..self.below(max as u64 + 1))
+        .map(|_| chars[self.below(chars.len() as u64) as usize])
+        .collect()
+    }
+    /// A password that cannot appear in a message by chance.
+    fn secret(&mut self) -> String {
+      format!(
+        "Zq{}",
+        self.text(12, "abcdefghijkLMNOPQRS0123456789!$&*+,;=~-_.@:/?#[]% ")
+      )
+    }
+  }
+
+  const URL_NOISE: &str = "redis:/s@[]:?#=&%25 .-_0123456789abcxyzé\u{0}\n";
+
+  fn encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+  }
+
+  fn assert_usable(c: &Config, input: &str) {
+    assert!(!c.host.is_empty(), "empty host from {input:?}");
+    assert!(c.reconnect_min <= c.reconnect_max, "{input:?}");
+    assert!(
+      c.connect_timeout >= Duration::from_millis(1)
+        && c.command_timeout >= Duration::from_millis(1),
+      "{input:?}"
+    );
+    if let Some(cc) = &c.client_cache {
+      assert!(!cc.prefixes.is_empty() && cc.max_entries >= 1, "{input:?}");
+    }
+  }
+
+  fn assert_hidden(secret: &str, text: &str, what: &str) {
+    assert!(
+      !text.contains(secret),
+      "{what} shows the password {secret:?}: {text}"
+    );
+    let enc = encode(secret);
+    assert!(
+      !text.contains(&enc),
+      "{what} shows the encoded password {enc:?}: {text}"
+    );
+  }
+
+  /// A URL with a password and parts that are sometimes wrong.
+  fn url(rng: &mut Rng, secret: &str) -> String {
+    let scheme = rng.pick(&["redis", "rediss", "redis", "http", "REDIS", "unix", ""]);
+    let user = rng.pick(&["", "app", "default", "a%20b", "%ff"]);
+    let host = rng.pick(&[
+      "127.0.0.1",
+      "localhost",
+      "[::1]",
+      "cache.internal",
+      "",
+      "bad host",
+      "[::1",
+      "h%00st",
+      "xn--nxasmq6b",
+    ]);
+    let port = rng.pick(&[
+      "", ":6379", ":0", ":65535", ":65536", ":99999", ":-1", ":abc", ":",
+    ]);
+    let path = rng.pick(&["", "/", "/0", "/15", "/4294967296", "/x", "/0/1", "/%30"]);
+    let query = rng.pick(&[
+      "",
+      "?db=2",
+      "?db=x",
+      "?foo=bar",
+      "?db=1&db=2",
+      "?",
+      "#frag",
+      "?password=Zq",
+    ]);
+    format!(
+      "{scheme}://{user}:{}@{host}{port}{path}{query}",
+      encode(secret)
+    )
+  }
+
+  #[test]
+  fn urls_never_panic_never_echo_the_password() {
+    let mut rng = Rng(0x0c0f_1a20);
+    let mut ok = 0;
+    for i in 0..40_000 {
+      let secret = rng.secret();
+      let input = if i % 3 == 0 {
+        // noise around a URL shape
+        format!(
+          "{}{}",
+          rng.pick(&["redis://", "rediss://", "", "redis:"]),
+          rng.text(30, URL_NOISE)
+        )
+      } else {
+        url(&mut rng, &secret)
+      };
+      match std::panic::catch_unwind(|| Config::from_url(&input)) {
+        Err(_) => panic!("from_url panicked on {input:?}"),
+        Ok(Ok(c)) => {
+          ok += 1;
+          assert_usable(&c, &input);
+          assert_hidden(&secret, &format!("{c:?}"), "Debug of a Config");
+          if i % 3 != 0 {
+            assert_eq!(c.password_str(), Some(secret.as_str()), "{input:?}");
+          }
+        }
+        Ok(Err(e)) => {
+          assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT", "{input:?}");
+          assert_hidden(&secret, &e.to_string(), &format!("the error for {input:?}"));
+        }
+      }
+    }
+    assert!(ok > 1000, "only {ok} URLs parsed: the generator is off");
+  }
+
+  /// A random JSON value, sometimes of the right type for `field`.
+  fn json_value(rng: &mut Rng, depth: u32) -> serde_json::Value {
+    use serde_json::Value as V;
+    match rng.below(if depth > 1 { 7 } else { 9 }) {
+      0 => V::Null,
+      1 => V::Bool(rng.below(2) == 0),
+      2 => V::from(
+        rng
+          .pick(&[
+            "0", "1", "6379", "65535", "65536", "-1", "1.5", "1e300", "-0", "86400000", "86400001",
+          ])
+          .parse::<f64>()
+          .unwrap(),
+      ),
+      3 => V::from((rng.next() as i64) >> rng.below(64)),
+      4 => V::from(rng.next() as f64 / 7.0),
+      5 | 6 => V::String(rng.text(10, URL_NOISE)),
+      7 => V::Array(
+        (0..rng.below(3))
+          .map(|_| json_value(rng, depth + 1))
+          .collect(),
+      ),
+      _ => V::Object(
+        (0..rng.below(3))
+          .map(|_| {
+            (
+              rng
+                .pick(&[
+                  "ca",
+                  "cert",
+                  "key",
+                  "servername",
+                  "rejectUnauthorized",
+                  "minDelayMs",
+                  "maxDelayMs",
+                  "prefixes",
+                  "maxEntries",
+                  "ttlMs",
+                  "x",
+                ])
+                .to_string(),
+              json_value(rng, depth + 1),
+            )
+          })
+          .collect(),
+      ),
+    }
+  }
+
+  const FIELDS: &[&str] = &[
+    "url",
+    "host",
+    "port",
+    "username",
+    "password",
+    "db",
+    "tls",
+    "keyPrefix",
+    "connectTimeoutMs",
+    "commandTimeoutMs",
+    "reconnect",
+    "clientCache",
+    "hots",
+  ];
+
+  #[test]
+  fn options_never_panic_accepted_ones_are_usable_and_the_password_stays_hidden() {
+    let mut rng = Rng(0x0b7e_c7ed);
+    let mut ok = 0;
+    for i in 0..40_000 {
+      let secret = rng.secret();
+      let mut obj = serde_json::Map::new();
+      for _ in 0..rng.below(5) {
+        let f = rng.pick(FIELDS);
+        obj.insert(f.to_string(), json_value(&mut rng, 0));
+      }
+      // the password, as a string: never echoed, whatever else is wrong
+      if i % 2 == 0 {
+        obj.insert("password".into(), serde_json::Value::String(secret.clone()));
+      } else if i % 4 == 1 {
+        obj.insert(
+          "url".into(),
+          serde_json::Value::String(url(&mut rng, &secret)),
+        );
+      }
+      let json = if i % 50 == 0 {
+        // broken JSON too
+        let mut s = serde_json::to_string(&obj).unwrap();
+        let mut cut = rng.below(s.len() as u64) as usize;
+        while !s.is_char_boundary(cut) {
+          cut -= 1;
+        }
+        s.truncate(cut);
+        s
+      } else {
+        serde_json::to_string(&obj).unwrap()
+      };
+      match std::panic::catch_unwind(|| Config::from_options_json(&json)) {
+        Err(_) => panic!("from_options_json panicked on {json}"),
+        Ok(Ok(c)) => {
+          ok += 1;
+          assert_usable(&c, &json); // (port 0 through a URL: see a_url_cannot_configure_port_zero)
+          assert_hidden(&secret, &format!("{c:?}"), "Debug of a Config");
+        }
+        Ok(Err(e)) => {
+          assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT", "{json}");
+          if i % 4 != 3 {
+            assert_hidden(&secret, &e.to_string(), &format!("the error for {json}"));
+          }
+        }
+      }
+    }
+    assert!(
+      ok > 1000,
+      "only {ok} option objects parsed: the generator is off"
+    );
+  }
+
+  #[test]
+  fn environments_never_panic_never_echo_the_password() {
+    let mut rng = Rng(0x00e1_7e17);
+    for _ in 0..20_000 {
+      let secret = rng.secret();
+      let mut vars: Vec<(&str, String)> = Vec::new();
+      for name in [
+        "REDIS_URL",
+        "REDIS_HOST",
+        "REDIS_PORT",
+        "REDIS_USERNAME",
+        "REDIS_DB",
+        "REDIS_TLS",
+        "REDIS_KEY_PREFIX",
+      ] {
+        if rng.below(3) == 0 {
+          let v = if name == "REDIS_URL" {
+            url(&mut rng, &secret)
+          } else {
+            rng.text(8, URL_NOISE)
+          };
+          vars.push((name, v));
+        }
+      }
+      vars.push(("REDIS_PASSWORD", secret.clone()));
+      let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+      match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Config::from_env(get))) {
+        Err(_) => panic!("from_env panicked on {vars:?}"),
+        Ok(Ok(c)) => assert_hidden(&secret, &format!("{c:?}"), "Debug of a Config"),
+        Ok(Err(e)) => assert_hidden(&secret, &e.to_string(), &format!("the error for {vars:?}")),
+      }
+    }
+  }
+
+  /// Options (port 0 refused) and the environment (REDIS_PORT=0 refused) agree;
+  /// a URL should not be the one way to configure port 0.
+  #[test]
+  fn a_url_cannot_configure_port_zero() {
+    for u in ["redis://127.0.0.1:0", "redis://:pw@localhost:0/1"] {
+      let r = Config::from_url(u);
+      assert!(
+        r.is_err(),
+        "{u} was accepted with port {:?}",
+        r.map(|c| c.port)
+      );
+    }
+  }
+
+  /// A URL with one slash too few (`redis:/user:pw@host`) or none is read as a
+  /// path; the "not a number" error must not quote the credentials in it.
+  #[test]
+  fn a_mistyped_url_does_not_echo_its_password() {
+    for u in [
+      "redis:/app:Zq-secret-3@cache:6379",
+      "redis:app:Zq-secret-3@cache:6379/0",
+      "rediss:redis://app:Zq-secret-3@cache",
+    ] {
+      match Config::from_url(u) {
+        Ok(c) => assert!(!format!("{c:?}").contains("Zq-secret-3"), "{u}"),
+        Err(e) => assert!(!e.message.contains("Zq-secret-3"), "{u}: {}", e.message),
+      }
+    }
+  }
+
+  /// A password of the wrong type (a config loader that made `password: 12345678`
+  /// a number) is refused; the refusal must not quote it either.
+  #[test]
+  fn a_password_of_the_wrong_type_is_not_echoed() {
+    for (json, secret) in [
+      (r#"{"password":4711081512}"#, "4711081512"),
+      (r#"{"password":-98765432.5}"#, "98765432.5"),
+      (r#"{"password":["Zq-secret-1"]}"#, "Zq-secret-1"),
+      (r#"{"password":{"value":"Zq-secret-2"}}"#, "Zq-secret-2"),
+      (r#"{"tls":{"key":31415926535}}"#, "31415926535"),
+    ] {
+      let e = Config::from_options_json(json).unwrap_err();
+      assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT");
+      assert!(!e.message.contains(secret), "{json}: {}", e.message);
+    }
   }
 }

@@ -167,12 +167,20 @@ fn parse_i64(line: &[u8]) -> Result<i64, ProtocolError> {
         String::from_utf8_lossy(line)
       )));
     }
+    // Accumulate towards the sign so that i64::MIN, which has no positive twin, parses.
+    let digit = (d - b'0') as i64;
     v = v
       .checked_mul(10)
-      .and_then(|v| v.checked_add((d - b'0') as i64))
+      .and_then(|v| {
+        if neg {
+          v.checked_sub(digit)
+        } else {
+          v.checked_add(digit)
+        }
+      })
       .ok_or_else(|| ProtocolError("integer overflow".into()))?;
   }
-  Ok(if neg { -v } else { v })
+  Ok(v)
 }
 
 fn check_len(n: i64) -> Result<(), ProtocolError> {
@@ -486,5 +494,298 @@ mod tests {
     input.extend_from_slice(b":1\r\n");
     let mut buf = BytesMut::from(&input[..]);
     assert!(parse(&mut buf).is_err());
+  }
+}
+
+/// Stable-Rust stand-in for `fuzz/fuzz_targets/resp_parse.rs` (cargo fuzz needs
+/// nightly): about 100,000 seeded inputs — random bytes, valid RESP2/RESP3
+/// replies, their truncations and byte-level mutations — through `parse`,
+/// checking that it never panics and that it keeps its contract.
+#[cfg(test)]
+mod fuzz_smoke {
+  use super::*;
+
+  /// xorshift64*: the same inputs on every run.
+  struct Rng(u64);
+  impl Rng {
+    fn next(&mut self) -> u64 {
+      self.0 ^= self.0 >> 12;
+      self.0 ^= self.0 << 25;
+      self.0 ^= self.0 >> 27;
+      self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+      self.next() % n.max(1)
+    }
+    fn bytes(&mut self, max: usize, alphabet: &[u8]) -> Vec<u8> {
+      let n = self.below(max as u64 + 1) as usize;
+      (0..n)
+        .map(|_| {
+          if alphabet.is_empty() {
+            self.next() as u8
+          } else {
+            alphabet[self.below(alphabet.len() as u64) as usize]
+          }
+        })
+        .collect()
+    }
+  }
+
+  const LINE_SAFE: &[u8] = b"abcXYZ019 _-:{}'\"[]()\\*?$+#,.%=!|~>";
+  const RESP_BYTES: &[u8] = b"+-:$*_#,(!=%~>|\r\n0123456789-abc";
+
+  /// A random reply (any RESP3 type our parser returns) and its wire form.
+  fn gen(rng: &mut Rng, depth: u32, out: &mut Vec<u8>) -> Reply {
+    let kinds = if depth >= 4 { 9 } else { 13 };
+    match rng.below(kinds) {
+      0 => {
+        let s = rng.bytes(12, LINE_SAFE);
+        out.push(b'+');
+        out.extend_from_slice(&s);
+        out.extend_from_slice(b"\r\n");
+        Reply::Status(Bytes::from(s))
+      }
+      1 => {
+        let s = rng.bytes(12, LINE_SAFE);
+        out.push(b'-');
+        out.extend_from_slice(&s);
+        out.extend_from_slice(b"\r\n");
+        Reply::Error(String::from_utf8(s).unwrap())
+      }
+      2 => {
+        let n = match rng.below(6) {
+          0 => i64::MAX,
+          1 => i64::MAX - 1,
+          2 => i64::MIN + 1,
+          _ => (rng.next() as i64) >> rng.below(63),
+        };
+        out.extend_from_slice(format!(":{n}\r\n").as_bytes());
+        Reply::Int(n)
+      }
+      3 => {
+        let data = rng.bytes(40, &[]);
+        push_bulk(out, &data);
+        Reply::Bulk(Bytes::from(data))
+      }
+      4 => {
+        out.extend_from_slice(if rng.below(3) == 0 {
+          b"_\r\n".as_slice()
+        } else if rng.below(2) == 0 {
+          b"$-1\r\n".as_slice()
+        } else {
+          b"*-1\r\n".as_slice()
+        });
+        Reply::Nil
+      }
+      5 => {
+        let b = rng.below(2) == 0;
+        out.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+        Reply::Bool(b)
+      }
+      6 => {
+        let v = match rng.below(5) {
+          0 => f64::INFINITY,
+          1 => f64::NEG_INFINITY,
+          2 => 0.0,
+          _ => (rng.next() as i64 as f64) / (1u64 << rng.below(60)) as f64,
+        };
+        let text = if v == f64::INFINITY {
+          "inf".to_string()
+        } else if v == f64::NEG_INFINITY {
+          "-inf".to_string()
+        } else {
+          format!("{v}")
+        };
+        out.extend_from_slice(format!(",{text}\r\n").as_bytes());
+        Reply::Double(v)
+      }
+      7 => {
+        let digits = format!("{}{}", if rng.below(2) == 0 { "-" } else { "" }, rng.next());
+        out.extend_from_slice(format!("({digits}\r\n").as_bytes());
+        Reply::BigNumber(Bytes::from(digits))
+      }
+      8 => {
+        // blob error and verbatim string
+        let data = rng.bytes(20, LINE_SAFE);
+        if rng.below(2) == 0 {
+          out.extend_from_slice(format!("!{}\r\n", data.len()).as_bytes());
+          out.extend_from_slice(&data);
+          out.extend_from_slice(b"\r\n");
+          Reply::Error(String::from_utf8(data).unwrap())
+        } else {
+          out.extend_from_slice(format!("={}\r\ntxt:", data.len() + 4).as_bytes());
+          out.extend_from_slice(&data);
+          out.extend_from_slice(b"\r\n");
+          Reply::Bulk(Bytes::from(data))
+        }
+      }
+      9 | 10 => {
+        let n = rng.below(5) as usize;
+        let tag = [b'*', b'~', b'>'][rng.below(3) as usize];
+        out.extend_from_slice(format!("{}{n}\r\n", tag as char).as_bytes());
+        let items = (0..n).map(|_| gen(rng, depth + 1, out)).collect();
+        if tag == b'>' {
+          Reply::Push(items)
+        } else {
+          Reply::Array(items)
+        }
+      }
+      11 => {
+        let n = rng.below(4) as usize;
+        out.extend_from_slice(format!("%{n}\r\n").as_bytes());
+        Reply::Map(
+          (0..n)
+            .map(|_| (gen(rng, depth + 1, out), gen(rng, depth + 1, out)))
+            .collect(),
+        )
+      }
+      _ => {
+        // an attribute: metadata, then the reply it annotates (what parse returns)
+        let n = rng.below(3) as usize;
+        out.extend_from_slice(format!("|{n}\r\n").as_bytes());
+        for _ in 0..2 * n {
+          let mut skip = Vec::new();
+          gen(rng, depth + 1, &mut skip);
+          out.extend_from_slice(&skip);
+        }
+        gen(rng, depth + 1, out)
+      }
+    }
+  }
+
+  /// `parse`'s contract on one input: no panic; `Ok(None)` leaves the buffer
+  /// untouched; `Ok(Some)` takes a non-empty prefix and leaves the rest as it was.
+  fn check(input: &[u8]) -> Result<Option<(Reply, usize)>, ProtocolError> {
+    let mut buf = BytesMut::from(input);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| parse(&mut buf)))
+      .unwrap_or_else(|_| panic!("parse panicked on {:?}", String::from_utf8_lossy(input)));
+    match r {
+      Ok(None) => {
+        assert_eq!(
+          &buf[..],
+          input,
+          "incomplete input must not be consumed: {:?}",
+          String::from_utf8_lossy(input)
+        );
+        Ok(None)
+      }
+      Ok(Some(reply)) => {
+        let used = input.len() - buf.len();
+        assert!(used > 0, "a reply from no bytes");
+        assert_eq!(&buf[..], &input[used..], "the rest must stay as it was");
+        Ok(Some((reply, used)))
+      }
+      Err(e) => Err(e),
+    }
+  }
+
+  #[test]
+  fn valid_replies_round_trip_and_every_prefix_waits() {
+    let mut rng = Rng(0x5eed_0010);
+    let mut checked = 0;
+    for _ in 0..20_000 {
+      let mut wire = Vec::new();
+      let want = gen(&mut rng, 0, &mut wire);
+      // followed by another reply: parse takes exactly the first
+      let mut two = wire.clone();
+      two.extend_from_slice(b"+next\r\n");
+      let (got, used) = check(&two)
+        .unwrap_or_else(|e| panic!("{e} on {:?}", String::from_utf8_lossy(&wire)))
+        .expect("complete");
+      assert_eq!(got, want, "{:?}", String::from_utf8_lossy(&wire));
+      assert_eq!(used, wire.len());
+      // every strict prefix is incomplete, and consumes nothing
+      let step = (wire.len() / 16).max(1);
+      for cut in (0..wire.len()).step_by(step) {
+        assert!(
+          matches!(check(&wire[..cut]), Ok(None)),
+          "prefix {cut} of {:?}",
+          String::from_utf8_lossy(&wire)
+        );
+        checked += 1;
+      }
+    }
+    assert!(checked > 20_000);
+  }
+
+  #[test]
+  fn mutated_and_random_input_never_panics() {
+    let mut rng = Rng(0x0bad_c0de);
+    let mut outcomes = [0usize; 3];
+    for i in 0..80_000 {
+      let input = if i % 4 == 0 {
+        // pure noise, with and without RESP-looking bytes
+        let alphabet: &[u8] = if i % 8 == 0 { &[] } else { RESP_BYTES };
+        rng.bytes(64, alphabet)
+      } else {
+        // a valid reply with a few bytes flipped, inserted, deleted or truncated
+        let mut wire = Vec::new();
+        gen(&mut rng, 0, &mut wire);
+        for _ in 0..=rng.below(3) {
+          if wire.is_empty() {
+            break;
+          }
+          let at = rng.below(wire.len() as u64) as usize;
+          match rng.below(5) {
+            0 => wire[at] = RESP_BYTES[rng.below(RESP_BYTES.len() as u64) as usize],
+            1 => wire[at] = rng.next() as u8,
+            2 => wire.insert(at, RESP_BYTES[rng.below(RESP_BYTES.len() as u64) as usize]),
+            3 => {
+              wire.remove(at);
+            }
+            _ => wire.truncate(at),
+          }
+        }
+        wire
+      };
+      match check(&input) {
+        Ok(None) => outcomes[0] += 1,
+        Ok(Some(_)) => outcomes[1] += 1,
+        Err(_) => outcomes[2] += 1,
+      }
+      // fed in two pieces, the stream gives the same first reply
+      if let Ok(Some((whole, used))) = check(&input) {
+        let cut = rng.below(used as u64) as usize;
+        let mut buf = BytesMut::from(&input[..cut]);
+        assert_eq!(parse(&mut buf).ok().flatten(), None);
+        buf.extend_from_slice(&input[cut..]);
+        assert_eq!(parse(&mut buf).ok().flatten(), Some(whole));
+      }
+    }
+    // the generator reached all three outcomes
+    assert!(outcomes.iter().all(|&n| n > 1000), "{outcomes:?}");
+  }
+
+  #[test]
+  fn deeply_nested_and_huge_lengths_are_errors_or_waits_not_crashes() {
+    for input in [
+      b"*2147483647\r\n".to_vec(),
+      b"$536870912\r\n".to_vec(),
+      b"$536870913\r\n".to_vec(),
+      b"%268435456\r\n".to_vec(),
+      b"*9223372036854775807\r\n".to_vec(),
+      b"$-2\r\n".to_vec(),
+      [b"|1\r\n".repeat(100), b":1\r\n".to_vec()].concat(),
+      [b"%1\r\n".repeat(100), b":1\r\n".to_vec()].concat(),
+      [b">1\r\n".repeat(65), b":1\r\n".to_vec()].concat(),
+    ] {
+      let _ = check(&input);
+    }
+  }
+
+  /// Redis sends any 64-bit integer: `INCRBY k -9223372036854775808`, or a Lua
+  /// script returning a number below -2^63 (clamped to LLONG_MIN), answer
+  /// `:-9223372036854775808`. Refusing it drops the connection and fails every
+  /// call in flight on it.
+  #[test]
+  fn integer_replies_cover_the_whole_i64_range() {
+    for n in [i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX] {
+      let wire = format!(":{n}\r\n");
+      let got = check(wire.as_bytes());
+      assert!(
+        matches!(&got, Ok(Some((Reply::Int(v), _))) if *v == n),
+        "{wire:?} parsed as {got:?}"
+      );
+    }
   }
 }

@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 
 /// Script names and sources, in id order; TypeScript looks ids up by name.
 pub const SCRIPTS: &[(&str, &str)] = &[
-  // @nestjs/throttler's in-memory storage semantics (lib/throttler.ts)
+  // @nestjs/throttler's in-memory storage semantics, for the increments of one
+  // tick in one call, one after another (lib/throttler.ts)
   ("throttle", include_str!("lua/throttle.lua")),
   // GCRA, fixed and sliding windows, several rules at once (lib/ratelimit.ts)
   ("ratelimit", include_str!("lua/ratelimit.lua")),
