@@ -290,4 +290,17 @@ if (require.main === module) {
   })
 }
 
-module.exports = { runAll, table, redisCpuUs, main }
+/** For benchmark/run.js: the section of a full run. */
+async function suite({ url, server, durationMs, warmupMs, log }) {
+  const rows = await runAll({
+    url,
+    duration: durationMs / 1000,
+    warmup: warmupMs / 1000,
+    flush: () => server.cli('FLUSHALL'),
+    cpuUs: () => redisCpuUs(server),
+    log,
+  })
+  return '\n## Rate limiting\n\n' + table(rows)
+}
+
+module.exports = { runAll, table, redisCpuUs, main, suite }

@@ -22,7 +22,7 @@ const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, Histogram, runCase, runSo
 const report = require('./report')
 
 /** Benchmark files exporting `suite({ url, server, durationMs, warmupMs, log })` → markdown. */
-const EXTRA_SUITES = ['client-cache', 'cache', 'sessions']
+const EXTRA_SUITES = ['client-cache', 'cache', 'sessions', 'ratelimit']
 
 const HELP = `usage: node benchmark/run.js [options]
 
