@@ -326,8 +326,9 @@ describe('authentication', () => {
     const c = await connect({ port: auth.port, password: DEFAULT_PW })
     const k = ns('secret') + 'k'
     await c.set(k, 'v')
+    // AUTH through command() would change the shared connection's user: refused before sending.
     const cmdErr = await rejection(c.command('AUTH', 'default', 'hunter2-xyz'))
-    expect(cmdErr).toMatchObject({ code: 'ERR_AUTH' })
+    expect(cmdErr).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     expect(errorText(cmdErr)).not.toContain('hunter2-xyz')
     const stats = JSON.stringify(c.stats())
     for (const s of secrets) expect(stats).not.toContain(s)

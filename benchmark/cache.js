@@ -24,7 +24,7 @@
 //              time until every caller has its value, and how many times the loader ran.
 //              C=1 is a plain miss (load, store) on one instance.
 const path = require('path')
-const harness = require('../__test__/harness')
+const { hrnow, redisCpuUs, suiteOf, runStandalone } = require('./feature-common')
 
 const ROOT = path.resolve(__dirname, '..')
 const TTL_MS = 300_000
@@ -42,21 +42,7 @@ const VALUE = {
 }
 const VALUE_BYTES = Buffer.byteLength(JSON.stringify(VALUE))
 
-function parseArgs(argv) {
-  const o = { duration: 3, warmup: 0.5, json: false, only: undefined }
-  for (const a of argv) {
-    if (a === '--quick') { o.duration = 1; o.warmup = 0.25 }
-    else if (a.startsWith('--only=')) o.only = a.slice(7)
-    else if (a === '--json') o.json = true
-    else if (a.startsWith('--duration=')) o.duration = Number(a.slice(11))
-    else if (a === '--help' || a === '-h') { console.log(require('fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 25).join('\n')); process.exit(0) }
-    else { console.error(`unknown argument ${a}`); process.exit(2) }
-  }
-  if (!(o.duration > 0)) { console.error('--duration needs a positive number'); process.exit(2) }
-  return o
-}
 
-const hrnow = process.hrtime.bigint
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // ---- contenders ------------------------------------------------------------------------
@@ -235,12 +221,6 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log
   return rows
 }
 
-/** The server's CPU time so far (user + system), in µs, from INFO cpu. */
-async function redisCpuUs(srv) {
-  const info = await srv.cli('INFO', 'cpu')
-  const get = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN)
-  return (get('used_cpu_user') + get('used_cpu_sys')) * 1e6
-}
 
 function table(rows) {
   const out = []
@@ -269,44 +249,8 @@ function table(rows) {
   return out.join('\n')
 }
 
-async function main(argv = process.argv.slice(2)) {
-  const opts = parseArgs(argv)
-  const srv = await harness.startRedis({ args: ['--save', '', '--appendonly', 'no'] })
-  let rows
-  try {
-    rows = await runAll({
-      url: srv.url,
-      duration: opts.duration,
-      warmup: opts.warmup,
-      only: opts.only,
-      flush: () => srv.cli('FLUSHALL'), // our own throwaway server
-      cpuUs: () => redisCpuUs(srv),
-      log: (...a) => console.error(...a),
-    })
-  } finally {
-    await harness.stopAll()
-  }
-  console.log(opts.json ? JSON.stringify(rows, null, 2) : table(rows))
-}
+const suite = suiteOf('cache.wrap against cache-manager', runAll, table)
 
-if (require.main === module) {
-  main().catch((e) => {
-    console.error(e)
-    process.exit(1)
-  })
-}
+module.exports = { runAll, table, suite }
 
-/** For benchmark/run.js: the section of a full run. */
-async function suite({ url, server, durationMs, warmupMs, log }) {
-  const rows = await runAll({
-    url,
-    duration: durationMs / 1000,
-    warmup: warmupMs / 1000,
-    flush: () => server.cli('FLUSHALL'),
-    cpuUs: () => redisCpuUs(server),
-    log,
-  })
-  return '\n## cache.wrap against cache-manager\n\n' + table(rows)
-}
-
-module.exports = { runAll, table, redisCpuUs, main, suite }
+runStandalone(module, __filename, runAll, table)

@@ -25,68 +25,16 @@
 // The Better Auth cases sign in 20 sessions (all stored by @better-auth/redis-storage,
 // which both adapters and the verifier read alike); callers take turns over them.
 const path = require('path')
-const harness = require('../__test__/harness')
+const { runPhase, redisCpuUs, suiteOf, runStandalone } = require('./feature-common')
 
 const ROOT = path.resolve(__dirname, '..')
 const SECRET = 'benchmark-secret-0123456789abcdefghijklmnopqrstuvwxyz'
 const BA_SESSIONS = 20
 const OWN_SESSIONS = 1000
 
-function parseArgs(argv) {
-  const o = { duration: 3, warmup: 0.5, json: false, only: undefined }
-  for (const a of argv) {
-    if (a === '--quick') { o.duration = 1; o.warmup = 0.25 }
-    else if (a === '--json') o.json = true
-    else if (a.startsWith('--duration=')) o.duration = Number(a.slice(11))
-    else if (a.startsWith('--only=')) o.only = a.slice(7)
-    else if (a === '--help' || a === '-h') { console.log(require('fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 25).join('\n')); process.exit(0) }
-    else { console.error(`unknown argument ${a}`); process.exit(2) }
-  }
-  if (!(o.duration > 0)) { console.error('--duration needs a positive number'); process.exit(2) }
-  return o
-}
 
-const hrnow = process.hrtime.bigint
 
-/** C callers for `ms`; counts calls finished before the deadline. Resolves { ops, opsPerSec, p50Us, p99Us }. */
-async function runPhase(op, concurrency, ms) {
-  const start = hrnow()
-  const deadline = start + BigInt(Math.round(ms * 1e6))
-  const lat = []
-  let ops = 0
-  let stopped = false
-  let firstError
-  async function caller(c) {
-    let n = 0
-    while (!stopped) {
-      const t0 = hrnow()
-      try {
-        await op(c, n++)
-      } catch (e) {
-        firstError ??= e
-        stopped = true
-        return
-      }
-      const t1 = hrnow()
-      if (t1 >= deadline) { stopped = true; return }
-      if ((ops & 7) === 0) lat.push(Number(t1 - t0))
-      ops++
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, (_, c) => caller(c)))
-  if (firstError) throw firstError
-  const elapsed = Number(hrnow() - start) / 1e9
-  lat.sort((a, b) => a - b)
-  const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] / 1000 : NaN)
-  return { ops, opsPerSec: ops / elapsed, p50Us: q(0.5), p99Us: q(0.99) }
-}
 
-/** The server's CPU time so far (user + system), in µs, from INFO cpu. */
-async function redisCpuUs(srv) {
-  const info = await srv.cli('INFO', 'cpu')
-  const get = (name) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? NaN)
-  return (get('used_cpu_user') + get('used_cpu_sys')) * 1e6
-}
 
 // ---- setup ------------------------------------------------------------------------------
 
@@ -233,42 +181,8 @@ function table(rows) {
   return out.join('\n')
 }
 
-async function main(argv = process.argv.slice(2)) {
-  const opts = parseArgs(argv)
-  const srv = await harness.startRedis({ args: ['--save', '', '--appendonly', 'no'] })
-  let rows
-  try {
-    rows = await runAll({
-      url: srv.url,
-      duration: opts.duration,
-      warmup: opts.warmup,
-      only: opts.only,
-      cpuUs: () => redisCpuUs(srv),
-      log: (...a) => console.error(...a),
-    })
-  } finally {
-    await harness.stopAll()
-  }
-  console.log(opts.json ? JSON.stringify(rows, null, 2) : table(rows))
-}
+const suite = suiteOf('Session checks: sessionVerifier.verify and sessions.check against Better Auth getSession', runAll, table)
 
-if (require.main === module) {
-  main().catch((e) => {
-    console.error(e)
-    process.exit(1)
-  })
-}
+module.exports = { runAll, table, suite }
 
-/** For benchmark/run.js (its EXTRA_SUITES): the section of a full run. */
-async function suite({ url, server, durationMs, warmupMs, log }) {
-  const rows = await runAll({
-    url,
-    duration: durationMs / 1000,
-    warmup: warmupMs / 1000,
-    cpuUs: () => redisCpuUs(server),
-    log,
-  })
-  return '\n## Session checks: sessionVerifier.verify and sessions.check against Better Auth getSession\n\n' + table(rows)
-}
-
-module.exports = { runAll, table, redisCpuUs, main, suite }
+runStandalone(module, __filename, runAll, table)

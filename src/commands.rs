@@ -859,11 +859,7 @@ fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
     .map(|t| String::from_utf8_lossy(t).to_ascii_uppercase())
     .unwrap_or_default();
   if REFUSED_ALWAYS.contains(&upper.as_str())
-    || (upper == "CLIENT"
-      && matches!(
-        sub.as_str(),
-        "REPLY" | "TRACKING" | "SETNAME" | "CACHING" | "NO-EVICT"
-      ))
+    || (upper == "CLIENT" && matches!(sub.as_str(), "REPLY" | "TRACKING" | "CACHING"))
   {
     let what = if upper == "CLIENT" {
       format!("CLIENT {sub}")
