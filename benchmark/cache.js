@@ -24,7 +24,7 @@
 //              time until every caller has its value, and how many times the loader ran.
 //              C=1 is a plain miss (load, store) on one instance.
 const path = require('path')
-const { hrnow, redisCpuUs, suiteOf, runStandalone } = require('./feature-common')
+const { hrnow, redisCpuUs, runPhase, suiteOf, runStandalone } = require('./feature-common')
 
 const ROOT = path.resolve(__dirname, '..')
 const TTL_MS = 300_000
@@ -87,38 +87,13 @@ const CONTENDERS = {
 
 // ---- phases --------------------------------------------------------------------------------
 
-/** C callers for `ms` (closed loop); resolves { ops, opsPerSec, p50Us, p99Us }. */
-async function runWarm(wrap, concurrency, ms) {
-  const start = hrnow()
-  const deadline = start + BigInt(Math.round(ms * 1e6))
-  const lat = []
-  let ops = 0
-  let stopped = false
-  let firstError
+/** C callers for `ms` on the warm key; resolves { ops, opsPerSec, p50Us, p99Us }. */
+function runWarm(wrap, concurrency, ms) {
   const loader = async () => VALUE
-  async function caller() {
-    while (!stopped) {
-      const t0 = hrnow()
-      try {
-        const v = await wrap('bench:warm', loader)
-        if (v.tenant !== 'acme') throw new Error('wrong value')
-      } catch (e) {
-        firstError ??= e
-        stopped = true
-        return
-      }
-      const t1 = hrnow()
-      if (t1 >= deadline) { stopped = true; return }
-      if ((ops & 7) === 0) lat.push(Number(t1 - t0))
-      ops++
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, caller))
-  if (firstError) throw firstError
-  const elapsed = Number(hrnow() - start) / 1e9
-  lat.sort((a, b) => a - b)
-  const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] / 1000 : NaN)
-  return { ops, opsPerSec: ops / elapsed, p50Us: q(0.5), p99Us: q(0.99) }
+  return runPhase(async () => {
+    const v = await wrap('bench:warm', loader)
+    if (v.tenant !== 'acme') throw new Error('wrong value')
+  }, concurrency, ms)
 }
 
 /**

@@ -2,6 +2,7 @@
 // command line, a closed-loop runner, Redis CPU sampling, and the hook run.js calls.
 const fs = require('fs')
 const harness = require('../__test__/harness')
+const { Histogram, runPhase: runClosedLoop } = require('./workloads')
 
 const hrnow = process.hrtime.bigint
 
@@ -31,40 +32,11 @@ function parseArgs(argv, file) {
   return o
 }
 
-/** C callers for `ms`; counts calls finished before the deadline. Resolves { ops, opsPerSec, p50Us, p99Us }. */
+/** C callers for `ms` (workloads.js' closed loop); resolves { ops, opsPerSec, p50Us, p99Us }. */
 async function runPhase(op, concurrency, ms) {
-  const start = hrnow()
-  const deadline = start + BigInt(Math.round(ms * 1e6))
-  const lat = []
-  let ops = 0
-  let stopped = false
-  let firstError
-  async function caller(c) {
-    let n = 0
-    while (!stopped) {
-      const t0 = hrnow()
-      try {
-        await op(c, n++)
-      } catch (e) {
-        firstError ??= e
-        stopped = true
-        return
-      }
-      const t1 = hrnow()
-      if (t1 >= deadline) {
-        stopped = true
-        return
-      }
-      if ((ops & 7) === 0) lat.push(Number(t1 - t0))
-      ops++
-    }
-  }
-  await Promise.all(Array.from({ length: concurrency }, (_, c) => caller(c)))
-  if (firstError) throw firstError
-  const elapsed = Number(hrnow() - start) / 1e9
-  lat.sort((a, b) => a - b)
-  const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] / 1000 : NaN)
-  return { ops, opsPerSec: ops / elapsed, p50Us: q(0.5), p99Us: q(0.99) }
+  const hist = new Histogram()
+  const { ops, elapsedNs } = await runClosedLoop(op, concurrency, ms, hist)
+  return { ops, opsPerSec: ops / (elapsedNs / 1e9), p50Us: hist.quantile(0.5) / 1000, p99Us: hist.quantile(0.99) / 1000 }
 }
 
 /** CPU time redis-server has used so far, in µs. */

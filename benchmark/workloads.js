@@ -313,6 +313,7 @@ function describe(v) {
 
 module.exports = {
   HOT_KEY,
+  runPhase,
   KEYSPACES,
   MGET_CALLERS,
   MIX_CALLERS,

@@ -247,6 +247,13 @@ impl Ctx<'_> {
     Ok(out)
   }
 
+  /// `*<parts>`, the command name, then the (prefixed) key: how most commands begin.
+  fn start(&self, out: &mut Vec<u8>, parts: usize, name: &[u8], key: &[u8]) {
+    push_array_header(out, parts);
+    push_bulk(out, name);
+    self.put_key(out, key);
+  }
+
   fn put_key(&self, out: &mut Vec<u8>, key: &[u8]) {
     push_bulk_prefixed(out, self.prefix, key);
   }
@@ -342,9 +349,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
   };
   let simple_key = |name: &[u8], shape: Shape, out: &mut Vec<u8>| -> Result<Shape> {
     let k = c.key("key", &args[0])?;
-    push_array_header(out, 2);
-    push_bulk(out, name);
-    c.put_key(out, k);
+    c.start(out, 2, name, k);
     Ok(shape)
   };
   match op {
@@ -365,9 +370,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
       let k = c.key("key", &args[0])?;
       let v = c.value("value", &args[1])?;
       let ttl = c.optional_positive("ttlSeconds", &args[2])?;
-      push_array_header(out, if ttl.is_some() { 5 } else { 3 });
-      push_bulk(out, b"SET");
-      c.put_key(out, k);
+      c.start(out, if ttl.is_some() { 5 } else { 3 }, b"SET", k);
       push_bulk(out, v);
       if let Some(t) = ttl {
         push_bulk(out, b"EX");
@@ -401,9 +404,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
       }
       let n =
         3 + 2 * (secs.is_some() || ms.is_some()) as usize + (nx || xx) as usize + keep as usize;
-      push_array_header(out, n);
-      push_bulk(out, b"SET");
-      c.put_key(out, k);
+      c.start(out, n, b"SET", k);
       push_bulk(out, v);
       if let Some(s) = secs {
         push_bulk(out, b"EX");
@@ -446,18 +447,14 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
         (b"PEXPIRE", "milliseconds")
       };
       let t = c.positive(what, &args[1])?;
-      push_array_header(out, 3);
-      push_bulk(out, name);
-      c.put_key(out, k);
+      c.start(out, 3, name, k);
       push_bulk_int(out, t);
       Ok(Shape::Bool)
     }
     Op::IncrBy => {
       let k = c.key("key", &args[0])?;
       let by = c.integer("increment", &args[1])?;
-      push_array_header(out, 3);
-      push_bulk(out, b"INCRBY");
-      c.put_key(out, k);
+      c.start(out, 3, b"INCRBY", k);
       push_bulk_int(out, by);
       Ok(Shape::Int)
     }
@@ -481,9 +478,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
     Op::HGet => {
       let k = c.key("key", &args[0])?;
       let f = c.value("field", &args[1])?;
-      push_array_header(out, 3);
-      push_bulk(out, b"HGET");
-      c.put_key(out, k);
+      c.start(out, 3, b"HGET", k);
       push_bulk(out, f);
       Ok(Shape::Str)
     }
@@ -494,9 +489,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
         (fields @ (Arg::Object(_) | Arg::Array(_)), Arg::Undefined) => pairs(&c, "fields", fields)?,
         (f, v) => vec![(c.value("field", f)?, c.value("value", v)?)],
       };
-      push_array_header(out, 2 + 2 * p.len());
-      push_bulk(out, b"HSET");
-      c.put_key(out, k);
+      c.start(out, 2 + 2 * p.len(), b"HSET", k);
       for (f, v) in p {
         push_bulk(out, f);
         push_bulk(out, v);
@@ -511,9 +504,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
         _ => (b"SREM", "members"),
       };
       let items = c.values(what, &args[1])?;
-      push_array_header(out, 2 + items.len());
-      push_bulk(out, name);
-      c.put_key(out, k);
+      c.start(out, 2 + items.len(), name, k);
       for m in items {
         push_bulk(out, m);
       }
@@ -535,9 +526,7 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Resul
       } else {
         persist as usize
       };
-      push_array_header(out, 2 + extra);
-      push_bulk(out, b"GETEX");
-      c.put_key(out, k);
+      c.start(out, 2 + extra, b"GETEX", k);
       if let Some(s) = secs {
         push_bulk(out, b"EX");
         push_bulk_int(out, s);
