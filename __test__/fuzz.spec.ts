@@ -168,6 +168,15 @@ const drain = async (it: AsyncIterable<unknown>) => {
   return got
 }
 
+/** The generated argument list as a list; one the test itself cannot spread (a hostile object) is passed as one argument. */
+function spreadable(args: unknown): unknown[] {
+  try {
+    return Array.isArray(args) ? [...args] : [args]
+  } catch {
+    return [args]
+  }
+}
+
 const TARGETS: Target[] = [
   { name: 'get', args: [key], call: ({ c }, a) => c.get(...(a as [any])) },
   { name: 'getBuffer', args: [key], call: ({ c }, a) => c.getBuffer(...(a as [any])) },
@@ -196,7 +205,7 @@ const TARGETS: Target[] = [
   { name: 'getEx', args: [key, getExOptions], call: ({ c }, a) => (c.getEx as any)(...a) },
   { name: 'scan', args: [scanOptions], call: ({ c }, a) => drain((c.scan as any)(...a)) },
   // command(name, ...args): the arguments are generated as one list and spread
-  { name: 'command', args: [commandName, commandArgs], call: ({ c }, [name, args, ...extra]) => (c.command as any)(name, ...(Array.isArray(args) ? args : [args]), ...extra) },
+  { name: 'command', args: [commandName, commandArgs], call: ({ c }, [name, args, ...extra]) => (c.command as any)(name, ...spreadable(args), ...extra) },
   { name: 'ping', args: [], call: ({ c }) => c.ping() },
   { name: 'rateLimit', args: [key, rule], call: ({ c }, a) => (c.rateLimit as any)(...a) },
   { name: 'rateLimitAll', args: [key, fc.array(rule, { maxLength: 3 })], call: ({ c }, a) => (c.rateLimitAll as any)(...a) },
@@ -424,11 +433,152 @@ test('RedisClient.connect() with generated options: refused with a code, never a
   expect(codes.ERR_INVALID_ARGUMENT).toBeGreaterThan(0)
 }, 60_000)
 
-// ---- adapters ---------------------------------------------------------------------------------
+// ---- adapters and hostile objects -------------------------------------------------------------
 
-const ADAPTER_RUNS = 60
+const ADAPTER_RUNS = Number(process.env.FUZZ_ADAPTER_RUNS ?? 60)
 
+/**
+ * Objects that fight back when read: a revoked Proxy (every operation on it throws,
+ * even Array.isArray), a Proxy whose every trap throws, throwing getters on an
+ * options bag and on an array element, throwing conversions. Made once, reused.
+ */
+function hostileObjects(): unknown[] {
+  const boom = (): never => {
+    throw new Error('hostile')
+  }
+  const revokedObject = Proxy.revocable({}, {})
+  revokedObject.revoke()
+  const revokedArray = Proxy.revocable(['k'], {})
+  revokedArray.revoke()
+  const traps = { get: boom, has: boom, ownKeys: boom, getPrototypeOf: boom, getOwnPropertyDescriptor: boom }
+  const fields = ['ttlMs', 'ttlSeconds', 'nx', 'limit', 'windowMs', 'match', 'count', 'slideSeconds', 'key', 'value', 'ttl', 'allowed', 'name']
+  const getters = Object.defineProperties({}, Object.fromEntries(fields.map((f) => [f, { get: boom, enumerable: true }])))
+  return [
+    revokedObject.proxy,
+    revokedArray.proxy,
+    new Proxy({}, traps),
+    new Proxy([], traps),
+    getters,
+    Object.defineProperty(['a', 'b'], 0, { get: boom, enumerable: true }),
+    { toString: boom, valueOf: boom },
+    { [Symbol.toPrimitive]: boom },
+    { [Symbol.iterator]: boom },
+    { get then() { return boom() } },
+  ]
+}
+const HOSTILE = hostileObjects()
+/** fast-check inspects the values it generates: it gets a stand-in, swapped just before the call. */
+class Hostile {
+  constructor(readonly index: number) {}
+}
+const hostile = fc.integer({ min: 0, max: HOSTILE.length - 1 }).map((i) => new Hostile(i))
+const unwrap = (v: unknown): unknown => (v instanceof Hostile ? HOSTILE[v.index] : v)
 
+interface AdapterCtx {
+  store: KeyvRedisStore
+  storage: ReturnType<typeof redisSecondaryStorage>
+  verifier: ReturnType<typeof sessionVerifier>
+}
+
+const keyvEntry = fc.record({ key, value, ttl: maybe(posInt) }, { requiredKeys: ['key', 'value'] })
+const rlResult = fc.record(
+  {
+    allowed: fc.oneof(fc.boolean(), anyValue),
+    limit: fc.oneof(posInt, anyValue),
+    remaining: fc.oneof(smallInt, anyValue),
+    resetMs: fc.oneof(posInt, anyValue),
+    retryAfterMs: fc.oneof(posInt, anyValue),
+    name: maybe(fc.oneof(nastyString, anyValue)),
+    reason: maybe(fc.oneof(fc.constantFrom('unavailable', 'limit', 'blocked', 'cached-deny'), anyValue)),
+  },
+  { requiredKeys: ['allowed', 'limit', 'remaining', 'resetMs', 'retryAfterMs'] },
+)
+/** A synchronous function under the same contract: a refusal is thrown as a RedisError with a code. */
+const sync = (f: () => unknown): Promise<unknown> => {
+  try {
+    return Promise.resolve(f())
+  } catch (e) {
+    return Promise.reject(e)
+  }
+}
+
+const ADAPTER_TARGETS: Array<{ name: string; args: Array<fc.Arbitrary<unknown>>; call: (ctx: AdapterCtx, args: any[]) => unknown }> = [
+  { name: 'keyv.get', args: [key], call: ({ store }, a) => (store.get as any)(...a) },
+  { name: 'keyv.getMany', args: [fc.array(key, { maxLength: 3 })], call: ({ store }, a) => (store.getMany as any)(...a) },
+  { name: 'keyv.set', args: [key, value, maybe(posInt)], call: ({ store }, a) => (store.set as any)(...a) },
+  { name: 'keyv.setMany', args: [fc.array(keyvEntry, { maxLength: 3 })], call: ({ store }, a) => (store.setMany as any)(...a) },
+  { name: 'keyv.delete', args: [key], call: ({ store }, a) => (store.delete as any)(...a) },
+  { name: 'keyv.deleteMany', args: [fc.array(key, { maxLength: 3 })], call: ({ store }, a) => (store.deleteMany as any)(...a) },
+  { name: 'keyv.has', args: [key], call: ({ store }, a) => (store.has as any)(...a) },
+  { name: 'keyv.hasMany', args: [fc.array(key, { maxLength: 3 })], call: ({ store }, a) => (store.hasMany as any)(...a) },
+  { name: 'keyv.iterator', args: [maybe(nastyString)], call: ({ store }, a) => drain((store.iterator as any)(...a)) },
+  { name: 'keyv.constructor', args: [anyValue], call: ({ store }, a) => sync(() => new KeyvRedisStore(store.client, ...(a as [any]))) },
+  { name: 'storage.get', args: [key], call: ({ storage }, a) => (storage.get as any)(...a) },
+  { name: 'storage.set', args: [key, value, smallInt], call: ({ storage }, a) => (storage.set as any)(...a) },
+  { name: 'storage.delete', args: [key], call: ({ storage }, a) => (storage.delete as any)(...a) },
+  { name: 'storage.getAndDelete', args: [key], call: ({ storage }, a) => (storage.getAndDelete as any)(...a) },
+  { name: 'storage.increment', args: [key, smallInt], call: ({ storage }, a) => (storage.increment as any)(...a) },
+  { name: 'verifier.verify', args: [fc.oneof(token, token.map((t) => `better-auth.session_token=${t}.sig`))], call: ({ verifier }, a) => (verifier.verify as any)(...a) },
+  { name: 'rateLimitHeaders', args: [fc.oneof(rlResult, fc.array(rlResult, { maxLength: 3 })), maybe(fc.oneof(rule, fc.array(rule, { maxLength: 3 })))], call: (_ctx, a) => sync(() => (rateLimitHeaders as any)(...a)) },
+]
+
+test(`${ADAPTER_RUNS * CALLS_PER_RUN} generated calls of the adapters, and hostile objects (revoked Proxies, throwing getters) given to every method`, async () => {
+  const all = [
+    ...TARGETS.map((t) => ({ name: t.name, args: t.args, call: (x: Ctx & AdapterCtx, a: any[]) => t.call(x, a) })),
+    ...ADAPTER_TARGETS.map((t) => ({ name: t.name, args: t.args, call: (x: Ctx & AdapterCtx, a: any[]) => t.call(x, a) })),
+  ]
+  const ctxOf = (c: RedisClient) => {
+    const store = new KeyvRedisStore(c)
+    store.namespace = 'fz-keyv'
+    return {
+      c,
+      storage: new RedisThrottlerStorage(c),
+      store,
+      verifier: sessionVerifier(c, { secret: 'fuzz-secret-fuzz-secret-fuzz-secret' }),
+    }
+  }
+  const ctxs = { plain: ctxOf(plain), prefixed: ctxOf(prefixed) }
+  const auth = { plain: redisSecondaryStorage(plain), prefixed: redisSecondaryStorage(prefixed) }
+  const targets = new Map(all.map((t) => [t.name, t]))
+  const seen: Seen = { calls: 0, byTarget: new Map() }
+  const call = fc.oneof(
+    ...all.map((t) =>
+      fc
+        .tuple(
+          fc.constant(t.name),
+          fc.tuple(...t.args.map((a) => fc.oneof({ weight: 3, arbitrary: a }, { weight: 1, arbitrary: anyValue }, { weight: 1, arbitrary: hostile }))),
+          fc.boolean(),
+        )
+        .map(([method, args, usePrefixed]): Call => ({ method, args, extra: [], usePrefixed })),
+    ),
+  )
+  await fc.assert(
+    fc.asyncProperty(fc.array(call, { minLength: CALLS_PER_RUN, maxLength: CALLS_PER_RUN }), async (calls) => {
+      const n = ++sentinelSeq
+      const sk = `sentinel:${n}`
+      const before = plain.set(sk, `v${n}`)
+      const problems = calls.map((x) => {
+        const which = x.usePrefixed ? 'prefixed' : 'plain'
+        const t = targets.get(x.method)!
+        const ctx = x.method.startsWith('storage.') ? { ...ctxs[which], storage: auth[which] } : ctxs[which]
+        return runCall(ctx as any, t as Target, { ...x, args: x.args.map(unwrap) }, seen)
+      })
+      const after = plain.get(sk)
+      const found = (await Promise.all(problems)).filter((x): x is string => x !== undefined)
+      expect({ problems: found.slice(0, 5), sentinel: [await before, await after] }).toEqual({ problems: [], sentinel: [undefined, `v${n}`] })
+    }),
+    { seed: SEED, numRuns: ADAPTER_RUNS, endOnFailure: false },
+  )
+  for (const t of all) expect(seen.byTarget.get(t.name)?.calls ?? 0).toBeGreaterThan(0)
+  // the hostile objects reached the methods, and were refused with a code
+  expect([...seen.byTarget.values()].reduce((n, v) => n + (v.codes.ERR_INVALID_ARGUMENT ?? 0), 0)).toBeGreaterThan(100)
+  for (const c of [plain, prefixed]) {
+    const k = ns('after-adapters') + 'k'
+    await c.set(k, 'fine', 60)
+    expect(await c.get(k)).toBe('fine')
+    expectSaneStats(c)
+  }
+}, 120_000)
 
 test('integer replies at the edges of the 64-bit range are read, and do not drop the connection', async () => {
   // Redis answers any signed 64-bit integer: INCRBY down to -2^63, or a script whose

@@ -5,7 +5,7 @@
 // See the README's "Caching" section.
 import { randomBytes } from 'node:crypto'
 import type { RedisClient } from './client'
-import { ErrorCode, RedisError, invalidArgument } from './errors'
+import { ErrorCode, RedisError, argumentError, invalidArgument, isArray } from './errors'
 import { isUnavailable } from './ratelimit'
 
 export interface WrapOptions {
@@ -106,7 +106,7 @@ export class RedisCache {
     try {
       o = check(key, ttlMs, loader, options)
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(argumentError(e, 'cache.wrap()'))
     }
     const joined = this.inflight.get(key)
     if (joined !== undefined) return joined as Promise<T>
@@ -140,7 +140,7 @@ export class RedisCache {
     try {
       checkKey(key, 'invalidate')
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(argumentError(e, 'cache.invalidate()'))
     }
     this.inflight.delete(key)
     this.refreshes.delete(key)
@@ -313,7 +313,7 @@ function check(key: unknown, ttlMs: unknown, loader: unknown, options: unknown):
   if (!isInt(ttlMs, 1)) throw invalidArgument(`cache.wrap(): ttlMs must be a positive integer, got ${show(ttlMs)}`)
   if (typeof loader !== 'function') throw invalidArgument(`cache.wrap(): loader must be a function, got ${show(loader)}`)
   if (options === undefined) return { refreshAheadMs: 0, lockMs: DEFAULT_LOCK_MS, waitMs: DEFAULT_LOCK_MS }
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+  if (options === null || typeof options !== 'object' || isArray(options)) {
     throw invalidArgument('cache.wrap(): options must be an object')
   }
   const opts = options as Record<string, unknown>
@@ -362,7 +362,7 @@ function show(v: unknown): string {
   if (typeof v === 'function') return 'a function'
   if (typeof v === 'bigint') return `${v}n`
   if (v === null || typeof v !== 'object') return String(v)
-  return Array.isArray(v) ? 'an array' : 'an object'
+  return isArray(v) ? 'an array' : 'an object'
 }
 
 function sleep(ms: number): Promise<void> {

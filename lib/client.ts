@@ -1,5 +1,5 @@
 import { NativeClient, OP, SCRIPT } from './binding'
-import { ErrorCode, RedisError, invalidArgument } from './errors'
+import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument, isArray } from './errors'
 import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
 import type { ClientCacheOptions, ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
@@ -184,15 +184,16 @@ export class RedisClient {
   set(key: RedisKey, value: RedisValue, ttlSeconds?: number): Promise<void>
   set(key: RedisKey, value: RedisValue, options: SetOptions): Promise<boolean>
   set(key: RedisKey, value: RedisValue, ttl?: number | SetOptions): Promise<void | boolean> {
-    if (isPlainObject(ttl)) {
-      try {
-        checkOptionKeys('set', ttl, SET_OPTIONS)
-      } catch (e) {
-        return Promise.reject(e)
-      }
-      return this.send(OP.SetWith, key, value, ttl.ttlSeconds, ttl.ttlMs, ttl.nx, ttl.xx, ttl.keepTtl)
+    if (typeof ttl !== 'object' || ttl === null) return this.send(OP.Set, key, value, ttl)
+    let o: Record<string, unknown>
+    try {
+      if (!isPlainObject(ttl)) return this.send(OP.Set, key, value, ttl) // the native check names it
+      checkOptionKeys('set', ttl, SET_OPTIONS)
+      o = { ttlSeconds: ttl.ttlSeconds, ttlMs: ttl.ttlMs, nx: ttl.nx, xx: ttl.xx, keepTtl: ttl.keepTtl }
+    } catch (e) {
+      return Promise.reject(argumentError(e, 'set()'))
     }
-    return this.send(OP.Set, key, value, ttl)
+    return this.send(OP.SetWith, key, value, o.ttlSeconds, o.ttlMs, o.nx, o.xx, o.keepTtl)
   }
 
   /** Deletes keys; resolves how many existed. */
@@ -250,15 +251,15 @@ export class RedisClient {
 
   /** Returns the value and changes its TTL (`ttlSeconds`, `ttlMs`) or removes it (`persist`). */
   getEx(key: RedisKey, options: GetExOptions = {}): Promise<string | null> {
-    if (!isPlainObject(options)) {
-      return Promise.reject(invalidArgument('getEx(): options must be a plain object'))
-    }
+    let o: Record<string, unknown>
     try {
+      if (!isPlainObject(options)) throw invalidArgument('getEx(): options must be a plain object')
       checkOptionKeys('getEx', options, GETEX_OPTIONS)
+      o = { ttlSeconds: options.ttlSeconds, ttlMs: options.ttlMs, persist: options.persist }
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(argumentError(e, 'getEx()'))
     }
-    return this.send(OP.GetEx, key, options.ttlSeconds, options.ttlMs, options.persist)
+    return this.send(OP.GetEx, key, o.ttlSeconds, o.ttlMs, o.persist)
   }
 
   // ---- hashes and sets ----------------------------------------------------------
@@ -271,7 +272,7 @@ export class RedisClient {
   hset(key: RedisKey, field: RedisValue, value: RedisValue): Promise<number>
   hset(key: RedisKey, fields: Record<string, RedisValue> | Map<RedisValue, RedisValue>): Promise<number>
   hset(key: RedisKey, field: unknown, value?: RedisValue): Promise<number> {
-    if (field instanceof Map) return this.send(OP.HSet, key, pairsArg(field), undefined)
+    if (isMap(field)) return this.send(OP.HSet, key, pairsArg(field), undefined)
     return this.send(OP.HSet, key, field, value)
   }
 
@@ -307,11 +308,14 @@ export class RedisClient {
    * ```
    */
   async *scan(options: ScanOptions = {}): AsyncIterableIterator<string> {
-    if (!isPlainObject(options)) throw invalidArgument('scan(): options must be a plain object')
-    checkOptionKeys('scan', options, SCAN_OPTIONS)
+    const o = checkArgs('scan()', () => {
+      if (!isPlainObject(options)) throw invalidArgument('scan(): options must be a plain object')
+      checkOptionKeys('scan', options, SCAN_OPTIONS)
+      return { match: options.match, count: options.count, type: options.type }
+    })
     let cursor = '0'
     do {
-      const [next, keys] = await this.send<[string, string[]]>(OP.Scan, cursor, options.match, options.count, options.type)
+      const [next, keys] = await this.send<[string, string[]]>(OP.Scan, cursor, o.match, o.count, o.type)
       cursor = next
       yield* keys
     } while (cursor !== '0')
@@ -536,20 +540,36 @@ export class RedisClient {
   }
 }
 
+// The argument helpers below never throw: what they cannot read (a revoked Proxy, a
+// throwing getter or iterator) goes to the native layer as it is, which refuses that
+// one call with ERR_INVALID_ARGUMENT and leaves the rest of its batch alone.
+
 function flatten<T>(items: Array<T | T[]>): T[] {
-  if (items.length === 1 && Array.isArray(items[0])) return items[0]
+  if (items.length === 1 && isArray(items[0])) return items[0] as T[]
   return items as T[]
+}
+
+function isMap(v: unknown): v is Map<unknown, unknown> {
+  try {
+    return v instanceof Map
+  } catch {
+    return false
+  }
 }
 
 /** Maps and entry lists become flat `[k, v, …]` arrays; plain objects pass as they are. */
 function pairsArg(entries: unknown): unknown {
-  if (entries instanceof Map || Array.isArray(entries)) {
-    const flat: unknown[] = []
-    for (const kv of entries as Iterable<unknown>) {
-      if (!Array.isArray(kv) || kv.length !== 2) return entries // let the native check name the problem
-      flat.push(kv[0], kv[1])
+  try {
+    if (isMap(entries) || Array.isArray(entries)) {
+      const flat: unknown[] = []
+      for (const kv of entries as Iterable<unknown>) {
+        if (!Array.isArray(kv) || kv.length !== 2) return entries // let the native check name the problem
+        flat.push(kv[0], kv[1])
+      }
+      return flat
     }
-    return flat
+  } catch {
+    // unreadable: the native check refuses it
   }
   return entries
 }

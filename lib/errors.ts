@@ -51,3 +51,39 @@ export class RedisError extends Error {
 export function invalidArgument(message: string): RedisError {
   return new RedisError(ErrorCode.InvalidArgument, message)
 }
+
+/**
+ * What an argument check threw, as a RedisError: the package's own refusals pass
+ * as they are; anything else — a throwing getter, a revoked Proxy, a throwing
+ * `toString` met while reading the caller's arguments — becomes
+ * ERR_INVALID_ARGUMENT naming the method, so that every refusal has a code.
+ */
+export function argumentError(e: unknown, method: string): RedisError {
+  if (e instanceof RedisError) return e
+  let why = 'it threw while being read'
+  try {
+    const m = (e as Error)?.message
+    if (typeof m === 'string') why = m
+  } catch {
+    // the thrown value is hostile too
+  }
+  return invalidArgument(`${method}: an argument could not be read (${why})`)
+}
+
+/** Runs an argument check, converting what it throws with `argumentError`. */
+export function checkArgs<T>(method: string, check: () => T): T {
+  try {
+    return check()
+  } catch (e) {
+    throw argumentError(e, method)
+  }
+}
+
+/** `Array.isArray` that answers false, rather than throwing, for a revoked Proxy. */
+export function isArray(v: unknown): v is unknown[] {
+  try {
+    return Array.isArray(v)
+  } catch {
+    return false
+  }
+}

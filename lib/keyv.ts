@@ -4,7 +4,7 @@
 // optional peer, and this file loads without it.
 import { EventEmitter } from 'node:events'
 import type { RedisClient } from './client'
-import { invalidArgument } from './errors'
+import { argumentError, checkArgs, invalidArgument, isArray } from './errors'
 import type { RedisValue } from './types'
 
 export interface KeyvRedisStoreOptions {
@@ -59,22 +59,24 @@ export class KeyvRedisStore extends EventEmitter {
     options: KeyvRedisStoreOptions = {},
   ) {
     super()
-    const c = client as unknown as Record<string, unknown> | null
-    if (c === null || typeof c !== 'object' || typeof c.get !== 'function' || typeof c.command !== 'function') {
-      throw invalidArgument('new KeyvRedisStore(client): client must be a RedisClient')
-    }
-    if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-      throw invalidArgument('new KeyvRedisStore(): options must be an object')
-    }
-    for (const k of Object.keys(options)) {
-      if (!OPTION_KEYS.has(k)) throw invalidArgument(`new KeyvRedisStore(): unknown option ${JSON.stringify(k)}`)
-    }
-    const batch = options.clearBatchSize ?? DEFAULT_BATCH
-    if (typeof batch !== 'number' || !Number.isSafeInteger(batch) || batch < 1) {
-      throw invalidArgument(`new KeyvRedisStore(): clearBatchSize must be a positive integer, got ${String(batch)}`)
-    }
-    // `url` is only ever tested for the word "redis" by Keyv; it carries no address or credentials.
-    this.opts = { dialect: 'redis', url: 'redis://', clearBatchSize: batch, closeClient: options.closeClient === true }
+    this.opts = checkArgs('new KeyvRedisStore()', () => {
+      const c = client as unknown as Record<string, unknown> | null
+      if (c === null || typeof c !== 'object' || typeof c.get !== 'function' || typeof c.command !== 'function') {
+        throw invalidArgument('new KeyvRedisStore(client): client must be a RedisClient')
+      }
+      if (options === null || typeof options !== 'object' || isArray(options)) {
+        throw invalidArgument('new KeyvRedisStore(): options must be an object')
+      }
+      for (const k of Object.keys(options)) {
+        if (!OPTION_KEYS.has(k)) throw invalidArgument(`new KeyvRedisStore(): unknown option ${JSON.stringify(k)}`)
+      }
+      const batch = options.clearBatchSize ?? DEFAULT_BATCH
+      if (typeof batch !== 'number' || !Number.isSafeInteger(batch) || batch < 1) {
+        throw invalidArgument(`new KeyvRedisStore(): clearBatchSize must be a positive integer, got ${show(batch)}`)
+      }
+      // `url` is only ever tested for the word "redis" by Keyv; it carries no address or credentials.
+      return { dialect: 'redis', url: 'redis://', clearBatchSize: batch, closeClient: options.closeClient === true }
+    })
   }
 
   /** The stored string, or undefined. */
@@ -84,6 +86,7 @@ export class KeyvRedisStore extends EventEmitter {
 
   /** One MGET. */
   async getMany(keys: string[]): Promise<Array<string | undefined>> {
+    keys = keysArg(keys, 'getMany')
     if (keys.length === 0) return []
     const values = await this.client.mget(keys)
     return values.map((v) => v ?? undefined)
@@ -91,8 +94,10 @@ export class KeyvRedisStore extends EventEmitter {
 
   /** `ttl` in ms (Keyv's unit); undefined or 0: no expiry. Resolves true. */
   async set(key: string, value: RedisValue, ttl?: number): Promise<boolean> {
-    const ttlMs = checkTtl(ttl, 'set')
-    checkValue(value, 'set')
+    const ttlMs = checkArgs('KeyvRedisStore.set()', () => {
+      checkValue(value, 'set()')
+      return checkTtl(ttl, 'set()')
+    })
     if (ttlMs === undefined) await this.client.set(key, value)
     else await this.client.set(key, value, { ttlMs })
     return true
@@ -100,17 +105,18 @@ export class KeyvRedisStore extends EventEmitter {
 
   /** Every SET in one batch (one round trip; not a transaction). Resolves one true per entry. */
   async setMany(entries: Array<{ key: string; value: RedisValue; ttl?: number }>): Promise<boolean[]> {
-    if (!Array.isArray(entries)) throw invalidArgument('KeyvRedisStore.setMany(): entries must be an array')
-    const checked = entries.map((e, i) => {
-      if (e === null || typeof e !== 'object') throw invalidArgument(`KeyvRedisStore.setMany(): entries[${i}] is not an entry`)
-      const ttlMs = checkTtl(e.ttl, `setMany() entries[${i}]`)
-      checkValue(e.value, `setMany() entries[${i}]`)
-      return ttlMs
+    const checked = checkArgs('KeyvRedisStore.setMany()', () => {
+      if (!isArray(entries)) throw invalidArgument('KeyvRedisStore.setMany(): entries must be an array')
+      return entries.map((e, i) => {
+        if (e === null || typeof e !== 'object') throw invalidArgument(`KeyvRedisStore.setMany(): entries[${i}] is not an entry`)
+        const { key, value, ttl } = e
+        checkValue(value, `setMany() entries[${i}]`)
+        return { key, value, ttlMs: checkTtl(ttl, `setMany() entries[${i}]`) }
+      })
     })
-    const writes: Array<Promise<unknown>> = entries.map((e, i) => {
-      const ttlMs = checked[i]
-      return ttlMs === undefined ? this.client.set(e.key, e.value) : this.client.set(e.key, e.value, { ttlMs })
-    })
+    const writes: Array<Promise<unknown>> = checked.map(({ key, value, ttlMs }) =>
+      ttlMs === undefined ? this.client.set(key, value) : this.client.set(key, value, { ttlMs }),
+    )
     await Promise.all(writes)
     return entries.map(() => true)
   }
@@ -122,6 +128,7 @@ export class KeyvRedisStore extends EventEmitter {
 
   /** One UNLINK of every key; resolves whether any existed. */
   async deleteMany(keys: string[]): Promise<boolean> {
+    keys = keysArg(keys, 'deleteMany')
     if (keys.length === 0) return false
     return Number(await this.client.command('UNLINK', ...keys)) > 0
   }
@@ -132,6 +139,7 @@ export class KeyvRedisStore extends EventEmitter {
 
   /** One EXISTS per key, all in one batch (one round trip). */
   async hasMany(keys: string[]): Promise<boolean[]> {
+    keys = keysArg(keys, 'hasMany')
     const counts = await Promise.all(keys.map((k) => this.client.exists(k)))
     return counts.map((n) => n > 0)
   }
@@ -170,6 +178,9 @@ export class KeyvRedisStore extends EventEmitter {
    * wrote them: keys with their namespace, values serialized. One MGET per batch.
    */
   async *iterator(namespace?: string): AsyncGenerator<[string, string], void> {
+    if (namespace !== undefined && typeof namespace !== 'string') {
+      throw invalidArgument(`KeyvRedisStore.iterator(): namespace must be a string, got ${show(namespace)}`)
+    }
     const size = this.opts.clearBatchSize
     const match = namespace ? `${escapeGlob(namespace)}:*` : undefined
     let batch: string[] = []
@@ -200,7 +211,7 @@ export class KeyvRedisStore extends EventEmitter {
 function checkTtl(ttl: unknown, where: string): number | undefined {
   if (ttl === undefined || ttl === null || ttl === 0) return undefined
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
-    throw invalidArgument(`KeyvRedisStore.${where}: ttl must be a non-negative number of milliseconds, got ${String(ttl)}`)
+    throw invalidArgument(`KeyvRedisStore.${where}: ttl must be a non-negative number of milliseconds, got ${show(ttl)}`)
   }
   return Math.ceil(ttl)
 }
@@ -211,6 +222,22 @@ function checkValue(value: unknown, where: string): void {
       `KeyvRedisStore.${where}: the value must be a string or Buffer (Keyv's serializer makes one), got ${value === null ? 'null' : typeof value}`,
     )
   }
+}
+
+/** A copy of a key list, so that the keys are read once, here. */
+function keysArg(keys: unknown, method: string): string[] {
+  return checkArgs(`KeyvRedisStore.${method}()`, () => {
+    if (!isArray(keys)) throw invalidArgument(`KeyvRedisStore.${method}(): keys must be an array, got ${show(keys)}`)
+    return Array.from(keys) as string[]
+  })
+}
+
+/** A short description of a value, that runs none of its code. */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
+  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined) return String(v)
+  if (v === null) return 'null'
+  return isArray(v) ? 'an array' : typeof v
 }
 
 /** Escapes glob metacharacters so that a namespace matches only itself. */

@@ -1,7 +1,7 @@
 // Rate limiting over the package's `ratelimit` Lua script: rule validation, the
 // script's argument packing, result shaping, the in-process cache of denied
 // keys, the fail policy, and the IETF RateLimit headers.
-import { ErrorCode, RedisError, invalidArgument } from './errors'
+import { ErrorCode, RedisError, checkArgs, invalidArgument } from './errors'
 import type { RedisClient } from './client'
 
 /** How a rule counts. See the README's "Rate limiting" section. */
@@ -307,25 +307,30 @@ export function rateLimitCacheHits(client: RedisClient): number {
 
 /** `client.rateLimit(key, rule)`. @internal */
 export async function rateLimit(client: RedisClient, key: string, rule: RateLimitRule): Promise<RateLimitResult> {
-  checkKey(key, 'rateLimit')
-  const rules = [validateRule(rule, 'rateLimit()')]
+  const rules = checkArgs('rateLimit()', () => {
+    checkKey(key, 'rateLimit')
+    return [validateRule(rule, 'rateLimit()')]
+  })
   return (await run(client, key, rules))[0]
 }
 
 /** `client.rateLimitAll(key, rules)`. @internal */
 export async function rateLimitAll(client: RedisClient, key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
-  checkKey(key, 'rateLimitAll')
-  if (!Array.isArray(rules) || rules.length === 0) throw invalidArgument('rateLimitAll(): rules must be a non-empty array')
-  const checked = rules.map((r, i) => validateRule(r, `rateLimitAll() rules[${i}]`))
-  const ids = new Set<string>()
-  for (const r of checked) {
-    if (ids.has(r.id)) {
-      throw invalidArgument(
-        `rateLimitAll(): two rules share ${r.name === undefined ? `limit ${r.limit} per ${r.windowMs} ms` : `the name ${JSON.stringify(r.name)}`}; give them distinct names`,
-      )
+  const checked = checkArgs('rateLimitAll()', () => {
+    checkKey(key, 'rateLimitAll')
+    if (!Array.isArray(rules) || rules.length === 0) throw invalidArgument('rateLimitAll(): rules must be a non-empty array')
+    const list = rules.map((r, i) => validateRule(r, `rateLimitAll() rules[${i}]`))
+    const ids = new Set<string>()
+    for (const r of list) {
+      if (ids.has(r.id)) {
+        throw invalidArgument(
+          `rateLimitAll(): two rules share ${r.name === undefined ? `limit ${r.limit} per ${r.windowMs} ms` : `the name ${JSON.stringify(r.name)}`}; give them distinct names`,
+        )
+      }
+      ids.add(r.id)
     }
-    ids.add(r.id)
-  }
+    return list
+  })
   return run(client, key, checked)
 }
 
@@ -424,6 +429,10 @@ export function rateLimitHeaders(
   results: RateLimitResult | RateLimitResult[],
   rules?: RateLimitRule | RateLimitRule[],
 ): Record<string, string> {
+  return checkArgs('rateLimitHeaders()', () => headersOf(results, rules))
+}
+
+function headersOf(results: RateLimitResult | RateLimitResult[], rules?: RateLimitRule | RateLimitRule[]): Record<string, string> {
   const list = Array.isArray(results) ? results : [results]
   const ruleList = rules === undefined ? [] : Array.isArray(rules) ? rules : [rules]
   if (list.length === 0) throw invalidArgument('rateLimitHeaders(): no results')
@@ -434,10 +443,14 @@ export function rateLimitHeaders(
   const current: string[] = []
   let denied = false
   let retryMs = 0
-  list.forEach((r, i) => {
-    if (r === null || typeof r !== 'object') throw invalidArgument(`rateLimitHeaders(): results[${i}] is not a result`)
-    const windowMs = ruleList[i]?.windowMs
-    const name = sfString(r.name ?? ruleList[i]?.name ?? defaultPolicyName(r.limit, windowMs, i))
+  list.forEach((result, i) => {
+    const r = resultArg(result, i)
+    const rule: unknown = ruleList[i]
+    if (rule !== undefined && (rule === null || typeof rule !== 'object')) throw invalidArgument(`rateLimitHeaders(): rules[${i}] is not a rule`)
+    const { windowMs, name: ruleName } = (rule ?? {}) as Partial<RateLimitRule>
+    if (windowMs !== undefined && !isInt(windowMs, 1)) throw invalidArgument(`rateLimitHeaders(): rules[${i}].windowMs must be a positive integer`)
+    if (ruleName !== undefined && typeof ruleName !== 'string') throw invalidArgument(`rateLimitHeaders(): rules[${i}].name must be a string`)
+    const name = sfString(r.name ?? ruleName ?? defaultPolicyName(r.limit, windowMs, i))
     const w = typeof windowMs === 'number' && windowMs > 0 ? `;w=${Math.max(1, Math.ceil(windowMs / 1000))}` : ''
     policies.push(`${name};q=${r.limit}${w}`)
     if (r.reason !== 'unavailable') {
@@ -452,6 +465,21 @@ export function rateLimitHeaders(
   if (current.length > 0) headers.RateLimit = current.join(', ')
   if (denied) headers['Retry-After'] = String(Math.max(1, Math.ceil(retryMs / 1000)))
   return headers
+}
+
+/** The fields of a RateLimitResult that the headers use, checked and read once each. */
+function resultArg(v: unknown, i: number): Pick<RateLimitResult, 'allowed' | 'limit' | 'remaining' | 'resetMs' | 'retryAfterMs' | 'name' | 'reason'> {
+  if (v === null || typeof v !== 'object') throw invalidArgument(`rateLimitHeaders(): results[${i}] is not a result`)
+  const { allowed, limit, remaining, resetMs, retryAfterMs, name, reason } = v as Record<string, unknown>
+  const bad = (field: string, want: string) => invalidArgument(`rateLimitHeaders(): results[${i}].${field} must be ${want}`)
+  if (typeof allowed !== 'boolean') throw bad('allowed', 'a boolean')
+  if (!isInt(limit, 0)) throw bad('limit', 'a non-negative integer')
+  for (const [field, n] of [['remaining', remaining], ['resetMs', resetMs], ['retryAfterMs', retryAfterMs]] as const) {
+    if (typeof n !== 'number' || !Number.isFinite(n)) throw bad(field, 'a finite number')
+  }
+  if (name !== undefined && typeof name !== 'string') throw bad('name', 'a string')
+  if (reason !== undefined && typeof reason !== 'string') throw bad('reason', 'a string')
+  return { allowed, limit, remaining: remaining as number, resetMs: resetMs as number, retryAfterMs: retryAfterMs as number, name, reason: reason as RateLimitResult['reason'] }
 }
 
 function defaultPolicyName(limit: number, windowMs: number | undefined, i: number): string {

@@ -18,7 +18,7 @@
 // slide period and session).
 import { createHash, randomBytes } from 'node:crypto'
 import type { RedisClient } from './client'
-import { ErrorCode, RedisError, invalidArgument } from './errors'
+import { ErrorCode, RedisError, argumentError, invalidArgument } from './errors'
 import { hashTag } from './ratelimit'
 
 /** A live session, as `check` and `list` return it. */
@@ -239,7 +239,7 @@ export class Sessions {
       }
       t = tokenArg(token, 'check')
     } catch (e) {
-      return Promise.reject(e)
+      return Promise.reject(argumentError(e, 'sessions.check()'))
     }
     if (t === undefined) return Promise.resolve(null)
     const id = tokenId(t)
