@@ -34,37 +34,66 @@
 -- (window, block, every hit of every name), like the in-memory sweep. Their
 -- expiry is pushed forward a grace at a time, so a call on a busy key writes
 -- nothing but its hit.
-local call, ceil, fmt, tonumber = redis.call, math.ceil, string.format, tonumber
+local call, ceil, floor, fmt, tonumber = redis.call, math.ceil, math.floor, string.format, tonumber
 -- A time beyond ±2^53 s (from a ttl or blockDuration beyond ±9e18 ms) goes back
 -- as a string: Redis would turn it into a wrong (saturated) integer reply.
 local function int(v)
   if v >= -9007199254740992 and v <= 9007199254740992 then return v end
   return fmt('%.17g', v)
 end
+-- A number as redis.call would send it ('%.17g'), but whole numbers by '%d':
+-- glibc's floating-point formatting was a quarter of this script's instructions.
+local function str(v)
+  if v == floor(v) and v > -1e15 and v < 1e15 then return fmt('%d', v) end
+  return fmt('%.17g', v)
+end
+-- tonumber of a string, once per distinct string of the call (Lua 5.1's tonumber
+-- runs strtod twice; the increments of a call mostly share ttl, limit and times)
+local parsed = {}
+local function num(v)
+  if not v then return nil end
+  local n = parsed[v]
+  if n == nil then
+    n = tonumber(v)
+    parsed[v] = n
+  end
+  return n
+end
 local grace = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local stamp = t[1] .. '.' .. t[2]
+local snow = str(now)
+-- now + ttl as text, once per ttl
+local expiries = {}
+local function expiry_of(ttl)
+  local v = expiries[ttl]
+  if v == nil then
+    v = str(now + ttl)
+    expiries[ttl] = v
+  end
+  return v
+end
 
 -- One increment: KEYS[2i-1], KEYS[2i], ARGV[4i-2 .. 4i+1]. Returns its answer.
 local function increment(i)
   local rec, hits = KEYS[2 * i - 1], KEYS[2 * i]
   local a = 4 * i - 2
-  local ttl, limit, block, name = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
+  local ttl, limit, block, name = num(ARGV[a]), num(ARGV[a + 1]), num(ARGV[a + 2]), ARGV[a + 3]
   local xname = 'x:' .. name
 
   local r = call('HMGET', rec, 'e', 'b', 'k', 'x', xname)
   local e, b, k, x, xn
   local dirty = false
   if r[1] then
-    e, b, k, x, xn = tonumber(r[1]), tonumber(r[2]), tonumber(r[3]), tonumber(r[4]), tonumber(r[5]) or 0
+    e, b, k, x, xn = num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]) or 0
   else
     e, b, k, x, xn = now + ttl, 0, 0, 0, 0
     dirty = true
   end
 
   -- pruneExpiredHits: keep the hits that expire after now
-  call('ZREMRANGEBYSCORE', hits, '-inf', now)
+  call('ZREMRANGEBYSCORE', hits, '-inf', snow)
   local total = call('ZCARD', hits)
 
   -- getExpirationTime, and a new window when it is over
@@ -77,7 +106,7 @@ local function increment(i)
 
   -- fireHitCount: ZADD NX with a member unique to this increment of this call,
   -- and another one in the rare case of a clash with an earlier call
-  local last_hit, member = 0, i == 1 and stamp or stamp .. '-' .. i
+  local last_hit, member = 0, i == 1 and stamp or stamp .. '-' .. fmt('%d', i)
   local added = 0
 
   local blocked, ttbe
@@ -86,7 +115,7 @@ local function increment(i)
     -- incrementWithoutBlock: the record's block flag is neither read nor written
     blocked = total >= limit
     if not blocked then
-      added = call('ZADD', hits, 'NX', now + ttl, member)
+      added = call('ZADD', hits, 'NX', expiry_of(ttl), member)
       total = total + 1
       last_hit = now + ttl
     end
@@ -103,7 +132,7 @@ local function increment(i)
     end
   else
     if k == 0 then
-      added = call('ZADD', hits, 'NX', now + ttl, member)
+      added = call('ZADD', hits, 'NX', expiry_of(ttl), member)
       total = total + 1
       last_hit = now + ttl
     end
@@ -119,7 +148,7 @@ local function increment(i)
       call('DEL', hits)
       total, xn = 1, 0
       dirty = true
-      added = call('ZADD', hits, 'NX', now + ttl, member)
+      added = call('ZADD', hits, 'NX', expiry_of(ttl), member)
       last_hit = now + ttl
     end
     blocked = k == 1
@@ -129,14 +158,14 @@ local function increment(i)
   local n = 0
   while added == 0 and last_hit > 0 do
     n = n + 1
-    added = call('ZADD', hits, 'NX', last_hit, member .. '.' .. n)
+    added = call('ZADD', hits, 'NX', str(last_hit), member .. '.' .. fmt('%d', n))
   end
 
   -- expiry leases: the hit set outlives its last hit by one to two graces; the
   -- record outlives the window, the block and every name's hit set the same way
   if last_hit > 0 and last_hit + grace > xn then
     xn = ceil(last_hit + 2 * grace) -- whole ms for PEXPIREAT, also with a fractional ttl
-    call('PEXPIREAT', hits, xn)
+    call('PEXPIREAT', hits, str(xn))
     dirty = true
   end
   local need = e + grace
@@ -150,17 +179,16 @@ local function increment(i)
     dirty = true
   end
   if dirty then
-    call('HSET', rec, 'e', e, 'b', b, 'k', k, 'x', x, xname, xn)
-    call('PEXPIREAT', rec, x)
+    call('HSET', rec, 'e', str(e), 'b', str(b), 'k', k == 1 and '1' or '0', 'x', str(x), xname, str(xn))
+    call('PEXPIREAT', rec, str(x))
   end
 
   if not blocked then return total, tte, 0, ttbe end
   local hs = block > 0 and call('ZRANGE', hits, 0, -1, 'WITHSCORES') or nil
-  return total, tte, 1, ttbe, fmt('%.17g', e), fmt('%.17g', until_ms), hs
+  return total, tte, 1, ttbe, str(e), str(until_ms), hs
 end
 
 local out, o = {}, 0
-local snow = nil
 for i = 1, #KEYS / 2 do
   local ok, total, tte, blocked, ttbe, e, until_ms, hs = pcall(increment, i)
   if not ok then
@@ -171,7 +199,6 @@ for i = 1, #KEYS / 2 do
     out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 0, int(ttbe)
     o = o + 4
   else
-    snow = snow or fmt('%.17g', now)
     out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 1, int(ttbe)
     out[o + 5], out[o + 6], out[o + 7] = snow, e, until_ms
     local m = hs and #hs / 2 or 0
