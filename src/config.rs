@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
 #[cfg(test)]
 use crate::error::ErrorCode;
+use crate::error::{Error, Result};
 
 /// Default per-command timeout.
 pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5_000;
@@ -113,7 +113,11 @@ fn parse_host_port(what: &str, s: &str) -> Result<(String, u16)> {
     }
     (h, p)
   };
-  if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
+  if host.is_empty()
+    || host
+      .chars()
+      .any(|c| c.is_whitespace() || c == '/' || c == '@')
+  {
     return Err(bad());
   }
   let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
@@ -127,7 +131,9 @@ fn sentinel_config(
   username: Option<String>,
   password: Option<String>,
 ) -> Result<SentinelConfig> {
-  let master_name = master_name.map(|m| m.trim().to_string()).unwrap_or_default();
+  let master_name = master_name
+    .map(|m| m.trim().to_string())
+    .unwrap_or_default();
   if master_name.is_empty() {
     return Err(Error::invalid(format!(
       "{what}: the master name (as in `sentinel monitor <name> ...`) is missing"
@@ -686,7 +692,10 @@ mod tests {
     assert_eq!(s.username.as_deref(), Some("sen"));
     assert_eq!(c.password_str(), Some("datapw"));
     let dbg = format!("{c:?}");
-    assert!(!dbg.contains("sentinelpw") && !dbg.contains("datapw"), "{dbg}");
+    assert!(
+      !dbg.contains("sentinelpw") && !dbg.contains("datapw"),
+      "{dbg}"
+    );
     assert_eq!(c.address(), "master \"mymaster\" (via Sentinel)");
     let e = c.redact(Error::new(
       ErrorCode::Connection,
@@ -699,22 +708,55 @@ mod tests {
       r#"{"url":"rediss://:pw@ignored:1/3","sentinel":{"masterName":"m","sentinels":["a:1"]}}"#,
     )
     .unwrap();
-    assert_eq!((c.db, c.tls.is_some(), c.password_str()), (3, true, Some("pw")));
+    assert_eq!(
+      (c.db, c.tls.is_some(), c.password_str()),
+      (3, true, Some("pw"))
+    );
     assert!(c.sentinel.unwrap().password.is_none());
 
     for (bad, says) in [
-      (r#"{"sentinel":{"masterName":"m","sentinels":[]}}"#, "at least one"),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":[]}}"#,
+        "at least one",
+      ),
       (r#"{"sentinel":{"masterName":"m"}}"#, "sentinels is missing"),
       (r#"{"sentinel":{"sentinels":["a:1"]}}"#, "master name"),
-      (r#"{"sentinel":{"masterName":" ","sentinels":["a:1"]}}"#, "master name"),
-      (r#"{"sentinel":{"masterName":"m","sentinels":["a"]}}"#, "\"a\" is not a host:port"),
-      (r#"{"sentinel":{"masterName":"m","sentinels":["a:0"]}}"#, "host:port"),
-      (r#"{"sentinel":{"masterName":"m","sentinels":["a:70000"]}}"#, "host:port"),
-      (r#"{"sentinel":{"masterName":"m","sentinels":[":1"]}}"#, "host:port"),
-      (r#"{"sentinel":{"masterName":"m","sentinels":["::1:5"]}}"#, "host:port"),
-      (r#"{"sentinel":{"masterName":"m","sentinels":["a:1"],"pasword":"x"}}"#, "pasword"),
-      (r#"{"host":"h","sentinel":{"masterName":"m","sentinels":["a:1"]}}"#, "exclude"),
-      (r#"{"sentinel":{"masterName":"m","sentinels":"a:1"}}"#, "invalid type"),
+      (
+        r#"{"sentinel":{"masterName":" ","sentinels":["a:1"]}}"#,
+        "master name",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a"]}}"#,
+        "\"a\" is not a host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a:0"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a:70000"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":[":1"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["::1:5"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a:1"],"pasword":"x"}}"#,
+        "pasword",
+      ),
+      (
+        r#"{"host":"h","sentinel":{"masterName":"m","sentinels":["a:1"]}}"#,
+        "exclude",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":"a:1"}}"#,
+        "invalid type",
+      ),
     ] {
       let e = Config::from_options_json(bad).unwrap_err();
       assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT", "{bad}");

@@ -252,7 +252,10 @@ async fn ask_master(
       let p = text(&a[1]).and_then(|p| p.parse::<u16>().ok());
       match (h, p) {
         (Some(h), Some(p)) if !h.is_empty() && p > 0 => Ok((h, p)),
-        _ => Err(Error::new(ErrorCode::Reply, "answered with a malformed address")),
+        _ => Err(Error::new(
+          ErrorCode::Reply,
+          "answered with a malformed address",
+        )),
       }
     }
     Some(Reply::Nil) | Some(Reply::Array(_)) => Err(Error::new(
@@ -260,7 +263,10 @@ async fn ask_master(
       format!("does not monitor a master named {:?}", sc.master_name),
     )),
     Some(Reply::Error(t)) => Err(Error::from_server(t)),
-    _ => Err(Error::new(ErrorCode::Reply, "answered with an unexpected reply")),
+    _ => Err(Error::new(
+      ErrorCode::Reply,
+      "answered with an unexpected reply",
+    )),
   }
 }
 
@@ -392,10 +398,9 @@ mod tests {
 
   #[test]
   fn a_switch_to_the_current_master_is_not_a_switch() {
-    let cfg = Config::from_options_json(
-      r#"{"sentinel":{"masterName":"m","sentinels":["a:1","b:2"]}}"#,
-    )
-    .unwrap();
+    let cfg =
+      Config::from_options_json(r#"{"sentinel":{"masterName":"m","sentinels":["a:1","b:2"]}}"#)
+        .unwrap();
     let s = Sentinels::new(cfg.sentinel.as_ref().unwrap());
     let wake = Notify::new();
     s.set_current("10.0.0.1", 6379);
@@ -419,7 +424,11 @@ mod tests {
       .unwrap();
     let e = rt.block_on(s.resolve(&cfg, None)).unwrap_err();
     assert_eq!(e.code, ErrorCode::Connection);
-    assert!(e.message.contains("127.0.0.1:1 (") && e.message.contains("127.0.0.1:2 ("), "{}", e.message);
+    assert!(
+      e.message.contains("127.0.0.1:1 (") && e.message.contains("127.0.0.1:2 ("),
+      "{}",
+      e.message
+    );
     assert!(e.message.contains("\"m\""), "{}", e.message);
     assert!(!e.message.contains("senpw") && !e.message.contains("datapw"));
   }
