@@ -75,7 +75,7 @@ describe('on a sentinel topology', () => {
     expect(runs).toBe(1)
   })
 
-  test('a sentinel that is down is skipped; one that answered is asked first', async () => {
+  test('a sentinel that is down is skipped', async () => {
     const dead = `127.0.0.1:${await closedPort()}`
     const c = await connect(options(t, { sentinel: { masterName: t.masterName, sentinels: [dead, ...t.sentinelAddrs], password: SENTINEL_PW } }))
     await c.set(ns('skip') + 'k', 'v')
@@ -108,6 +108,18 @@ describe('on a sentinel topology', () => {
     expect(badData.message).not.toContain('Zq-wrong-data-pw')
   })
 
+  test('client-side caching (RESP3 tracking) works on the sentinel-resolved master', async () => {
+    const prefix = ns('cc')
+    const c = await connect(options(t, { clientCache: { prefixes: [prefix] } }))
+    const other = await connect(options(t))
+    await other.set(prefix + 'k', 'v1')
+    expect(await c.get(prefix + 'k')).toBe('v1')
+    expect(await c.get(prefix + 'k')).toBe('v1')
+    expect(c.stats().clientCache!.hits).toBeGreaterThanOrEqual(1)
+    await other.set(prefix + 'k', 'v2')
+    await eventually(async () => expect(await c.get(prefix + 'k')).toBe('v2'), 2000, 20)
+  })
+
   test('invalid sentinel options are ERR_INVALID_ARGUMENT before anything is sent', async () => {
     for (const sentinel of [
       { masterName: 'm', sentinels: [] },
@@ -138,6 +150,8 @@ const bulk = (s: string) => `$${Buffer.byteLength(s)}\r\n${s}\r\n`
 class FakeSentinel {
   masterPort = 0
   asked = 0
+  /** Answer as a sentinel that does not monitor the master (a nil reply). */
+  unknown = false
   private subscribers = new Set<net.Socket>()
   private sockets = new Set<net.Socket>()
   private server = net.createServer((sock) => {
@@ -158,7 +172,7 @@ class FakeSentinel {
         const cmd = name.toUpperCase()
         if (cmd === 'SENTINEL' && args[0]?.toUpperCase() === 'GET-MASTER-ADDR-BY-NAME') {
           this.asked++
-          sock.write(`*2\r\n${bulk('127.0.0.1')}${bulk(String(this.masterPort))}`)
+          sock.write(this.unknown ? '*-1\r\n' : `*2\r\n${bulk('127.0.0.1')}${bulk(String(this.masterPort))}`)
         } else if (cmd === 'SUBSCRIBE') {
           this.subscribers.add(sock)
           sock.write(`*3\r\n${bulk('subscribe')}${bulk(args[0])}:1\r\n`)
@@ -291,6 +305,23 @@ describe('with a scripted sentinel', () => {
     await eventually(() => c.set(p + 'k', 'b'), 3000, 20)
     expect(await b.cli('GET', p + 'k')).toBe('b')
     expect(await a.cli('GET', p + 'k')).toBe('a')
+  })
+
+  test('the sentinel that answered is asked first from then on', async () => {
+    const other = await new FakeSentinel().start()
+    try {
+      fake.unknown = true
+      other.masterPort = a.port
+      const c = await connect(opts({ sentinel: { masterName: 'm', sentinels: [fake.addr, other.addr] } }))
+      expect([fake.asked, other.asked]).toEqual([1, 1])
+      await a.cli('CLIENT', 'KILL', 'TYPE', 'normal') // skips redis-cli's own connection
+      await eventually(async () => expect(c.stats().reconnects).toBe(1), 3000, 20)
+      await eventually(() => c.set(ns('promote') + 'k', 'v'), 3000, 20)
+      expect([fake.asked, other.asked]).toEqual([1, 2])
+    } finally {
+      await closeAll()
+      await other.stop()
+    }
   })
 
   test('close() ends the +switch-master subscriptions too', async () => {
