@@ -132,6 +132,30 @@ describe('on a sentinel topology', () => {
   })
 })
 
+describe('on a TLS sentinel topology', () => {
+  let t: SentinelTopology
+  beforeAll(async () => {
+    t = await startSentinel({ replicas: 1, sentinels: 3, password: DATA_PW, sentinelPassword: SENTINEL_PW, tls: true })
+  })
+  afterAll(() => t?.stop())
+
+  test('the tls settings apply to the sentinels and to the master', async () => {
+    const certs = t.nodes[0].certs!
+    const c = await connect(options(t, { tls: { ca: certs.ca } }))
+    const p = ns('tls')
+    await c.set(p + 'k', 'v')
+    expect(await (await t.master()).cli('GET', p + 'k')).toBe('v')
+    // Without TLS the sentinels cannot be asked: the error says so for each.
+    const plain = await attempt(options(t, { connectTimeoutMs: 600 }))
+    expect(plain).toMatchObject({ code: 'ERR_CONNECTION' })
+    for (const s of t.sentinelAddrs) expect(plain.message).toContain(s)
+    // A CA that did not sign the sentinels' certificates.
+    const wrongCa = await attempt(options(t, { tls: { ca: certs.otherCa }, connectTimeoutMs: 600 }))
+    expect(wrongCa).toMatchObject({ code: 'ERR_TLS' })
+    expect(wrongCa.message).toMatch(/TLS|certificate/i)
+  })
+})
+
 // ---- a scripted sentinel --------------------------------------------------------
 
 /** A port nothing listens on (a listener bound, then closed). */

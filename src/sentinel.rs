@@ -93,7 +93,19 @@ impl Sentinels {
     let per = per_sentinel_timeout(cfg.connect_timeout);
     let order = self.order();
     let mut tried = Vec::with_capacity(order.len());
-    let mut all_auth = true;
+    // ERR_AUTH or ERR_TLS when every sentinel failed that way, else ERR_CONNECTION.
+    let mut common: Option<ErrorCode> = None;
+    let mut agree = |code: ErrorCode| {
+      let code = match code {
+        ErrorCode::Auth | ErrorCode::Tls => code,
+        _ => ErrorCode::Connection,
+      };
+      common = match common {
+        None => Some(code),
+        Some(c) if c == code => Some(c),
+        Some(_) => Some(ErrorCode::Connection),
+      };
+    };
     for (host, port) in &order {
       let why = match timeout(per, ask_master(cfg, sc, tls, host, *port)).await {
         Ok(Ok(found)) => {
@@ -105,21 +117,17 @@ impl Sentinels {
           return Ok(found);
         }
         Ok(Err(e)) => {
-          all_auth &= e.code == ErrorCode::Auth;
+          agree(e.code);
           e.message
         }
         Err(_) => {
-          all_auth = false;
+          agree(ErrorCode::Connection);
           format!("no answer within {} ms", per.as_millis())
         }
       };
       tried.push(format!("{} ({why})", addr(host, *port)));
     }
-    let code = if all_auth {
-      ErrorCode::Auth
-    } else {
-      ErrorCode::Connection
-    };
+    let code = common.unwrap_or(ErrorCode::Connection);
     Err(cfg.redact(Error::new(
       code,
       format!(

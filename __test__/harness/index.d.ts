@@ -120,6 +120,8 @@ export interface SentinelStartOptions {
   downAfterMs?: number
   /** Default 4000. */
   failoverTimeoutMs?: number
+  /** TLS-only listeners everywhere (one CA: `nodes[0].certs`), replication and Sentinel links over TLS. */
+  tls?: boolean
 }
 
 export declare class SentinelTopology {

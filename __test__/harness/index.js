@@ -329,14 +329,17 @@ async function startSentinel(opts = {}) {
   const quorum = opts.quorum ?? Math.min(2, sentinels)
   // Every data node may become a replica after a failover: all need masterauth.
   const auth = password !== undefined ? ['--masterauth', password] : []
+  // TLS: every listener TLS-only; replication and Sentinel's own links over TLS too.
+  const tls = opts.tls ? true : undefined
+  if (tls) auth.push('--tls-replication', 'yes')
   const started = []
   try {
-    const master = await startRedis({ password, args: [...auth, '--loglevel', 'warning'] })
+    const master = await startRedis({ password, tls, args: [...auth, '--loglevel', 'warning'] })
     started.push(master)
     const reps = []
     for (let i = 0; i < replicas; i++) {
       const r = await startRedis({
-        password, args: [...auth, '--replicaof', HOST, String(master.port), '--loglevel', 'warning'],
+        password, tls, args: [...auth, '--replicaof', HOST, String(master.port), '--loglevel', 'warning'],
       })
       started.push(r)
       reps.push(r)
@@ -352,7 +355,9 @@ async function startSentinel(opts = {}) {
     ].join('\n')
     const sens = []
     for (let i = 0; i < sentinels; i++) {
-      const s = await startRedis({ sentinelConf: conf, password: sentinelPassword })
+      const s = await startRedis({
+        sentinelConf: conf, password: sentinelPassword, tls, args: tls ? ['--tls-replication', 'yes'] : [],
+      })
       started.push(s)
       sens.push(s)
     }
