@@ -233,6 +233,15 @@ class FakeSentinel {
   }
 }
 
+async function rejectionCode(p: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await p
+    return undefined
+  } catch (e) {
+    return (e as { code?: string }).code
+  }
+}
+
 function parseCommand(buf: string): { args: string[]; used: number } | null {
   if (!buf.startsWith('*')) return null
   let i = buf.indexOf('\r\n')
@@ -346,6 +355,20 @@ describe('with a scripted sentinel', () => {
       await closeAll()
       await other.stop()
     }
+  })
+
+  test('an ACL user without @dangerous (so without ROLE) still connects and follows READONLY', async () => {
+    for (const srv of [a, b]) await srv.cli('ACL', 'SETUSER', 'app', 'on', '>Zq-app-pw', '~*', '&*', '+@all', '-@dangerous')
+    fake.masterPort = a.port
+    const c = await connect(opts({ username: 'app', password: 'Zq-app-pw' }))
+    const p = ns('acl')
+    expect(await rejectionCode(c.command('ROLE'))).toBe('ERR_AUTH') // NOPERM
+    await c.set(p + 'k', '1')
+    await a.cli('REPLICAOF', '127.0.0.1', b.port)
+    fake.masterPort = b.port
+    expect((await rejectionCode(c.set(p + 'k', '2')))).toBe('ERR_REPLY')
+    await eventually(() => c.set(p + 'k', '3'), 3000, 20)
+    expect(await b.cli('GET', p + 'k')).toBe('3')
   })
 
   test('close() ends the +switch-master subscriptions too', async () => {

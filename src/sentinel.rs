@@ -279,6 +279,10 @@ async fn ask_master(
 }
 
 /// `ROLE` on a fresh data connection: `Ok` when it is the master.
+///
+/// ROLE is in ACL category `@dangerous`, which restricted users often lack:
+/// when it is refused (`NOPERM`, or renamed away), the sentinels' word is
+/// taken and a `READONLY` reply remains the signal of a demoted master.
 pub async fn check_master<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
   s: &mut S,
   at: &str,
@@ -288,12 +292,7 @@ pub async fn check_master<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
     .map_err(|e| Error::new(e.code, format!("ROLE at {at} failed ({})", e.message)))?;
   let role = match &replies[0] {
     Reply::Array(a) => a.first().and_then(text),
-    Reply::Error(t) => {
-      return Err(Error::new(
-        ErrorCode::Reply,
-        format!("ROLE at {at} refused: {t}"),
-      ))
-    }
+    Reply::Error(_) => return Ok(()),
     _ => None,
   };
   match role.as_deref() {
