@@ -21,6 +21,10 @@ export const ENV_VARS = [
   'REDIS_DB',
   'REDIS_TLS',
   'REDIS_KEY_PREFIX',
+  'REDIS_SENTINELS',
+  'REDIS_SENTINEL_MASTER',
+  'REDIS_SENTINEL_USERNAME',
+  'REDIS_SENTINEL_PASSWORD',
 ] as const
 
 const SET_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'nx', 'xx', 'keepTtl'])

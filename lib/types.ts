@@ -43,6 +43,24 @@ export interface ConnectOptions {
    * this client when any of them changes (RESP3 client tracking).
    */
   clientCache?: ClientCacheOptions
+  /**
+   * Sentinel mode: the master's address comes from these sentinels (asked in
+   * turn before every connect and reconnect) instead of `host`/`port`, and the
+   * client follows failovers. `password`/`username`/`db`/`tls` (or a `url`'s)
+   * still apply to the master; TLS settings also apply to the sentinels.
+   */
+  sentinel?: SentinelOptions
+}
+
+export interface SentinelOptions {
+  /** The name the sentinels monitor the master under (`sentinel monitor <name> ...`). */
+  masterName: string
+  /** Sentinel addresses, `'host:port'` (IPv6: `'[::1]:26379'`); at least one. */
+  sentinels: string[]
+  /** The sentinels' own password (`requirepass` in sentinel.conf), if they have one. */
+  password?: string
+  /** The sentinels' ACL user, with `password`. */
+  username?: string
 }
 
 export interface ClientCacheOptions {

@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+#[cfg(test)]
+use crate::error::ErrorCode;
 use crate::error::{Error, Result};
 
 /// Default per-command timeout.
@@ -77,6 +79,86 @@ pub struct Config {
   pub reconnect_max: Duration,
   /// Server-assisted client-side caching (RESP3 tracking), when configured.
   pub client_cache: Option<ClientCacheConfig>,
+  /// Sentinel mode: the master is looked up before every (re)connect and
+  /// `host`/`port` are not used.
+  pub sentinel: Option<SentinelConfig>,
+}
+
+/// Where to ask for the master's address. `username`/`password` are the
+/// sentinels' own credentials; the data connection uses `Config::password`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SentinelConfig {
+  pub master_name: String,
+  /// `(host, port)`, in the order given.
+  pub sentinels: Vec<(String, u16)>,
+  pub username: Option<String>,
+  pub password: Option<Secret>,
+}
+
+/// `host:port` or `[v6]:port` as a sentinel address.
+fn parse_host_port(what: &str, s: &str) -> Result<(String, u16)> {
+  let s = s.trim();
+  let bad = || {
+    Error::invalid(format!(
+      "{what}: {s:?} is not a host:port address (e.g. \"10.0.0.5:26379\")"
+    ))
+  };
+  let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+    let (h, p) = rest.split_once("]:").ok_or_else(bad)?;
+    (h, p)
+  } else {
+    let (h, p) = s.rsplit_once(':').ok_or_else(bad)?;
+    if h.contains(':') {
+      return Err(bad());
+    }
+    (h, p)
+  };
+  if host.is_empty()
+    || host
+      .chars()
+      .any(|c| c.is_whitespace() || c == '/' || c == '@')
+  {
+    return Err(bad());
+  }
+  let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+  Ok((host.to_string(), port))
+}
+
+fn sentinel_config(
+  what: &str,
+  master_name: Option<String>,
+  sentinels: Vec<String>,
+  username: Option<String>,
+  password: Option<String>,
+) -> Result<SentinelConfig> {
+  let master_name = master_name
+    .map(|m| m.trim().to_string())
+    .unwrap_or_default();
+  if master_name.is_empty() {
+    return Err(Error::invalid(format!(
+      "{what}: the master name (as in `sentinel monitor <name> ...`) is missing"
+    )));
+  }
+  if master_name.chars().any(|c| c.is_whitespace()) {
+    return Err(Error::invalid(format!(
+      "{what}: master name {master_name:?} must not contain spaces"
+    )));
+  }
+  if sentinels.is_empty() {
+    return Err(Error::invalid(format!(
+      "{what}: list at least one sentinel as host:port"
+    )));
+  }
+  let sentinels = sentinels
+    .iter()
+    .map(|s| parse_host_port(what, s))
+    .collect::<Result<Vec<_>>>()?;
+  Ok(SentinelConfig {
+    master_name,
+    sentinels,
+    username: username.filter(|u| !u.is_empty()),
+    password: password.filter(|p| !p.is_empty()).map(Secret),
+  })
 }
 
 /// Keys under `prefixes` (relative to the key prefix) are cached in process
@@ -106,6 +188,7 @@ impl Default for Config {
       reconnect_min: Duration::from_millis(DEFAULT_RECONNECT_MIN_MS),
       reconnect_max: Duration::from_millis(DEFAULT_RECONNECT_MAX_MS),
       client_cache: None,
+      sentinel: None,
     }
   }
 }
@@ -127,6 +210,16 @@ struct RawOptions {
   command_timeout_ms: Option<f64>,
   reconnect: Option<RawReconnect>,
   client_cache: Option<RawClientCache>,
+  sentinel: Option<RawSentinel>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSentinel {
+  master_name: Option<String>,
+  sentinels: Option<Vec<String>>,
+  username: Option<String>,
+  password: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +359,7 @@ impl Config {
       };
       Error::invalid(format!("invalid connect options: {text}"))
     })?;
+    let explicit_addr = raw.host.is_some() || raw.port.is_some();
     let mut c = Config::default();
     if let Some(u) = &raw.url {
       c.apply_url(u)?;
@@ -334,6 +428,24 @@ impl Config {
         },
       });
     }
+    if let Some(s) = raw.sentinel {
+      if explicit_addr {
+        return Err(Error::invalid(
+          "options host/port and sentinel exclude each other: with sentinel the master's address comes from the sentinels",
+        ));
+      }
+      let what = "option sentinel";
+      let sentinels = s.sentinels.ok_or_else(|| {
+        Error::invalid("option sentinel.sentinels is missing: list the sentinels as host:port")
+      })?;
+      c.sentinel = Some(sentinel_config(
+        what,
+        s.master_name,
+        sentinels,
+        s.username,
+        s.password,
+      )?);
+    }
     if let Some(r) = raw.reconnect {
       if let Some(v) = r.min_delay_ms {
         c.reconnect_min = millis("reconnect.minDelayMs", v)?;
@@ -395,11 +507,36 @@ impl Config {
     if let Some(p) = var("REDIS_KEY_PREFIX") {
       c.key_prefix = p.into_bytes();
     }
+    match (get("REDIS_SENTINELS"), get("REDIS_SENTINEL_MASTER")) {
+      (None, None) => {}
+      (None, Some(_)) => {
+        return Err(Error::invalid(
+          "REDIS_SENTINEL_MASTER is set but REDIS_SENTINELS (host:port,host:port) is not",
+        ))
+      }
+      (Some(list), master) => {
+        c.sentinel = Some(sentinel_config(
+          "REDIS_SENTINELS/REDIS_SENTINEL_MASTER",
+          master,
+          list
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+          get("REDIS_SENTINEL_USERNAME"),
+          var("REDIS_SENTINEL_PASSWORD"),
+        )?)
+      }
+    }
     Ok(c)
   }
 
-  /// `host:port` as shown in messages (IPv6 in brackets).
+  /// `host:port` as shown in messages (IPv6 in brackets); in sentinel mode,
+  /// the master's name.
   pub fn address(&self) -> String {
+    if let Some(s) = &self.sentinel {
+      return format!("master {:?} (via Sentinel)", s.master_name);
+    }
     if self.host.contains(':') {
       format!("[{}]:{}", self.host, self.port)
     } else {
@@ -409,6 +546,15 @@ impl Config {
 
   pub fn password_str(&self) -> Option<&str> {
     self.password.as_ref().map(|s| s.0.as_str())
+  }
+
+  /// Removes both the data password and the sentinels' password from `e`.
+  pub fn redact(&self, e: Error) -> Error {
+    let e = e.redact(self.password_str());
+    match self.sentinel.as_ref().and_then(|s| s.password.as_ref()) {
+      Some(p) => e.redact(Some(&p.0)),
+      None => e,
+    }
   }
 }
 
@@ -525,6 +671,127 @@ mod tests {
       let e = Config::from_options_json(bad).unwrap_err();
       assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT", "{bad}");
     }
+  }
+
+  #[test]
+  fn sentinel_options() {
+    let c = Config::from_options_json(
+      r#"{"password":"datapw","sentinel":{"masterName":"mymaster","sentinels":["10.0.0.1:26379"," s2.internal:26380","[::1]:5000"],"password":"sentinelpw","username":"sen"}}"#,
+    )
+    .unwrap();
+    let s = c.sentinel.as_ref().unwrap();
+    assert_eq!(s.master_name, "mymaster");
+    assert_eq!(
+      s.sentinels,
+      vec![
+        ("10.0.0.1".to_string(), 26379),
+        ("s2.internal".to_string(), 26380),
+        ("::1".to_string(), 5000)
+      ]
+    );
+    assert_eq!(s.username.as_deref(), Some("sen"));
+    assert_eq!(c.password_str(), Some("datapw"));
+    let dbg = format!("{c:?}");
+    assert!(
+      !dbg.contains("sentinelpw") && !dbg.contains("datapw"),
+      "{dbg}"
+    );
+    assert_eq!(c.address(), "master \"mymaster\" (via Sentinel)");
+    let e = c.redact(Error::new(
+      ErrorCode::Connection,
+      "echo sentinelpw and datapw",
+    ));
+    assert_eq!(e.message, "echo *** and ***");
+
+    // The URL still gives the data connection's password, db and TLS.
+    let c = Config::from_options_json(
+      r#"{"url":"rediss://:pw@ignored:1/3","sentinel":{"masterName":"m","sentinels":["a:1"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+      (c.db, c.tls.is_some(), c.password_str()),
+      (3, true, Some("pw"))
+    );
+    assert!(c.sentinel.unwrap().password.is_none());
+
+    for (bad, says) in [
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":[]}}"#,
+        "at least one",
+      ),
+      (r#"{"sentinel":{"masterName":"m"}}"#, "sentinels is missing"),
+      (r#"{"sentinel":{"sentinels":["a:1"]}}"#, "master name"),
+      (
+        r#"{"sentinel":{"masterName":" ","sentinels":["a:1"]}}"#,
+        "master name",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a"]}}"#,
+        "\"a\" is not a host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a:0"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a:70000"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":[":1"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["::1:5"]}}"#,
+        "host:port",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":["a:1"],"pasword":"x"}}"#,
+        "pasword",
+      ),
+      (
+        r#"{"host":"h","sentinel":{"masterName":"m","sentinels":["a:1"]}}"#,
+        "exclude",
+      ),
+      (
+        r#"{"sentinel":{"masterName":"m","sentinels":"a:1"}}"#,
+        "invalid type",
+      ),
+    ] {
+      let e = Config::from_options_json(bad).unwrap_err();
+      assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT", "{bad}");
+      assert!(e.message.contains(says), "{bad}: {}", e.message);
+    }
+    // A sentinel password of the wrong type is not echoed.
+    let e = Config::from_options_json(
+      r#"{"sentinel":{"masterName":"m","sentinels":["a:1"],"password":4711081512}}"#,
+    )
+    .unwrap_err();
+    assert!(!e.message.contains("4711081512"), "{}", e.message);
+  }
+
+  #[test]
+  fn sentinel_env() {
+    let c = Config::from_env(env(&[
+      ("REDIS_SENTINELS", "10.0.0.1:26379, 10.0.0.2:26379,"),
+      ("REDIS_SENTINEL_MASTER", "atlas"),
+      ("REDIS_SENTINEL_PASSWORD", "spw"),
+      ("REDIS_PASSWORD", "dpw"),
+    ]))
+    .unwrap();
+    let s = c.sentinel.as_ref().unwrap();
+    assert_eq!(s.master_name, "atlas");
+    assert_eq!(s.sentinels.len(), 2);
+    assert_eq!(s.password, Some(Secret("spw".into())));
+    assert_eq!(c.password_str(), Some("dpw"));
+    assert!(Config::from_env(env(&[("REDIS_SENTINELS", "a:1")])).is_err());
+    assert!(Config::from_env(env(&[("REDIS_SENTINEL_MASTER", "m")])).is_err());
+    assert!(Config::from_env(env(&[
+      ("REDIS_SENTINELS", "nope"),
+      ("REDIS_SENTINEL_MASTER", "m")
+    ]))
+    .is_err());
+    assert!(Config::from_env(env(&[])).unwrap().sentinel.is_none());
   }
 
   #[test]
@@ -715,6 +982,8 @@ mod fuzz_smoke {
                   "prefixes",
                   "maxEntries",
                   "ttlMs",
+                  "masterName",
+                  "sentinels",
                   "x",
                 ])
                 .to_string(),
@@ -739,6 +1008,7 @@ mod fuzz_smoke {
     "commandTimeoutMs",
     "reconnect",
     "clientCache",
+    "sentinel",
     "hots",
   ];
 

@@ -27,6 +27,7 @@ use crate::config::Config;
 use crate::error::{io_reason, Error, ErrorCode, Result};
 use crate::outbox::{Completion, Event, Outbox};
 use crate::resp::{self, Reply};
+use crate::sentinel::{self, Sentinels};
 use crate::stats::Stats;
 use crate::tls;
 
@@ -189,6 +190,7 @@ impl Connection {
     let wake = Arc::new(Notify::new());
     let cache_epoch = Arc::new(AtomicU32::new(0));
     let driver = Driver {
+      sentinels: cfg.sentinel.as_ref().map(Sentinels::new),
       cfg: cfg.clone(),
       cache_epoch: cache_epoch.clone(),
       link: link.clone(),
@@ -345,6 +347,8 @@ struct Driver {
   wake: Arc<Notify>,
   outbox: Arc<Outbox>,
   stats: Arc<Stats>,
+  /// Sentinel mode: where the master is looked up.
+  sentinels: Option<Arc<Sentinels>>,
 }
 
 impl Driver {
@@ -353,9 +357,14 @@ impl Driver {
       Ok(c) => c,
       Err(e) => return self.connect_failed(e),
     };
+    // Dropped when this task ends: the `+switch-master` watchers stop with it.
+    let (_stop_watchers, stop) = tokio::sync::watch::channel(());
+    if let Some(s) = &self.sentinels {
+      sentinel::watch_all(s, &self.cfg, connector.clone(), &self.wake, &stop);
+    }
     let first = timeout(
       self.cfg.connect_timeout,
-      establish(&self.cfg, connector.as_ref()),
+      connect(&self.cfg, connector.as_ref(), self.sentinels.as_deref()),
     )
     .await;
     let mut conn = match first {
@@ -422,6 +431,11 @@ impl Driver {
     let mut wbuf: Vec<u8> = Vec::new();
     let mut wpos = 0usize;
     loop {
+      if let Some(s) = &self.sentinels {
+        if s.generation.load(Relaxed) != s.connected_generation.load(Relaxed) {
+          return Ended::Lost(self.lost("Sentinel announced a new master"));
+        }
+      }
       let (deadline, done) = {
         let mut l = self.link.lock();
         if wpos == wbuf.len() {
@@ -480,9 +494,14 @@ impl Driver {
     let mut done = Vec::with_capacity(replies.len());
     let mut unexpected = false;
     let mut invalidated = false;
+    let mut demoted = false;
     {
       let mut l = self.link.lock();
       for reply in replies {
+        // A master demoted while we stayed connected: its replies to writes say
+        // so; the caller gets that reply, the connection goes to the new master.
+        demoted |= self.sentinels.is_some()
+          && matches!(&reply, Reply::Error(t) if t.starts_with("READONLY"));
         if let Reply::Push(items) = reply {
           if let Some(ev) = invalidation(items) {
             invalidated = true;
@@ -515,6 +534,9 @@ impl Driver {
     }
     if unexpected {
       return Err(self.lost("protocol error: a reply nobody asked for"));
+    }
+    if demoted {
+      return Err(self.lost("the server answered READONLY: it is no longer the master"));
     }
     parsed
   }
@@ -623,9 +645,9 @@ impl Driver {
             }
           }
           _ = sleep_until(start_at), if connecting.is_none() => {
-            let (cfg, conn) = (self.cfg.clone(), connector.clone());
+            let (cfg, conn, sen) = (self.cfg.clone(), connector.clone(), self.sentinels.clone());
             connecting = Some(Box::pin(async move {
-              match timeout(cfg.connect_timeout, establish(&cfg, conn.as_ref())).await {
+              match timeout(cfg.connect_timeout, connect(&cfg, conn.as_ref(), sen.as_deref())).await {
                 Ok(r) => r,
                 Err(_) => Err(connect_timed_out(&cfg)),
               }
@@ -720,6 +742,58 @@ fn connect_timed_out(cfg: &Config) -> Error {
       cfg.connect_timeout.as_millis()
     ),
   )
+}
+
+/// Standalone: [`establish`]. Sentinel mode: ask the sentinels for the
+/// master, establish, and check with `ROLE` that it is the master; a server
+/// that is not (a failover under way) or cannot be reached is tried again,
+/// after backoff, until `connectTimeoutMs` runs out.
+async fn connect(
+  cfg: &Config,
+  tls: Option<&tls::Connector>,
+  sentinels: Option<&Sentinels>,
+) -> Result<Conn> {
+  let Some(s) = sentinels else {
+    return establish(cfg, tls).await;
+  };
+  let deadline = Instant::now() + cfg.connect_timeout;
+  let mut attempt = 0u32;
+  loop {
+    let generation = s.generation.load(Relaxed);
+    let (host, port) = s.resolve(cfg, tls).await?;
+    s.set_current(&host, port);
+    let mut master = cfg.clone();
+    master.host = host;
+    master.port = port;
+    master.sentinel = None;
+    let at = master.address();
+    let r = match establish(&master, tls).await {
+      Ok(mut conn) => {
+        let stream: &mut dyn Stream = match &mut conn {
+          Conn::Tcp(s) => s,
+          Conn::Tls(s) => s,
+        };
+        sentinel::check_master(stream, &at).await.map(|_| conn)
+      }
+      Err(e) => Err(e),
+    };
+    match r {
+      Ok(conn) => {
+        s.connected_generation.store(generation, Relaxed);
+        return Ok(conn);
+      }
+      // Wrong credentials or TLS settings will not get better by retrying.
+      Err(e) if e.code != ErrorCode::Connection => return Err(cfg.redact(e)),
+      Err(e) => {
+        attempt += 1;
+        let delay = backoff(attempt, cfg.reconnect_min, cfg.reconnect_max);
+        if Instant::now() + delay >= deadline {
+          return Err(cfg.redact(e));
+        }
+        tokio::time::sleep(delay).await;
+      }
+    }
+  }
 }
 
 /// TCP (+TLS) connect and the handshake: AUTH, SELECT, then PING to prove

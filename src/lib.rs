@@ -11,6 +11,7 @@ pub mod error;
 pub mod outbox;
 pub mod resp;
 pub mod scripts;
+pub mod sentinel;
 pub mod stats;
 pub mod tls;
 

@@ -102,3 +102,50 @@ export declare function startRedis(options?: StartOptions): Promise<RedisServer>
 export declare function stopAll(): Promise<void>
 /** Generate the TLS material once per process (and per dir); default dir: a tmp dir removed at exit. */
 export declare function makeCerts(dir?: string): Certs
+
+export interface SentinelStartOptions {
+  /** Replicas of the first master (--replicaof); default 1. */
+  replicas?: number
+  /** Sentinels (`redis-server <conf> --sentinel`); default 3. */
+  sentinels?: number
+  /** `sentinel monitor <masterName> ...`; default 'atlas'. */
+  masterName?: string
+  /** Default min(2, sentinels). */
+  quorum?: number
+  /** requirepass (and masterauth) of the data nodes. */
+  password?: string
+  /** requirepass of the sentinels (and `sentinel sentinel-pass`). */
+  sentinelPassword?: string
+  /** Default 1000. */
+  downAfterMs?: number
+  /** Default 4000. */
+  failoverTimeoutMs?: number
+  /** TLS-only listeners everywhere (one CA: `nodes[0].certs`), replication and Sentinel links over TLS. */
+  tls?: boolean
+}
+
+export declare class SentinelTopology {
+  private constructor()
+  readonly masterName: string
+  /** The data nodes; nodes[0] is the first master. */
+  readonly nodes: RedisServer[]
+  readonly sentinels: RedisServer[]
+  /** `['127.0.0.1:PORT', ...]`, for ConnectOptions.sentinel.sentinels. */
+  readonly sentinelAddrs: string[]
+  /** The data node the first answering sentinel names as master. */
+  master(): Promise<RedisServer>
+  /** Until every live sentinel names one master other than `old`, and it answers ROLE as master. */
+  waitForNewMaster(old: RedisServer, timeoutMs?: number): Promise<RedisServer>
+  /** Until every live sentinel sees `replicas` healthy replicas and all other sentinels, and replicas are in sync. */
+  waitReady(replicas?: number, timeoutMs?: number): Promise<void>
+  /** `SENTINEL FAILOVER <masterName>` on the first live sentinel. */
+  failover(): Promise<void>
+  /** Stops every server of the topology. */
+  stop(): Promise<void>
+}
+
+/**
+ * A master, replicas and sentinels on free ports (down-after 1 s, quorum 2);
+ * resolves once the sentinels know every replica and each other.
+ */
+export declare function startSentinel(options?: SentinelStartOptions): Promise<SentinelTopology>

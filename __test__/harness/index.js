@@ -95,8 +95,10 @@ class RedisServer {
 
   _args() {
     const o = this._opts
-    const a = ['--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', this.dir,
-      '--daemonize', 'no', '--logfile', this.logFile]
+    // Sentinel mode: the (writable) config file comes first; redis-server rewrites it.
+    const a = o.sentinelConf !== undefined ? [this.confFile, '--sentinel'] : []
+    a.push('--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', this.dir,
+      '--daemonize', 'no', '--logfile', this.logFile)
     if (this.certs) {
       const t = typeof o.tls === 'object' ? o.tls : {}
       const c = this.certs
@@ -122,9 +124,15 @@ class RedisServer {
     return a.concat(o.args || [])
   }
 
+  get confFile() { return path.join(this.dir, 'sentinel.conf') }
+
   async _start() {
     fs.mkdirSync(this.dir, { recursive: true })
     registry.dirs.add(this.dir)
+    // Written once: on restart the sentinel keeps what it learned (its rewritten file).
+    if (this._opts.sentinelConf !== undefined && !fs.existsSync(this.confFile)) {
+      fs.writeFileSync(this.confFile, this._opts.sentinelConf)
+    }
     // Restarts append to the same files: error reports show only this run's part.
     const since = { [this.logFile]: fileSize(this.logFile), [this.stdioFile]: fileSize(this.stdioFile) }
     // Config errors go to stderr before the logfile is opened: keep them in a file
@@ -170,7 +178,7 @@ class RedisServer {
       // process that took the port while ours failed to bind. (Redis logs that line
       // at notice level, so it is skipped when the args ask for a quieter log.)
       if (await this._ping() && (this._quietLog()
-        || tail(this.logFile, since[this.logFile], Infinity).includes('Ready to accept connections'))) return
+        || /Ready to accept connections|Sentinel ID is/.test(tail(this.logFile, since[this.logFile], Infinity)))) return
       if (Date.now() > deadline) {
         await this._terminate('SIGKILL')
         throw new Error(`redis-server on port ${this.port} not ready after ${READY_TIMEOUT_MS} ms:\n${output()}`)
@@ -299,9 +307,152 @@ async function startRedis(opts = {}) {
   }
 }
 
+/** `redis-cli` output of a flat field/value array as an object. */
+function fields(text) {
+  const lines = text.split('\n')
+  const o = {}
+  for (let i = 0; i + 1 < lines.length; i += 2) o[lines[i]] = lines[i + 1]
+  return o
+}
+
+/**
+ * A master, `replicas` replicas (--replicaof) and `sentinels` sentinels
+ * (`redis-server <conf> --sentinel`, quorum 2, down-after 1 s) on free ports.
+ * Resolves once every sentinel knows every replica and every other sentinel
+ * and the replicas are in sync.
+ */
+async function startSentinel(opts = {}) {
+  const {
+    replicas = 1, sentinels = 3, masterName = 'atlas', password, sentinelPassword,
+    downAfterMs = 1000, failoverTimeoutMs = 4000,
+  } = opts
+  const quorum = opts.quorum ?? Math.min(2, sentinels)
+  // Every data node may become a replica after a failover: all need masterauth.
+  const auth = password !== undefined ? ['--masterauth', password] : []
+  // TLS: every listener TLS-only; replication and Sentinel's own links over TLS too.
+  const tls = opts.tls ? true : undefined
+  if (tls) auth.push('--tls-replication', 'yes')
+  const started = []
+  try {
+    const master = await startRedis({ password, tls, args: [...auth, '--loglevel', 'warning'] })
+    started.push(master)
+    const reps = []
+    for (let i = 0; i < replicas; i++) {
+      const r = await startRedis({
+        password, tls, args: [...auth, '--replicaof', HOST, String(master.port), '--loglevel', 'warning'],
+      })
+      started.push(r)
+      reps.push(r)
+    }
+    const conf = [
+      `sentinel monitor ${masterName} ${HOST} ${master.port} ${quorum}`,
+      `sentinel down-after-milliseconds ${masterName} ${downAfterMs}`,
+      `sentinel failover-timeout ${masterName} ${failoverTimeoutMs}`,
+      `sentinel parallel-syncs ${masterName} 1`,
+      ...(password !== undefined ? [`sentinel auth-pass ${masterName} ${password}`] : []),
+      ...(sentinelPassword !== undefined ? [`sentinel sentinel-pass ${sentinelPassword}`] : []),
+      '',
+    ].join('\n')
+    const sens = []
+    for (let i = 0; i < sentinels; i++) {
+      const s = await startRedis({
+        sentinelConf: conf, password: sentinelPassword, tls, args: tls ? ['--tls-replication', 'yes'] : [],
+      })
+      started.push(s)
+      sens.push(s)
+    }
+    const topo = new SentinelTopology(masterName, [master, ...reps], sens)
+    await topo.waitReady(replicas)
+    return topo
+  } catch (err) {
+    await Promise.all(started.map((s) => s.stop()))
+    throw err
+  }
+}
+
+class SentinelTopology {
+  constructor(masterName, nodes, sentinels) {
+    this.masterName = masterName
+    /** The data nodes; nodes[0] is the first master. */
+    this.nodes = nodes
+    this.sentinels = sentinels
+  }
+
+  /** `['127.0.0.1:PORT', ...]` of the sentinels, for ConnectOptions.sentinel.sentinels. */
+  get sentinelAddrs() { return this.sentinels.map((s) => `${s.host}:${s.port}`) }
+
+  /** Asks the first sentinel that answers; the data node at that address. */
+  async master() {
+    for (const s of this.sentinels) {
+      if (!s.pid) continue
+      try {
+        const [host, port] = (await s.cli('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.masterName)).split('\n')
+        const node = this.nodes.find((n) => n.port === Number(port))
+        if (node) return node
+        void host
+      } catch { /* next */ }
+    }
+    throw new Error('no sentinel named a master')
+  }
+
+  /** Until every live sentinel names a master other than `old` that answers ROLE as master. */
+  async waitForNewMaster(old, timeoutMs = 15_000) {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      try {
+        const names = await Promise.all(this.sentinels.filter((s) => s.pid)
+          .map((s) => s.cli('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', this.masterName)))
+        const ports = new Set(names.map((n) => Number(n.split('\n')[1])))
+        if (ports.size === 1 && !ports.has(old.port)) {
+          const node = this.nodes.find((n) => ports.has(n.port))
+          if (node && (await node.cli('ROLE')).startsWith('master')) return node
+        }
+      } catch { /* retry */ }
+      if (Date.now() > deadline) throw new Error(`no new master within ${timeoutMs} ms`)
+      await sleep(100)
+    }
+  }
+
+  /** Until every live sentinel sees `replicas` healthy replicas and all other sentinels, and replicas are in sync. */
+  async waitReady(replicas = this.nodes.length - 1, timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs
+    let last = ''
+    for (;;) {
+      try {
+        const live = this.sentinels.filter((s) => s.pid)
+        const infos = await Promise.all(live.map(async (s) => fields(await s.cli('SENTINEL', 'MASTER', this.masterName))))
+        const master = await this.master()
+        const synced = await Promise.all(this.nodes.filter((n) => n !== master && n.pid)
+          .map(async (n) => /master_link_status:up/.test(await n.cli('INFO', 'replication'))))
+        last = JSON.stringify(infos.map((i) => [i.flags, i['num-slaves'], i['num-other-sentinels']]))
+        if (infos.every((i) => i.flags === 'master' && Number(i['num-slaves']) >= replicas
+            && Number(i['num-other-sentinels']) >= this.sentinels.length - 1)
+          && synced.filter(Boolean).length >= replicas) {
+          // num-slaves counts replicas the sentinel marks down too: ask for healthy ones.
+          const reps = await Promise.all(live.map((s) => s.cli('SENTINEL', 'REPLICAS', this.masterName)))
+          if (reps.every((r) => (r.match(/^slave$/gm) || []).length >= replicas)) return
+        }
+      } catch (e) { last = String(e) }
+      if (Date.now() > deadline) throw new Error(`sentinel topology not ready after ${timeoutMs} ms: ${last}`)
+      await sleep(100)
+    }
+  }
+
+  /** `SENTINEL FAILOVER` on the first live sentinel (a graceful failover). */
+  async failover() {
+    const s = this.sentinels.find((x) => x.pid)
+    const r = await s.cli('SENTINEL', 'FAILOVER', this.masterName)
+    if (r !== 'OK') throw new Error(`SENTINEL FAILOVER: ${r}`)
+  }
+
+  async stop() {
+    await Promise.all([...this.sentinels, ...this.nodes].map((s) => s.stop()))
+  }
+}
+
 /** Stop every server started through this module (in jest: by this test file). */
 async function stopAll() {
   await Promise.all([...servers].map((s) => s.stop()))
 }
 
-module.exports = { startRedis, stopAll, makeCerts, RedisServer }
+module.exports = { startRedis, startSentinel, stopAll, makeCerts, RedisServer, SentinelTopology }
