@@ -21,6 +21,7 @@ export const ENV_VARS = [
   'REDIS_DB',
   'REDIS_TLS',
   'REDIS_KEY_PREFIX',
+  'REDIS_CLUSTER_NODES',
 ] as const
 
 const SET_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'nx', 'xx', 'keepTtl'])
@@ -29,14 +30,16 @@ const SCAN_OPTIONS = new Set(['match', 'count', 'type'])
 
 type State = 'connecting' | 'ready' | 'closing' | 'closed'
 
-function checkOptionKeys(method: string, options: object, allowed: Set<string>): void {
+/** @internal */
+export function checkOptionKeys(method: string, options: object, allowed: Set<string>): void {
   for (const k of Object.keys(options)) {
     if (!allowed.has(k)) throw invalidArgument(`${method}(): unknown option ${JSON.stringify(k)}`)
   }
 }
 
 /** The environment's REDIS_* variables, for the native config reader. */
-function envSnapshot(): Record<string, string> {
+/** @internal */
+export function envSnapshot(): Record<string, string> {
   const env: Record<string, string> = {}
   for (const k of ENV_VARS) {
     const v = process.env[k]
@@ -46,7 +49,8 @@ function envSnapshot(): Record<string, string> {
 }
 
 /** Plain `{ … }` objects only: a Date or an array is not an options bag. */
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** @internal */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object') return false
   let proto: unknown
   try {
@@ -57,7 +61,8 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null
 }
 
-function serializeOptions(options: ConnectOptions): string {
+/** @internal */
+export function serializeOptions(options: ConnectOptions): string {
   const tls = options.tls
   const plain: Record<string, unknown> = { ...options }
   if (tls && typeof tls === 'object') {
@@ -89,19 +94,19 @@ function serializeOptions(options: ConnectOptions): string {
  * ```
  */
 export class RedisClient {
-  private native!: NativeClient
-  private state: State = 'connecting'
+  protected native!: NativeClient
+  protected state: State = 'connecting'
   private queue: unknown[] = []
   private scheduled = false
   private firstId = 0
   private nextId = 0
   private readonly pending = new PendingTable()
   /** Set when `clientCache` is configured. */
-  private localCache?: LocalCache
+  protected localCache?: LocalCache
   private connectWaiter?: Omit<Pending, "id">
   private closeWaiters: Array<() => void> = []
 
-  private constructor() {}
+  protected constructor() {}
 
   /**
    * Connects and resolves once the server answered the handshake.
@@ -114,6 +119,13 @@ export class RedisClient {
    * Rejects with `ERR_CONNECTION`, `ERR_AUTH`, `ERR_TLS` or `ERR_INVALID_ARGUMENT`.
    */
   static connect(options?: string | ConnectOptions): Promise<RedisClient> {
+    // Redis Cluster: one standalone connection per master, routed in lib/cluster-client.ts
+    // (loaded on demand; the standalone path below does no extra work per command).
+    if (isPlainObject(options) ? options.cluster !== undefined : options === undefined && !!process.env.REDIS_CLUSTER_NODES?.trim()) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { ClusterClient } = require('./cluster-client') as typeof import('./cluster-client')
+      return ClusterClient.open(options as ConnectOptions | undefined)
+    }
     const client = new RedisClient()
     return new Promise<RedisClient>((resolve, reject) => {
       client.connectWaiter = { resolve: () => resolve(client), reject }
@@ -339,6 +351,19 @@ export class RedisClient {
   /** Counters since connect: commands, errors, timeouts, reconnects, in-flight, latency. */
   stats(): ClientStats {
     const s = this.native.stats()
+    return this.statsWith(s, this.pending.size, {
+      p50Ms: s.latencyP50Us / 1000,
+      p99Ms: s.latencyP99Us / 1000,
+      maxMs: s.latencyMaxUs / 1000,
+    })
+  }
+
+  /** @internal */
+  protected statsWith(
+    s: { commands: number; batches: number; replies: number; errors: number; timeouts: number; reconnects: number },
+    inFlight: number,
+    latency: ClientStats['latency'],
+  ): ClientStats {
     return {
       commands: s.commands,
       batches: s.batches,
@@ -346,8 +371,8 @@ export class RedisClient {
       errors: s.errors,
       timeouts: s.timeouts,
       reconnects: s.reconnects,
-      inFlight: this.pending.size,
-      latency: { p50Ms: s.latencyP50Us / 1000, p99Ms: s.latencyP99Us / 1000, maxMs: s.latencyMaxUs / 1000 },
+      inFlight,
+      latency,
       rateLimitCacheHits: rateLimitCacheHits(this),
       clientCache: this.localCache && {
         hits: this.localCache.hits,
@@ -356,6 +381,14 @@ export class RedisClient {
         entries: this.localCache.size,
       },
     }
+  }
+
+  /**
+   * A key for data that a script uses together with `key` (e.g. a lock): `key`
+   * + `suffix`, and on a cluster also in `key`'s slot. @internal
+   */
+  siblingKey(key: string, suffix: string): string {
+    return key + suffix
   }
 
   /**
@@ -440,7 +473,7 @@ export class RedisClient {
   // ---- plumbing ------------------------------------------------------------------
 
   /** Queues one command for this tick's batch. */
-  private send<T>(op: number, ...args: unknown[]): Promise<T> {
+  protected send<T>(op: number, ...args: unknown[]): Promise<T> {
     if (this.state !== 'ready') {
       return Promise.reject(
         this.state === 'connecting'
@@ -536,13 +569,15 @@ export class RedisClient {
   }
 }
 
-function flatten<T>(items: Array<T | T[]>): T[] {
+/** @internal */
+export function flatten<T>(items: Array<T | T[]>): T[] {
   if (items.length === 1 && Array.isArray(items[0])) return items[0]
   return items as T[]
 }
 
 /** Maps and entry lists become flat `[k, v, …]` arrays; plain objects pass as they are. */
-function pairsArg(entries: unknown): unknown {
+/** @internal */
+export function pairsArg(entries: unknown): unknown {
   if (entries instanceof Map || Array.isArray(entries)) {
     const flat: unknown[] = []
     for (const kv of entries as Iterable<unknown>) {

@@ -43,6 +43,21 @@ export interface ConnectOptions {
    * this client when any of them changes (RESP3 client tracking).
    */
   clientCache?: ClientCacheOptions
+  /**
+   * Redis Cluster: the seed nodes (`'host:port'`; one reachable node is enough,
+   * the others are found with CLUSTER SLOTS). Every node connection uses the
+   * settings above (username, password, tls, keyPrefix, timeouts). With no
+   * `nodes`, the seed is `url` / `host`:`port`. From the environment:
+   * `REDIS_CLUSTER_NODES=host:port,host:port`.
+   */
+  cluster?: ClusterOptions
+}
+
+export interface ClusterOptions {
+  /** Seed nodes, `'host:port'` (an IPv6 host in brackets: `'[::1]:7000'`). */
+  nodes?: string[]
+  /** Redirections (MOVED/ASK) and retries (TRYAGAIN, CLUSTERDOWN) one call may take; default 16. */
+  maxRedirections?: number
 }
 
 export interface ClientCacheOptions {
