@@ -105,6 +105,7 @@ export class ClusterClient extends RedisClient {
   private readonly timeoutMs: number
   private readonly retiredStats = { commands: 0, batches: 0, replies: 0, errors: 0, timeouts: 0, reconnects: 0 }
   private cacheNodes = false
+  private readonly counters = { moved: 0, ask: 0, retries: 0, refreshes: 0 }
 
   private constructor(
     private readonly base: ConnectOptions,
@@ -309,6 +310,7 @@ export class ClusterClient extends RedisClient {
         const ranges = parseClusterSlots(await inner(c).send(O.Command, 'CLUSTER', ['SLOTS']), a.host)
         if (ranges.length === 0 || this.state !== 'ready') continue
         this.apply(ranges)
+        this.counters.refreshes++
         return
       } catch {
         // next candidate
@@ -408,16 +410,19 @@ export class ClusterClient extends RedisClient {
           if (r.to.host === '' || r.to.host === '?') r.to = addressOf(node.address.host, r.to.port)
           const target = this.node(r.to)
           if (r.kind === 'MOVED') {
+            this.counters.moved++
             this.slotOwner[r.slot] = target
             this.refreshSoon()
             node = target
             next = this.sendTo<T>(target, op, args)
           } else {
+            this.counters.ask++
             node = target
             next = this.askingTo<T>(target, op, args)
           }
         } else if (/^ERR_REPLY: (TRYAGAIN|CLUSTERDOWN|MASTERDOWN|LOADING)\b/.test(msg)) {
           if (!mayRetry) throw e
+          this.counters.retries++
           if (!msg.startsWith('ERR_REPLY: TRYAGAIN')) this.refreshSoon()
           await sleep(backoff(attempt))
           node = this.owner(slot)
@@ -435,6 +440,7 @@ export class ClusterClient extends RedisClient {
           (code === ErrorCode.Connection && /^ERR_CONNECTION: not connected to /.test(err.message)) ||
           (code === ErrorCode.Closed && (node.retired || node.failed))
         if (!unsent || !mayRetry) throw e
+        this.counters.retries++
         await sleep(backoff(attempt))
         if (this.state !== 'ready') throw e
         // The slot map may have moved on in the meantime (a replica promoted).
@@ -604,8 +610,9 @@ export class ClusterClient extends RedisClient {
       latency.p99Ms = Math.max(latency.p99Ms, s.latency.p99Ms)
       latency.maxMs = Math.max(latency.maxMs, s.latency.maxMs)
     }
-    const base = super.statsWith(total, inFlight, latency)
-    return base
+    const stats = super.statsWith(total, inFlight, latency)
+    stats.cluster = { masters: this.masters.length, ...this.counters }
+    return stats
   }
 
   /** The nodes this client routes to now (`host:port` of each master, and the slots each serves). */

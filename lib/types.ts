@@ -117,4 +117,10 @@ export interface ClientStats {
   rateLimitCacheHits: number
   /** With `clientCache`: reads served from memory, reads that went to the server, invalidations received, entries held. */
   clientCache?: { hits: number; misses: number; invalidations: number; entries: number }
+  /**
+   * In cluster mode: masters connected, redirections followed (MOVED, ASK), calls
+   * sent again after TRYAGAIN/CLUSTERDOWN or to a node that was not connected,
+   * and slot map reloads.
+   */
+  cluster?: { masters: number; moved: number; ask: number; retries: number; refreshes: number }
 }
