@@ -6,6 +6,7 @@
 import Keyv from 'keyv'
 import { RedisClient } from '../lib'
 import { redisSecondaryStorage } from '../lib/better-auth'
+import { LOCK_SUFFIX } from '../lib/cache'
 import { KeyvRedisStore } from '../lib/keyv'
 import { keySlot } from '../lib/slot'
 import { RedisThrottlerStorage } from '../lib/throttler'
@@ -243,6 +244,14 @@ describe('the package features on a cluster', () => {
     expect(JSON.parse((await redis.get(key)) as string)).toEqual({ accounts: [1, 2, 3] })
     expect(await other.cache.invalidate(key)).toBe(true)
     expect(await redis.get(key)).toBeNull()
+    // the load lock lives in its key's slot (the lock script takes both keys), with or without a keyPrefix
+    const lock = redis.siblingKey(key, LOCK_SUFFIX)
+    expect(lock.startsWith(key + LOCK_SUFFIX)).toBe(true)
+    expect(keySlot(lock)).toBe(keySlot(key))
+    const p = await connect({ cluster: { nodes: cluster.nodes }, keyPrefix: 'tenant9:' })
+    expect(keySlot(`tenant9:${p.siblingKey(key, LOCK_SUFFIX)}`)).toBe(keySlot(`tenant9:${key}`))
+    expect(p.siblingKey('{t}x', LOCK_SUFFIX)).toBe(`{t}x${LOCK_SUFFIX}`) // already tagged: the suffix keeps the tag
+    expect(await p.cache.wrap(key, 60_000, () => 'prefixed')).toBe('prefixed')
   })
 
   test('Keyv store: setMany, getMany, hasMany, deleteMany and clear over many slots', async () => {
