@@ -421,7 +421,7 @@ export class ClusterClient extends RedisClient {
             next = this.askingTo<T>(target, op, args)
           }
         } else if (/^ERR_REPLY: (TRYAGAIN|CLUSTERDOWN|MASTERDOWN|LOADING)\b/.test(msg)) {
-          if (!mayRetry) throw e
+          if (!mayRetry || elapsed + backoff(attempt) >= this.timeoutMs) throw e
           this.counters.retries++
           if (!msg.startsWith('ERR_REPLY: TRYAGAIN')) this.refreshSoon()
           await sleep(backoff(attempt))
@@ -439,7 +439,8 @@ export class ClusterClient extends RedisClient {
           notSent.has(err) ||
           (code === ErrorCode.Connection && /^ERR_CONNECTION: not connected to /.test(err.message)) ||
           (code === ErrorCode.Closed && (node.retired || node.failed))
-        if (!unsent || !mayRetry) throw e
+        // (and only while the pause still ends within commandTimeoutMs of the call)
+        if (!unsent || !mayRetry || elapsed + backoff(attempt) >= this.timeoutMs) throw e
         this.counters.retries++
         await sleep(backoff(attempt))
         if (this.state !== 'ready') throw e
