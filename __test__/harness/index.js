@@ -349,19 +349,23 @@ class RedisCluster {
     return out
   }
 
-  /** The node that owns `slot` now, as the running nodes agree (CLUSTER SLOTS of the first that answers). */
+  /**
+   * The node that owns `slot` now: the running master whose own view (the `myself`
+   * line of its CLUSTER NODES) lists the slot — authoritative even while gossip
+   * has not yet told the other nodes about a failover or a SETSLOT.
+   */
   async ownerOf(slot) {
-    for (const s of this.servers) {
-      if (!s.pid) continue
-      // redis-cli prints CLUSTER SLOTS flat, one item a line: start, end, ip, port, id, …
-      const raw = await s.cli('CLUSTER', 'SLOTS').catch(() => '')
-      const lines = raw.split('\n').map((l) => l.trim())
-      for (let i = 0; i + 3 < lines.length; i++) {
-        const from = Number(lines[i]); const to = Number(lines[i + 1])
-        if (/^\d+$/.test(lines[i]) && /^\d+$/.test(lines[i + 1]) && /^\d+\.\d+\.\d+\.\d+$/.test(lines[i + 2]) && slot >= from && slot <= to) {
-          const port = Number(lines[i + 3])
-          return this.servers.find((x) => x.port === port)
-        }
+    const running = this.servers.filter((s) => s.pid)
+    const views = await Promise.all(running.map((s) => s.cli('CLUSTER', 'NODES').catch(() => '')))
+    for (let i = 0; i < running.length; i++) {
+      const me = views[i].split('\n').find((l) => / myself,/.test(l) || / myself /.test(l))
+      if (!me) continue
+      const f = me.trim().split(' ')
+      if (!f[2].split(',').includes('master')) continue
+      for (const r of f.slice(8)) {
+        if (r.startsWith('[')) continue // a migration in progress, not ownership
+        const [a, b] = r.split('-').map(Number)
+        if (slot >= a && slot <= (b ?? a)) return running[i]
       }
     }
     return undefined
