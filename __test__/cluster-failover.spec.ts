@@ -133,6 +133,9 @@ test('a master killed: its replica takes over, traffic recovers within 5 s, no c
   await sleep(500)
   const killedAt = Date.now()
   await victim.kill()
+  // a client connecting now (the dead master still in the slot map) connects to the others
+  const late = connect({ cluster: { nodes: cluster.nodes }, commandTimeoutMs: COMMAND_TIMEOUT_MS, connectTimeoutMs: 1000 })
+  const lateAt = late.then(() => Date.now())
   // until the replica is master and serves the victim's slots through this client
   let recoveredAt = 0
   while (Date.now() - killedAt < 15_000) {
@@ -166,5 +169,8 @@ test('a master killed: its replica takes over, traffic recovers within 5 s, no c
   const values = await redis.mget(after.map((o) => o.key))
   expect(after.filter((o, i) => values[i] !== o.value).slice(0, 5)).toEqual([])
   expect(await redis.get(probe)).toBe('back')
+  const lateClient = await late
+  expect(await lateAt).toBeLessThan(recoveredAt) // it did not wait for the failover
+  expect(await lateClient.get(probe)).toBe('back')
   expect(redis.stats().cluster!.masters).toBe(3)
 })

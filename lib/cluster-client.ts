@@ -163,8 +163,14 @@ export class ClusterClient extends RedisClient {
         const ranges = parseClusterSlots(await inner(client).send(O.Command, 'CLUSTER', ['SLOTS']), seed.host)
         if (ranges.length === 0) throw new RedisError(ErrorCode.Reply, `CLUSTERDOWN ${seed.addr} serves no slots (is the cluster created?)`)
         this.apply(ranges)
-        // Every master connected before the client is handed out.
-        await Promise.all(this.masters.map((m) => m.ready))
+        // Masters connected before the client is handed out. One that cannot be
+        // reached now (a failover under way) is not fatal: calls for its slots wait
+        // for a reloaded slot map, as after any lost node. Credentials or TLS refused
+        // by any node are.
+        const settled = await Promise.allSettled(this.masters.map((m) => m.ready))
+        const refused = settled.find((r) => r.status === 'rejected' && fatal((r.reason as RedisError)?.code))
+        if (refused !== undefined) throw (refused as PromiseRejectedResult).reason
+        if (!settled.some((r) => r.status === 'fulfilled')) throw (settled[0] as PromiseRejectedResult).reason
         this.state = 'ready'
         this.idleTimer = setInterval(() => this.refreshSoon(), REFRESH_IDLE_MS)
         this.idleTimer.unref()
@@ -172,8 +178,7 @@ export class ClusterClient extends RedisClient {
       } catch (e) {
         last = e
         // An auth or TLS problem is the same on every node: no point going on.
-        const code = (e as RedisError).code
-        if (code === ErrorCode.Auth || code === ErrorCode.Tls || code === ErrorCode.InvalidArgument) break
+        if (fatal((e as RedisError).code)) break
       }
     }
     throw last
@@ -675,6 +680,11 @@ function seedFromOptions(o: ConnectOptions): NodeAddress {
   if (typeof o.host === 'string' && o.host !== '') host = o.host
   if (typeof o.port === 'number') port = o.port
   return addressOf(host, port)
+}
+
+/** Errors that no other node or later attempt would answer differently. */
+function fatal(code: string | undefined): boolean {
+  return code === ErrorCode.Auth || code === ErrorCode.Tls || code === ErrorCode.InvalidArgument
 }
 
 function backoff(attempt: number): number {
