@@ -38,8 +38,7 @@ export function checkOptionKeys(method: string, options: object, allowed: Set<st
 }
 
 /** The environment's REDIS_* variables, for the native config reader. */
-/** @internal */
-export function envSnapshot(): Record<string, string> {
+function envSnapshot(): Record<string, string> {
   const env: Record<string, string> = {}
   for (const k of ENV_VARS) {
     const v = process.env[k]
@@ -61,8 +60,7 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return proto === Object.prototype || proto === null
 }
 
-/** @internal */
-export function serializeOptions(options: ConnectOptions): string {
+function serializeOptions(options: ConnectOptions): string {
   const tls = options.tls
   const plain: Record<string, unknown> = { ...options }
   if (tls && typeof tls === 'object') {
