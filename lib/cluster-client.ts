@@ -378,7 +378,8 @@ export class ClusterClient extends RedisClient {
     } catch (e) {
       return Promise.reject(e)
     }
-    return this.sendTo<T>(node, op, args).catch((e) => this.recover<T>(e, node, slot, op, args, 1, performance.now()))
+    const started = performance.now()
+    return this.sendTo<T>(node, op, args).catch((e) => this.recover<T>(e, node, slot, op, args, 1, started))
   }
 
   private sendTo<T>(node: Node, op: number, args: unknown[]): Promise<T> {
