@@ -157,6 +157,7 @@ describe('routing', () => {
     await expect(RedisClient.connect({ cluster: { nodes: ['nohostport'] } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     await expect(RedisClient.connect({ cluster: { nodes: cluster.nodes }, db: 2 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     await expect(RedisClient.connect({ cluster: { nodes: cluster.nodes, bogus: 1 } as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(RedisClient.connect({ cluster: { nodes: cluster.nodes }, sentinel: { masterName: 'm', sentinels: ['127.0.0.1:1'] } } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     // a port where nothing listens
     await expect(RedisClient.connect({ cluster: { nodes: ['127.0.0.1:1'] }, connectTimeoutMs: 500 })).rejects.toMatchObject({ code: 'ERR_CONNECTION' })
     // a server without cluster support

@@ -136,6 +136,7 @@ export class ClusterClient extends RedisClient {
     const { cluster, ...base } = o
     if (!isPlainObject(cluster)) throw invalidArgument('connect(): option cluster must be an object, e.g. { nodes: [\'host:port\'] }')
     checkOptionKeys('connect() cluster', cluster, CLUSTER_OPTIONS)
+    if ((base as Record<string, unknown>).sentinel !== undefined) throw invalidArgument('connect(): options cluster and sentinel cannot be combined')
     if (base.db !== undefined && base.db !== 0) throw invalidArgument('connect(): Redis Cluster has database 0 only (option db)')
     const nodes = cluster.nodes ?? []
     if (!Array.isArray(nodes)) throw invalidArgument('connect(): cluster.nodes must be an array of \'host:port\' strings')
