@@ -21,8 +21,8 @@ const { CLIENTS, BASELINE_ID, packageVersion } = require('./clients')
 const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, Histogram, runCase, runSoak, verify } = require('./workloads')
 const report = require('./report')
 
-/** Benchmark files exporting `suite({ url, server, durationMs, warmupMs, log })` → markdown. */
-const EXTRA_SUITES = ['client-cache', 'cache', 'sessions', 'ratelimit']
+/** Benchmark files exporting `suite({ url, server, durationMs, warmupMs, log })` → markdown (cluster.js starts its own cluster). */
+const EXTRA_SUITES = ['client-cache', 'cache', 'sessions', 'ratelimit', 'cluster']
 
 const HELP = `usage: node benchmark/run.js [options]
 

@@ -145,7 +145,7 @@ export class RedisCache {
     this.inflight.delete(key)
     this.refreshes.delete(key)
     const value = this.client.command('UNLINK', key)
-    const lock = this.client.command('UNLINK', lockKeyOf(key))
+    const lock = this.client.command('UNLINK', this.client.siblingKey(key, LOCK_SUFFIX))
     return Promise.all([value, lock]).then(([n]) => Number(n) > 0)
   }
 
@@ -174,7 +174,7 @@ export class RedisCache {
   private async miss<T>(key: string, ttlMs: number, loader: Loader<T>, o: Resolved): Promise<T> {
     // A refresh of this key in flight (here or elsewhere) holds the lock: it is
     // waited for like any other load, so the wait is bounded by its lock too.
-    const lock = lockKeyOf(key)
+    const lock = this.client.siblingKey(key, LOCK_SUFFIX)
     const token = newToken()
     const start = performance.now()
     const deadline = start + o.waitMs
@@ -257,7 +257,7 @@ export class RedisCache {
    * Never rejects.
    */
   private async refreshOnce<T>(key: string, ttlMs: number, loader: Loader<T>, o: Resolved): Promise<void> {
-    const lock = lockKeyOf(key)
+    const lock = this.client.siblingKey(key, LOCK_SUFFIX)
     const token = newToken()
     try {
       if (!(await this.client.set(lock, token, { nx: true, ttlMs: o.lockMs }))) return

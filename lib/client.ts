@@ -25,6 +25,7 @@ export const ENV_VARS = [
   'REDIS_SENTINEL_MASTER',
   'REDIS_SENTINEL_USERNAME',
   'REDIS_SENTINEL_PASSWORD',
+  'REDIS_CLUSTER_NODES',
 ] as const
 
 const SET_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'nx', 'xx', 'keepTtl'])
@@ -33,7 +34,8 @@ const SCAN_OPTIONS = new Set(['match', 'count', 'type'])
 
 type State = 'connecting' | 'ready' | 'closing' | 'closed'
 
-function checkOptionKeys(method: string, options: object, allowed: Set<string>): void {
+/** @internal */
+export function checkOptionKeys(method: string, options: object, allowed: Set<string>): void {
   for (const k of Object.keys(options)) {
     if (!allowed.has(k)) throw invalidArgument(`${method}(): unknown option ${JSON.stringify(k)}`)
   }
@@ -50,7 +52,8 @@ function envSnapshot(): Record<string, string> {
 }
 
 /** Plain `{ … }` objects only: a Date or an array is not an options bag. */
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+/** @internal */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (v === null || typeof v !== 'object') return false
   let proto: unknown
   try {
@@ -93,19 +96,19 @@ function serializeOptions(options: ConnectOptions): string {
  * ```
  */
 export class RedisClient {
-  private native!: NativeClient
-  private state: State = 'connecting'
+  protected native!: NativeClient
+  protected state: State = 'connecting'
   private queue: unknown[] = []
   private scheduled = false
   private firstId = 0
   private nextId = 0
   private readonly pending = new PendingTable()
   /** Set when `clientCache` is configured. */
-  private localCache?: LocalCache
+  protected localCache?: LocalCache
   private connectWaiter?: Omit<Pending, "id">
   private closeWaiters: Array<() => void> = []
 
-  private constructor() {}
+  protected constructor() {}
 
   /**
    * Connects and resolves once the server answered the handshake.
@@ -118,6 +121,13 @@ export class RedisClient {
    * Rejects with `ERR_CONNECTION`, `ERR_AUTH`, `ERR_TLS` or `ERR_INVALID_ARGUMENT`.
    */
   static connect(options?: string | ConnectOptions): Promise<RedisClient> {
+    // Redis Cluster: one standalone connection per master, routed in lib/cluster-client.ts
+    // (loaded on demand; the standalone path below does no extra work per command).
+    if (isPlainObject(options) ? options.cluster !== undefined : options === undefined && !!process.env.REDIS_CLUSTER_NODES?.trim()) {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { ClusterClient } = require('./cluster-client') as typeof import('./cluster-client')
+      return ClusterClient.open(options as ConnectOptions | undefined)
+    }
     const client = new RedisClient()
     return new Promise<RedisClient>((resolve, reject) => {
       client.connectWaiter = { resolve: () => resolve(client), reject }
@@ -347,6 +357,19 @@ export class RedisClient {
   /** Counters since connect: commands, errors, timeouts, reconnects, in-flight, latency. */
   stats(): ClientStats {
     const s = this.native.stats()
+    return this.statsWith(s, this.pending.size, {
+      p50Ms: s.latencyP50Us / 1000,
+      p99Ms: s.latencyP99Us / 1000,
+      maxMs: s.latencyMaxUs / 1000,
+    })
+  }
+
+  /** @internal */
+  protected statsWith(
+    s: { commands: number; batches: number; replies: number; errors: number; timeouts: number; reconnects: number },
+    inFlight: number,
+    latency: ClientStats['latency'],
+  ): ClientStats {
     return {
       commands: s.commands,
       batches: s.batches,
@@ -354,8 +377,8 @@ export class RedisClient {
       errors: s.errors,
       timeouts: s.timeouts,
       reconnects: s.reconnects,
-      inFlight: this.pending.size,
-      latency: { p50Ms: s.latencyP50Us / 1000, p99Ms: s.latencyP99Us / 1000, maxMs: s.latencyMaxUs / 1000 },
+      inFlight,
+      latency,
       rateLimitCacheHits: rateLimitCacheHits(this),
       clientCache: this.localCache && {
         hits: this.localCache.hits,
@@ -364,6 +387,14 @@ export class RedisClient {
         entries: this.localCache.size,
       },
     }
+  }
+
+  /**
+   * A key for data that a script uses together with `key` (e.g. a lock): `key`
+   * + `suffix`, and on a cluster also in `key`'s slot. @internal
+   */
+  siblingKey(key: string, suffix: string): string {
+    return key + suffix
   }
 
   /**
@@ -448,7 +479,7 @@ export class RedisClient {
   // ---- plumbing ------------------------------------------------------------------
 
   /** Queues one command for this tick's batch. */
-  private send<T>(op: number, ...args: unknown[]): Promise<T> {
+  protected send<T>(op: number, ...args: unknown[]): Promise<T> {
     if (this.state !== 'ready') {
       return Promise.reject(
         this.state === 'connecting'
@@ -548,7 +579,8 @@ export class RedisClient {
 // throwing getter or iterator) goes to the native layer as it is, which refuses that
 // one call with ERR_INVALID_ARGUMENT and leaves the rest of its batch alone.
 
-function flatten<T>(items: Array<T | T[]>): T[] {
+/** @internal */
+export function flatten<T>(items: Array<T | T[]>): T[] {
   if (items.length === 1 && isArray(items[0])) return items[0] as T[]
   return items as T[]
 }
@@ -561,8 +593,8 @@ function isMap(v: unknown): v is Map<unknown, unknown> {
   }
 }
 
-/** Maps and entry lists become flat `[k, v, …]` arrays; plain objects pass as they are. */
-function pairsArg(entries: unknown): unknown {
+/** Maps and entry lists become flat `[k, v, …]` arrays; plain objects pass as they are. @internal */
+export function pairsArg(entries: unknown): unknown {
   try {
     if (isMap(entries) || Array.isArray(entries)) {
       const flat: unknown[] = []

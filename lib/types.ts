@@ -50,6 +50,14 @@ export interface ConnectOptions {
    * still apply to the master; TLS settings also apply to the sentinels.
    */
   sentinel?: SentinelOptions
+  /**
+   * Redis Cluster: the seed nodes (`'host:port'`; one reachable node is enough,
+   * the others are found with CLUSTER SLOTS). Every node connection uses the
+   * settings above (username, password, tls, keyPrefix, timeouts). With no
+   * `nodes`, the seed is `url` / `host`:`port`. From the environment:
+   * `REDIS_CLUSTER_NODES=host:port,host:port`.
+   */
+  cluster?: ClusterOptions
 }
 
 export interface SentinelOptions {
@@ -61,6 +69,13 @@ export interface SentinelOptions {
   password?: string
   /** The sentinels' ACL user, with `password`. */
   username?: string
+}
+
+export interface ClusterOptions {
+  /** Seed nodes, `'host:port'` (an IPv6 host in brackets: `'[::1]:7000'`). */
+  nodes?: string[]
+  /** Redirections (MOVED/ASK) and retries (TRYAGAIN, CLUSTERDOWN) one call may take; default 16. */
+  maxRedirections?: number
 }
 
 export interface ClientCacheOptions {
@@ -120,4 +135,10 @@ export interface ClientStats {
   rateLimitCacheHits: number
   /** With `clientCache`: reads served from memory, reads that went to the server, invalidations received, entries held. */
   clientCache?: { hits: number; misses: number; invalidations: number; entries: number }
+  /**
+   * In cluster mode: masters connected, redirections followed (MOVED, ASK), calls
+   * sent again after TRYAGAIN/CLUSTERDOWN or to a node that was not connected,
+   * and slot map reloads.
+   */
+  cluster?: { masters: number; moved: number; ask: number; retries: number; refreshes: number }
 }

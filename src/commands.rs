@@ -748,7 +748,7 @@ pub fn key_spec(name: &str) -> KeySpec {
     | "SLOWLOG" | "LASTSAVE" | "ROLE" | "PUBLISH" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH"
     | "FUNCTION" | "LATENCY" | "ACL" | "HELLO" | "AUTH" | "WAIT" | "READONLY" | "READWRITE"
     | "CLUSTER" | "MEMORY" | "FLUSHDB" | "FLUSHALL" | "SELECT" | "SWAPDB" | "KEYS" | "SCAN"
-    | "RANDOMKEY" | "DEBUG" | "SAVE" | "BGSAVE" | "QUIT" | "RESET" => KeySpec::None,
+    | "RANDOMKEY" | "DEBUG" | "SAVE" | "BGSAVE" | "QUIT" | "RESET" | "ASKING" => KeySpec::None,
     "DEL" | "UNLINK" | "EXISTS" | "TOUCH" | "MGET" | "WATCH" | "SINTER" | "SUNION" | "SDIFF"
     | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "PFCOUNT" | "PFMERGE" => ALL,
     "MSET" | "MSETNX" => KeySpec::Range {

@@ -144,8 +144,52 @@ export declare class SentinelTopology {
   stop(): Promise<void>
 }
 
+export interface ClusterStartOptions {
+  /** Masters (default 3); slots are split evenly by redis-cli. */
+  masters?: number
+  /** Replicas per master (default 0). */
+  replicas?: number
+  /** --cluster-node-timeout (default 2000 ms): how soon a dead master is failed over. */
+  nodeTimeoutMs?: number
+  /** --requirepass and --masterauth on every node. */
+  password?: string
+  /** ACL users on every node. */
+  users?: RedisUser[]
+  /** TLS-only nodes (with --tls-cluster and --tls-replication). */
+  tls?: boolean | TlsServerOptions
+  /** Extra redis-server arguments for every node. */
+  args?: string[]
+}
+
+export declare class RedisCluster {
+  private constructor()
+  /** Every node, in creation order (the first `masters` were created as masters). */
+  readonly servers: RedisServer[]
+  readonly password: string | undefined
+  readonly certs: Certs | undefined
+  /** `'127.0.0.1:port'` of every node. */
+  readonly nodes: string[]
+  /** The running nodes that are masters now (by ROLE). */
+  masters(): Promise<RedisServer[]>
+  /** The running replicas now, with their master's port. */
+  replicas(): Promise<Array<{ server: RedisServer; masterPort: number }>>
+  /** The node owning `slot` now (CLUSTER SLOTS of the first running node that answers). */
+  ownerOf(slot: number): Promise<RedisServer | undefined>
+  byPort(port: number): RedisServer | undefined
+  /** Until every running node reports cluster_state:ok with all 16384 slots ok. */
+  waitHealthy(timeoutMs?: number): Promise<void>
+  stop(): Promise<void>
+}
+
 /**
  * A master, replicas and sentinels on free ports (down-after 1 s, quorum 2);
  * resolves once the sentinels know every replica and each other.
  */
 export declare function startSentinel(options?: SentinelStartOptions): Promise<SentinelTopology>
+
+/**
+ * Start `masters * (1 + replicas)` cluster-enabled servers on free ports, create the
+ * cluster with `redis-cli --cluster create`, wait for cluster_state:ok on every node
+ * and every replica in sync.
+ */
+export declare function startCluster(options?: ClusterStartOptions): Promise<RedisCluster>

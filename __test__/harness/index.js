@@ -455,4 +455,129 @@ async function stopAll() {
   await Promise.all([...servers].map((s) => s.stop()))
 }
 
-module.exports = { startRedis, startSentinel, stopAll, makeCerts, RedisServer, SentinelTopology }
+
+// ---- Redis Cluster -------------------------------------------------------------------
+
+/** CLUSTER INFO of `srv` as an object ({} when it does not answer). */
+async function clusterInfo(srv) {
+  try {
+    const text = await srv.cli('CLUSTER', 'INFO')
+    return Object.fromEntries(text.split(/\r?\n/).map((l) => l.trim().split(':')).filter((kv) => kv.length === 2))
+  } catch { return {} }
+}
+
+class RedisCluster {
+  constructor(servers, opts) {
+    /** Every node, masters and replicas, in creation order (the first `masters` were created as masters). */
+    this.servers = servers
+    this.password = opts.password
+    this.certs = servers[0].certs
+    this._opts = opts
+  }
+
+  /** `'127.0.0.1:port'` of every node (seeds for the client). */
+  get nodes() { return this.servers.map((s) => `${s.host}:${s.port}`) }
+
+  /** The running nodes that are masters now (by ROLE). */
+  async masters() {
+    const out = []
+    for (const s of this.servers) {
+      if (!s.pid) continue
+      const role = await s.cli('ROLE').catch(() => '')
+      if (role.split('\n')[0].trim() === 'master') out.push(s)
+    }
+    return out
+  }
+
+  /** The running nodes that are replicas now, with the port of their master. */
+  async replicas() {
+    const out = []
+    for (const s of this.servers) {
+      if (!s.pid) continue
+      const role = (await s.cli('ROLE').catch(() => '')).split('\n').map((l) => l.trim())
+      if (role[0] === 'slave') out.push({ server: s, masterPort: Number(role[2]) })
+    }
+    return out
+  }
+
+  /**
+   * The node that owns `slot` now: the running master whose own view (the `myself`
+   * line of its CLUSTER NODES) lists the slot — authoritative even while gossip
+   * has not yet told the other nodes about a failover or a SETSLOT.
+   */
+  async ownerOf(slot) {
+    const running = this.servers.filter((s) => s.pid)
+    const views = await Promise.all(running.map((s) => s.cli('CLUSTER', 'NODES').catch(() => '')))
+    for (let i = 0; i < running.length; i++) {
+      const me = views[i].split('\n').find((l) => / myself,/.test(l) || / myself /.test(l))
+      if (!me) continue
+      const f = me.trim().split(' ')
+      if (!f[2].split(',').includes('master')) continue
+      for (const r of f.slice(8)) {
+        if (r.startsWith('[')) continue // a migration in progress, not ownership
+        const [a, b] = r.split('-').map(Number)
+        if (slot >= a && slot <= (b ?? a)) return running[i]
+      }
+    }
+    return undefined
+  }
+
+  /** The server on `port`. */
+  byPort(port) { return this.servers.find((s) => s.port === port) }
+
+  /** Resolves once every running node reports cluster_state:ok, all slots assigned and every node known. */
+  async waitHealthy(timeoutMs = 20_000) {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const running = this.servers.filter((s) => s.pid)
+      const infos = await Promise.all(running.map(clusterInfo))
+      if (infos.every((i) => i.cluster_state === 'ok' && i.cluster_slots_assigned === '16384'
+        && i.cluster_slots_ok === '16384')) return
+      if (Date.now() > deadline) throw new Error(`cluster not healthy after ${timeoutMs} ms: ${JSON.stringify(infos)}`)
+      await sleep(100)
+    }
+  }
+
+  /** Stop every node. */
+  async stop() { await Promise.all(this.servers.map((s) => s.stop())) }
+}
+
+/**
+ * Start `masters * (1 + replicas)` cluster-enabled redis-servers on free ports and
+ * join them with `redis-cli --cluster create`; resolves once every node reports
+ * cluster_state:ok and every replica is in sync with its master.
+ */
+async function startCluster(opts = {}) {
+  const masters = opts.masters ?? 3
+  const replicas = opts.replicas ?? 0
+  const nodeTimeout = opts.nodeTimeoutMs ?? 2000
+  const args = ['--cluster-node-timeout', String(nodeTimeout), '--cluster-require-full-coverage', 'no', ...(opts.args || [])]
+  if (opts.password !== undefined) args.push('--masterauth', opts.password)
+  const started = await Promise.allSettled(Array.from({ length: masters * (1 + replicas) }, () =>
+    startRedis({ cluster: true, password: opts.password, tls: opts.tls, users: opts.users, args })))
+  const servers = started.filter((r) => r.status === 'fulfilled').map((r) => r.value)
+  const failed = started.find((r) => r.status === 'rejected')
+  const cluster = new RedisCluster(servers, opts)
+  if (failed) { await cluster.stop(); throw failed.reason }
+  try {
+    await servers[0].cli('--cluster', 'create', ...cluster.nodes, '--cluster-replicas', String(replicas), '--cluster-yes')
+      .then((out) => { if (!/All 16384 slots covered/.test(out)) throw new Error(`redis-cli --cluster create: ${out.slice(-2000)}`) })
+    await cluster.waitHealthy()
+    // Replicas in sync, so that a failover has something to promote.
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      const reps = await cluster.replicas()
+      const synced = await Promise.all(reps.map(({ server }) => server.cli('INFO', 'replication')
+        .then((t) => /master_link_status:up/.test(t)).catch(() => false)))
+      if (reps.length === masters * replicas && synced.every(Boolean)) break
+      if (Date.now() > deadline) throw new Error(`replicas not in sync: ${reps.length} of ${masters * replicas}`)
+      await sleep(100)
+    }
+    return cluster
+  } catch (err) {
+    await cluster.stop()
+    throw err
+  }
+}
+
+module.exports = { startRedis, startSentinel, startCluster, stopAll, makeCerts, RedisServer, SentinelTopology, RedisCluster }
