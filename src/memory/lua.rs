@@ -36,6 +36,10 @@ local function plain(ok, ...)
   return ok, ...
 end
 pcall = function(f, ...) return plain(lua_pcall(f, ...)) end
+-- Redis 7: a script cannot create globals
+setmetatable(_G, {
+  __newindex = function() error('Attempt to modify a readonly table', 2) end,
+})
 "#;
 
 /// An error reply raised by `redis.call` (a Rust function, so that a script's
@@ -228,8 +232,8 @@ impl Engine {
       let redis: Table = g.get("redis")?;
       redis.set("call", redis_call)?;
       redis.set("pcall", redis_pcall)?;
-      g.set("KEYS", strings(&self.lua, keys)?)?;
-      g.set("ARGV", strings(&self.lua, argv)?)?;
+      g.raw_set("KEYS", strings(&self.lua, keys)?)?;
+      g.raw_set("ARGV", strings(&self.lua, argv)?)?;
       let xpcall: Function = g.get("xpcall")?;
       let (ok, value): (bool, Value) = xpcall.call((f, self.on_error.clone()))?;
       let reply = if ok {
@@ -289,11 +293,10 @@ fn call(lua: &Lua, ctx: &RefCell<Ctx>, parts: MultiValue) -> mlua::Result<Result
   };
   let start = std::time::Instant::now();
   let mut c = ctx.borrow_mut();
-  let reply = if commands::arity_ok(arity, args.len()) {
-    handler(&mut c, &args)
-  } else {
-    commands::wrong_args(&name)
-  };
+  if !commands::arity_ok(arity, args.len()) {
+    return fail("ERR Wrong number of args calling Redis command from script");
+  }
+  let reply = handler(&mut c, &args);
   let stat = c.data.stats.entry(name).or_default();
   stat.calls += 1;
   stat.usec += start.elapsed().as_micros() as u64;
@@ -583,6 +586,14 @@ mod tests {
       eval(e, d, src, &[], &[]),
       err(format!(
         "ERR user_script:1: boom script: {}, on @user_script:1.",
+        sha1_hex(src.as_bytes())
+      ))
+    );
+    let src = "x = 1";
+    assert_eq!(
+      eval(e, d, src, &[], &[]),
+      err(format!(
+        "ERR user_script:1: Attempt to modify a readonly table script: {}, on @user_script:1.",
         sha1_hex(src.as_bytes())
       ))
     );
