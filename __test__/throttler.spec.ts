@@ -354,6 +354,9 @@ describe('the calls of one tick run in one script call', () => {
     let records = await Promise.all(Array.from({ length: 10 }, (_, i) => storage.increment(`k${i}`, 60_000, 1000, 0, 'default')))
     expect(client.stats().commands - before).toBe(1)
     expect(records.map((r) => r.totalHits)).toEqual(Array(10).fill(1))
+    // Start on a fresh turn: a server that answers within microseconds (memory://) can
+    // resolve the calls above in this same turn, whose budget they have used in part.
+    await new Promise((r) => setImmediate(r))
     before = client.stats().commands
     records = await Promise.all(Array.from({ length: 150 }, (_, i) => storage.increment(`k${i % 50}`, 60_000, 1000, 0, 'default')))
     expect(client.stats().commands - before).toBe(5) // 32 + 32 + 32 + 32 + 22, one per turn
