@@ -531,7 +531,7 @@ fn mget(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
 }
 
 fn mset(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
-  if a.len() % 2 == 0 {
+  if a.len().is_multiple_of(2) {
     return wrong_args(&lower(&a[0]));
   }
   for kv in a[1..].chunks(2) {
@@ -541,7 +541,7 @@ fn mset(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
 }
 
 fn msetnx(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
-  if a.len() % 2 == 0 {
+  if a.len().is_multiple_of(2) {
     return wrong_args("msetnx");
   }
   let now = ctx.now;
@@ -1022,7 +1022,7 @@ fn hget(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
 }
 
 fn hset_pairs(ctx: &mut Ctx, a: &[Bytes]) -> Result<usize, Reply> {
-  if a.len() % 2 != 0 {
+  if !a.len().is_multiple_of(2) {
     return Err(wrong_args(&lower(&a[0])));
   }
   let h = hash_mut(ctx, &a[1])?;
@@ -1207,13 +1207,13 @@ fn zadd(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
     i += 1;
   }
   let rest = &a[i..];
-  if rest.is_empty() || rest.len() % 2 != 0 {
+  if rest.is_empty() || !rest.len().is_multiple_of(2) {
     return err(SYNTAX);
   }
   if nx && xx {
     return err("ERR XX and NX options at the same time are not compatible");
   }
-  if (gt && nx) || (lt && nx) || (gt && lt) {
+  if ((gt || lt) && nx) || (gt && lt) {
     return err("ERR GT, LT, and/or NX options at the same time are not compatible");
   }
   if incr_mode && rest.len() > 2 {
@@ -1353,6 +1353,7 @@ fn zcount(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
 }
 
 /// Members (with scores) of a ZRANGE in any of its forms.
+#[allow(clippy::too_many_arguments)]
 fn zrange_generic(
   ctx: &mut Ctx,
   key: &[u8],
@@ -1441,12 +1442,11 @@ fn zrange_generic(
   Reply::Array(out)
 }
 
+/// LIMIT (offset, count), WITHSCORES, BYSCORE, REV.
+type RangeOpts = (Option<(i64, i64)>, bool, bool, bool);
+
 /// WITHSCORES and LIMIT after position `from`.
-fn range_opts(
-  a: &[Bytes],
-  from: usize,
-  allow: &[&str],
-) -> Result<(Option<(i64, i64)>, bool, bool, bool), Reply> {
+fn range_opts(a: &[Bytes], from: usize, allow: &[&str]) -> Result<RangeOpts, Reply> {
   let (mut limit, mut ws, mut by_score, mut rev) = (None, false, false, false);
   let mut i = from;
   while i < a.len() {
@@ -1571,11 +1571,7 @@ fn pop(ctx: &mut Ctx, a: &[Bytes], left: bool) -> Reply {
     return wrong_args(&lower(&a[0]));
   }
   if tri!(get_list(ctx, &a[1])).is_none() {
-    return if count.is_some() {
-      Reply::Nil
-    } else {
-      Reply::Nil
-    };
+    return Reply::Nil;
   }
   let l = tri!(list_mut(ctx, &a[1]));
   let mut out = Vec::new();

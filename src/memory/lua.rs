@@ -358,7 +358,7 @@ pub fn to_reply(v: &Value, depth: usize) -> Reply {
     Value::Nil => Reply::Nil,
     Value::Boolean(true) => Reply::Int(1),
     Value::Boolean(false) => Reply::Nil,
-    Value::Integer(n) => Reply::Int(*n as i64),
+    Value::Integer(n) => Reply::Int(*n),
     Value::Number(n) => Reply::Int(*n as i64),
     Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
     Value::Table(t) => {

@@ -268,13 +268,11 @@ impl Db {
       None => Bound::Unbounded,
     };
     let mut out = Vec::new();
-    let mut examined = 0;
     let mut last: Option<&Key> = None;
-    for (k, e) in self.map.range((start, Bound::Unbounded)) {
+    for (examined, (k, e)) in self.map.range((start, Bound::Unbounded)).enumerate() {
       if examined >= count {
         return (out, last.cloned());
       }
-      examined += 1;
       last = Some(k);
       if e.expires.is_none_or(|t| t > now) {
         out.push((k.clone(), e.value.type_name()));
