@@ -12,6 +12,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use bytes::Bytes;
 use mlua::{Function, Lua, MultiValue, Table, Value};
@@ -65,9 +69,16 @@ fn call_error_text(e: &mlua::Error) -> Option<String> {
   }
 }
 
+/// How long a script may run. Redis lets it go on (answering BUSY to everyone
+/// else until SCRIPT KILL); here the store is in the client's process and its
+/// I/O thread is shared, so the script is stopped instead.
+pub const SCRIPT_TIME_LIMIT: Duration = Duration::from_secs(5);
+
 pub struct Engine {
   lua: Lua,
   on_error: Function,
+  /// When the running script must stop.
+  deadline: Arc<Mutex<Option<Instant>>>,
   /// Compiled scripts by SHA-1.
   funcs: HashMap<String, Function>,
 }
@@ -145,9 +156,22 @@ impl Engine {
       lua.create_function(error_handler)
     };
     let on_error = setup().expect("the Lua environment for memory:// scripts");
+    let deadline: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let watch = deadline.clone();
+    lua.set_hook(
+      mlua::HookTriggers::new().every_nth_instruction(10_000),
+      move |_, _| match *watch.lock() {
+        Some(d) if Instant::now() > d => Err(mlua::Error::RuntimeError(format!(
+          "Script killed by memory:// after {} ms (Redis would answer BUSY to every other client meanwhile)",
+          SCRIPT_TIME_LIMIT.as_millis()
+        ))),
+        _ => Ok(mlua::VmState::Continue),
+      },
+    );
     Engine {
       lua,
       on_error,
+      deadline,
       funcs: HashMap::new(),
     }
   }
@@ -213,6 +237,7 @@ impl Engine {
     let keys = &args[3..3 + numkeys as usize];
     let argv = &args[3 + numkeys as usize..];
     let ctx = RefCell::new(Ctx::new(data, db, false));
+    *self.deadline.lock() = Some(Instant::now() + SCRIPT_TIME_LIMIT);
     let result = self.lua.scope(|scope| {
       let redis_call =
         scope.create_function(|lua, parts: MultiValue| match call(lua, &ctx, parts)? {
@@ -245,6 +270,7 @@ impl Engine {
       redis.set("pcall", Value::Nil)?;
       Ok(reply)
     });
+    *self.deadline.lock() = None;
     ctx.into_inner().finish();
     result.unwrap_or_else(|e| {
       err(format!(
@@ -613,6 +639,19 @@ mod tests {
     );
     args[1] = Bytes::from(sha1_hex(b"error('boom')"));
     assert!(matches!(e.eval(d, 0, &args, true), Reply::Error(t) if t.contains("boom")));
+  }
+
+  #[test]
+  fn a_script_that_never_ends_is_stopped() {
+    let (e, d) = (&mut Engine::new(), &mut Data::default());
+    let start = Instant::now();
+    let r = eval(e, d, "while true do pcall(function() end) end", &[], &[]);
+    assert!(
+      matches!(&r, Reply::Error(t) if t.contains("Script killed")),
+      "{r:?}"
+    );
+    assert!(start.elapsed() < SCRIPT_TIME_LIMIT + Duration::from_secs(2));
+    assert_eq!(eval(e, d, "return 1", &[], &[]), Reply::Int(1));
   }
 
   #[test]
