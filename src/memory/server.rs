@@ -328,7 +328,8 @@ fn client(store: &mut Store, sess: &mut Session, sub: &str, a: &[Bytes]) -> Repl
         "off" => false,
         _ => return err(commands::SYNTAX),
       };
-      let mut prefixes = Vec::new();
+      let mut prefixes: Vec<Vec<u8>> = Vec::new();
+      let mut bcast = false;
       let mut i = 3;
       while i < a.len() {
         match lower(&a[i]).as_str() {
@@ -338,11 +339,26 @@ fn client(store: &mut Store, sess: &mut Session, sub: &str, a: &[Bytes]) -> Repl
           }
           // without BCAST Redis tracks the keys this connection read; here
           // every write to any key is announced (more than needed, never less)
-          "bcast" | "noloop" | "optin" | "optout" => {}
+          "bcast" => bcast = true,
+          "noloop" | "optin" | "optout" => {}
           "redirect" if i + 1 < a.len() => i += 1,
           _ => return err(commands::SYNTAX),
         }
         i += 1;
+      }
+      if !prefixes.is_empty() && !bcast {
+        return err("ERR PREFIX option requires BCAST mode to be enabled");
+      }
+      for (i, p) in prefixes.iter().enumerate() {
+        for q in &prefixes[i + 1..] {
+          if p.starts_with(q) || q.starts_with(p) {
+            return err(format!(
+              "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+              String::from_utf8_lossy(p),
+              String::from_utf8_lossy(q)
+            ));
+          }
+        }
       }
       store.data.untrack(sess.id);
       if on {
