@@ -2,7 +2,9 @@
 //! [`run`] executes one command on a [`Ctx`]; the connection-level commands
 //! (HELLO, AUTH, CLIENT, EVAL, SCRIPT, …) are in [`super::server`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
+
+use indexmap::IndexMap;
 
 use bytes::Bytes;
 
@@ -275,7 +277,7 @@ macro_rules! typed {
 }
 
 typed!(get_str, str_mut, Str, Vec<u8>);
-typed!(get_hash, hash_mut, Hash, HashMap<Key, Vec<u8>>);
+typed!(get_hash, hash_mut, Hash, IndexMap<Key, Vec<u8>>);
 typed!(get_set, set_mut, Set, HashSet<Key>);
 typed!(get_zset, zset_mut, ZSet, ZSet);
 typed!(get_list, list_mut, List, VecDeque<Vec<u8>>);
@@ -1081,7 +1083,10 @@ fn hdel(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
     return int(0);
   }
   let h = tri!(hash_mut(ctx, &a[1]));
-  let n = a[2..].iter().filter(|f| h.remove(&f[..]).is_some()).count();
+  let n = a[2..]
+    .iter()
+    .filter(|f| h.shift_remove(&f[..]).is_some())
+    .count();
   ctx.db().drop_if_empty(&a[1]);
   int(n)
 }
@@ -1166,8 +1171,19 @@ fn srem(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
 }
 
 fn smembers(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
-  let s = tri!(get_set(ctx, &a[1]));
-  Reply::Array(s.map_or(Vec::new(), |s| s.iter().map(|m| bulk_of(m)).collect()))
+  let Some(s) = tri!(get_set(ctx, &a[1])) else {
+    return Reply::Array(Vec::new());
+  };
+  // A set of integers is an intset on Redis, and comes back sorted; any other
+  // set comes back in an order Redis does not define.
+  let ints: Option<Vec<i64>> = s.iter().map(|m| parse_int(m)).collect();
+  match ints {
+    Some(mut v) => {
+      v.sort_unstable();
+      Reply::Array(v.into_iter().map(|n| bulk(n.to_string())).collect())
+    }
+    None => Reply::Array(s.iter().map(|m| bulk_of(m)).collect()),
+  }
 }
 
 fn scard(ctx: &mut Ctx, a: &[Bytes]) -> Reply {

@@ -102,9 +102,22 @@ impl Engine {
         "error_reply",
         lua.create_function(|lua, s: mlua::String| {
           let t = lua.create_table()?;
+          // Redis' luaPushErrorBuff: the first word is the error code; a
+          // text of one word gets the code ERR
           let b = s.as_bytes();
           let text = b.strip_prefix(b"-").unwrap_or(&b);
-          t.set("err", lua.create_string(text)?)?;
+          let text = if text.contains(&b' ') {
+            text.to_vec()
+          } else {
+            [b"ERR ".as_slice(), text].concat()
+          };
+          let end = text.len()
+            - text
+              .iter()
+              .rev()
+              .take_while(|c| matches!(c, b'\r' | b'\n'))
+              .count();
+          t.set("err", lua.create_string(&text[..end])?)?;
           Ok(t)
         })?,
       )?;
@@ -540,6 +553,10 @@ mod tests {
     assert_eq!(
       eval(e, d, "return redis.error_reply('-X y')", &[], &[]),
       err("X y")
+    );
+    assert_eq!(
+      eval(e, d, "return redis.error_reply('plain')", &[], &[]),
+      err("ERR plain")
     );
     assert_eq!(
       eval(

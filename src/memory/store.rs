@@ -10,6 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use indexmap::IndexMap;
 use parking_lot::Mutex;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -99,7 +100,8 @@ impl ZSet {
 #[derive(Clone, Debug)]
 pub enum Value {
   Str(Vec<u8>),
-  Hash(HashMap<Key, Vec<u8>>),
+  /// In insertion order, as Redis keeps a small hash (a listpack).
+  Hash(IndexMap<Key, Vec<u8>>),
   Set(HashSet<Key>),
   ZSet(ZSet),
   List(VecDeque<Vec<u8>>),
