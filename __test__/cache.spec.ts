@@ -6,7 +6,7 @@
 import type { RedisClient } from '../lib'
 import { LOCK_SUFFIX } from '../lib/cache'
 import { startRedis, stopAll, type RedisServer } from './harness'
-import { closeAll, connect, eventually, ns, rejection, sleep } from './helpers'
+import { closeAll, connect, eventually, ns, realRedisTest, rejection, sleep } from './helpers'
 
 let srv: RedisServer
 let a: RedisClient
@@ -428,7 +428,7 @@ describe('refresh-ahead', () => {
 })
 
 describe('when Redis cannot answer', () => {
-  test('the loader runs in this process, once per key for concurrent callers, and nothing is cached', async () => {
+  realRedisTest('the loader runs in this process, once per key for concurrent callers, and nothing is cached', async () => {
     const down = await startRedis()
     const c = await connect({ url: down.url, connectTimeoutMs: 500, commandTimeoutMs: 500 })
     await down.kill()

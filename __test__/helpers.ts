@@ -2,6 +2,19 @@
 import { RedisClient } from '../lib'
 import type { ConnectOptions } from '../lib'
 
+/**
+ * ATLAS_TEST_BACKEND=memory: startRedis() gives stores of the embedded memory://
+ * backend instead of redis-server processes (the `memory` jest project).
+ */
+export const onMemoryBackend = process.env.ATLAS_TEST_BACKEND === 'memory'
+
+/**
+ * A test that needs a redis-server process — one it stops, kills, pauses or
+ * restarts, or one started as a cluster node: skipped on the memory backend,
+ * where there is no process and nothing to fail.
+ */
+export const realRedisTest: jest.It = onMemoryBackend ? test.skip : test
+
 /** Clients opened by a spec file; `closeAll()` closes them (afterEach/afterAll). */
 const opened = new Set<RedisClient>()
 

@@ -49,6 +49,22 @@ test('forRoot() with no options reads REDIS_HOST / REDIS_PORT / REDIS_PASSWORD; 
   await moduleRef.close()
 })
 
+test("forRoot({ url: 'memory://…' }): an app's unit tests need no Redis; two modules on one name share the store", async () => {
+  const name = `nest-unit-${process.pid}`
+  const [a, b] = await Promise.all([
+    Test.createTestingModule({ imports: [RedisModule.forRoot({ url: `memory://${name}` })] }).compile(),
+    Test.createTestingModule({ imports: [RedisModule.forRoot({ url: `memory://${name}`, keyPrefix: 'api:' })] }).compile(),
+  ])
+  const [ra, rb] = [a.get(RedisService), b.get(RedisService)]
+  await rb.set('seed', 'from b', 30)
+  expect(await ra.get('api:seed')).toBe('from b')
+  expect(await ra.client.ttl('api:seed')).toBe(30)
+  expect((await rb.client.rateLimit('login', { limit: 1, windowMs: 60_000 })).allowed).toBe(true)
+  expect((await rb.client.rateLimit('login', { limit: 1, windowMs: 60_000 })).allowed).toBe(false)
+  await ra.client.command('FLUSHALL')
+  await Promise.all([a.close(), b.close()])
+})
+
 test('forRootAsync with inject/useFactory, and named connections with @InjectRedis(name)', async () => {
   @Injectable()
   class Settings {

@@ -10,7 +10,7 @@ let raw: RedisClient // no prefix
 
 beforeAll(async () => {
   srv = await startRedis()
-  app = await connect({ host: srv.host, port: srv.port, keyPrefix: 'app:' })
+  app = await connect({ url: srv.url, keyPrefix: 'app:' })
   raw = await connect(srv.url)
 })
 afterAll(async () => {

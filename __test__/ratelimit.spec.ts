@@ -5,7 +5,7 @@ import { RedisClient, rateLimitHeaders } from '../lib'
 import type { RateLimitResult, RateLimitRule } from '../lib'
 import { DeniedCache, SCRIPT_BATCH, ScriptPacer } from '../lib/ratelimit'
 import { startRedis, stopAll, RedisServer } from './harness'
-import { closeAll, connect, eventually, ns, rejection, sleep } from './helpers'
+import { closeAll, connect, eventually, ns, realRedisTest, rejection, sleep } from './helpers'
 
 // These cases depend on wall-clock timing against a live server (window edges, a 50 ms
 // propagation bound); on a loaded 2-core CI machine a late timer can miss one, so a
@@ -419,7 +419,7 @@ describe('scripts and keys', () => {
     expect(keys).toEqual([`tenant7:rl:{${key}}:f:n:h`, `tenant7:rl:{${key}}:g:5/60000`])
   })
 
-  test('on a Redis Cluster node, every call stays in one slot', async () => {
+  realRedisTest('on a Redis Cluster node, every call stays in one slot', async () => {
     const node = await startRedis({ cluster: true })
     await node.cli('CLUSTER', 'ADDSLOTSRANGE', 0, 16383)
     await eventually(async () => expect(await node.cli('CLUSTER', 'INFO')).toMatch(/cluster_state:ok/), 10_000)
@@ -441,7 +441,7 @@ describe('scripts and keys', () => {
 // ---- fail policy -----------------------------------------------------------------------------------
 
 describe('when Redis is unavailable', () => {
-  test('a stopped server: the policy answers, the client recovers, nothing is replayed', async () => {
+  realRedisTest('a stopped server: the policy answers, the client recovers, nothing is replayed', async () => {
     const down = await startRedis()
     const c = await connect({ url: down.url, commandTimeoutMs: 300, reconnect: { minDelayMs: 10, maxDelayMs: 50 } })
     const key = 'k'
@@ -473,7 +473,7 @@ describe('when Redis is unavailable', () => {
     await down.stop()
   })
 
-  test('a server slower than commandTimeoutMs: the policy answers in time, and no request is counted twice', async () => {
+  realRedisTest('a server slower than commandTimeoutMs: the policy answers in time, and no request is counted twice', async () => {
     const slow = await startRedis()
     const c = await connect({ url: slow.url, commandTimeoutMs: 200, reconnect: { minDelayMs: 10, maxDelayMs: 50 } })
     const rule: RateLimitRule = { limit: 1000, windowMs: 3_600_000, onUnavailable: 'deny' }

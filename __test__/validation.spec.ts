@@ -10,7 +10,7 @@ let redis: RedisClient
 
 beforeAll(async () => {
   srv = await startRedis()
-  redis = await connect({ port: srv.port })
+  redis = await connect({ url: srv.url })
 })
 afterAll(async () => {
   await closeAll()

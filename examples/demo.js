@@ -1,21 +1,27 @@
 // A short tour: connect, set with a TTL, read it back, watch it expire.
-// Uses REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD) when set; otherwise it
-// starts a private redis-server on a free port so that no existing server is touched.
+// Uses the server named by REDIS_URL (or REDIS_HOST/REDIS_PORT/REDIS_PASSWORD) when
+// set; otherwise, or when that server cannot be reached, the package's embedded
+// in-process store (memory://), so the demo runs on a machine without Redis.
 const { RedisClient } = require('../dist')
 
-async function target() {
+async function connect() {
   if (process.env.REDIS_URL || process.env.REDIS_HOST) {
-    return { how: 'the server named by REDIS_URL / REDIS_HOST', options: undefined, stop: async () => {} }
+    try {
+      const redis = await RedisClient.connect() // reads REDIS_URL, else REDIS_HOST, REDIS_PORT, …
+      console.log('Connected to the server named by REDIS_URL / REDIS_HOST')
+      return redis
+    } catch (e) {
+      console.log(`Cannot use the server named by REDIS_URL / REDIS_HOST (${e.message})`)
+    }
+  } else {
+    console.log('Neither REDIS_URL nor REDIS_HOST is set.')
   }
-  const { startRedis, stopAll } = require('../__test__/harness')
-  const srv = await startRedis()
-  return { how: `a private redis-server started for this demo at ${srv.host}:${srv.port}`, options: srv.url, stop: stopAll }
+  console.log('Running on memory:// (the embedded in-process store: same commands, nothing persisted)')
+  return RedisClient.connect('memory://')
 }
 
 async function main() {
-  const { how, options, stop } = await target()
-  console.log(`Connecting to ${how}`)
-  const redis = await RedisClient.connect(options)
+  const redis = await connect()
   const key = `atlas-demo:${process.pid}:greeting`
   try {
     console.log(`ping: ${(await redis.ping()).toFixed(3)} ms`)
@@ -33,7 +39,6 @@ async function main() {
   } finally {
     await redis.del(key)
     await redis.close()
-    await stop()
   }
 }
 

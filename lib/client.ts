@@ -115,7 +115,8 @@ export class RedisClient {
    *
    * - no argument: `REDIS_URL`, else `REDIS_HOST`, `REDIS_PORT` (6379), `REDIS_PASSWORD`,
    *   `REDIS_USERNAME`, `REDIS_DB`, `REDIS_TLS`; `REDIS_KEY_PREFIX` in both cases;
-   * - a string: a `redis://` or `rediss://` URL;
+   * - a string: a `redis://` or `rediss://` URL, or `memory://[name][/db]` for the embedded
+   *   in-process store (clients of one name in one process share it);
    * - an object: {@link ConnectOptions}.
    *
    * Rejects with `ERR_CONNECTION`, `ERR_AUTH`, `ERR_TLS` or `ERR_INVALID_ARGUMENT`.

@@ -16,7 +16,10 @@ export interface TlsOptions {
 }
 
 export interface ConnectOptions {
-  /** `redis://[[user]:password@]host[:port][/db]` or `rediss://…`; the fields below override its parts. */
+  /**
+   * `redis://[[user]:password@]host[:port][/db]` or `rediss://…`; the fields below override its parts.
+   * `memory://[name][/db]`: the embedded in-process store of that name (for tests and demos; see the README).
+   */
   url?: string
   /** Default `127.0.0.1`. */
   host?: string

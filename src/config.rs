@@ -82,6 +82,9 @@ pub struct Config {
   /// Sentinel mode: the master is looked up before every (re)connect and
   /// `host`/`port` are not used.
   pub sentinel: Option<SentinelConfig>,
+  /// `memory://name`: the embedded store of that name instead of a server
+  /// (host, port, password and TLS do not apply).
+  pub memory: Option<String>,
 }
 
 /// Where to ask for the master's address. `username`/`password` are the
@@ -189,6 +192,7 @@ impl Default for Config {
       reconnect_max: Duration::from_millis(DEFAULT_RECONNECT_MAX_MS),
       client_cache: None,
       sentinel: None,
+      memory: None,
     }
   }
 }
@@ -285,11 +289,12 @@ impl Config {
       ))
     })?;
     match url.scheme() {
+      "memory" => return self.apply_memory_url(&url),
       "redis" => self.tls = None,
       "rediss" => self.tls = Some(self.tls.clone().unwrap_or_default()),
       other => {
         return Err(Error::invalid(format!(
-          "url scheme {other}:// is not supported (use redis:// or rediss://)"
+          "url scheme {other}:// is not supported (use redis://, rediss:// or memory://)"
         )))
       }
     }
@@ -337,6 +342,32 @@ impl Config {
           )))
         }
       }
+    }
+    Ok(())
+  }
+
+  /// `memory://[name][/db]`: the embedded store `name` ("" when omitted).
+  fn apply_memory_url(&mut self, url: &url::Url) -> Result<()> {
+    if !url.username().is_empty() || url.password().is_some() || url.port().is_some() {
+      return Err(Error::invalid(
+        "a memory:// url takes a store name and a database only (memory://name/db)",
+      ));
+    }
+    let name = url.host_str().unwrap_or("");
+    let name = percent_encoding::percent_decode_str(name)
+      .decode_utf8()
+      .map_err(|_| Error::invalid("url store name is not valid UTF-8"))?;
+    self.memory = Some(name.into_owned());
+    self.tls = None;
+    let path = url.path().trim_start_matches('/');
+    if !path.is_empty() {
+      self.db =
+        path.parse().ok().filter(|d| *d < 16).ok_or_else(|| {
+          Error::invalid("url database of memory:// must be a number from 0 to 15")
+        })?;
+    }
+    if url.query().is_some() {
+      return Err(Error::invalid("a memory:// url takes no query options"));
     }
     Ok(())
   }
@@ -446,6 +477,16 @@ impl Config {
         s.password,
       )?);
     }
+    if c.memory.is_some() && c.tls.is_some() {
+      return Err(Error::invalid(
+        "option tls does not apply to a memory:// url (the store is in this process)",
+      ));
+    }
+    if c.memory.is_some() && c.sentinel.is_some() {
+      return Err(Error::invalid(
+        "option sentinel does not apply to a memory:// url (the store is in this process)",
+      ));
+    }
     if let Some(r) = raw.reconnect {
       if let Some(v) = r.min_delay_ms {
         c.reconnect_min = millis("reconnect.minDelayMs", v)?;
@@ -536,6 +577,9 @@ impl Config {
   pub fn address(&self) -> String {
     if let Some(s) = &self.sentinel {
       return format!("master {:?} (via Sentinel)", s.master_name);
+    }
+    if let Some(name) = &self.memory {
+      return format!("memory://{name}");
     }
     if self.host.contains(':') {
       format!("[{}]:{}", self.host, self.port)
@@ -792,6 +836,23 @@ mod tests {
     ]))
     .is_err());
     assert!(Config::from_env(env(&[])).unwrap().sentinel.is_none());
+  }
+
+  #[test]
+  fn memory_urls() {
+    let c = Config::from_url("memory://").unwrap();
+    assert_eq!(c.memory.as_deref(), Some(""));
+    assert_eq!(c.address(), "memory://");
+    let c = Config::from_url("memory://tests-1/3").unwrap();
+    assert_eq!((c.memory.as_deref(), c.db), (Some("tests-1"), 3));
+    assert!(Config::from_url("memory://x/16").is_err());
+    assert!(Config::from_url("memory://u:p@x").is_err());
+    let e = Config::from_options_json(r#"{"url":"memory://","tls":true}"#).unwrap_err();
+    assert_eq!(e.code.as_str(), "ERR_INVALID_ARGUMENT");
+    let c = Config::from_options_json(r#"{"url":"memory://a","keyPrefix":"p:","db":2}"#).unwrap();
+    assert_eq!((c.memory.as_deref(), c.db), (Some("a"), 2));
+    let c = Config::from_env(env(&[("REDIS_URL", "memory://")])).unwrap();
+    assert!(c.memory.is_some());
   }
 
   #[test]

@@ -274,7 +274,8 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 type BoxStream = Box<dyn Stream>;
 
-/// A connected socket: plain TCP (shared with the JS thread for writes) or TLS.
+/// A connected socket: plain TCP (shared with the JS thread for writes) or
+/// TLS (or any other boxed stream: the memory:// pipe).
 enum Conn {
   Tcp(TcpStream),
   Tls(BoxStream),
@@ -799,6 +800,12 @@ async fn connect(
 /// TCP (+TLS) connect and the handshake: AUTH, SELECT, then PING to prove
 /// the server accepts us.
 async fn establish(cfg: &Config, tls: Option<&tls::Connector>) -> Result<Conn> {
+  if let Some(name) = &cfg.memory {
+    // memory://: a pipe to a server task on this runtime, driven like TLS
+    let mut stream: BoxStream = Box::new(crate::memory::connect(name));
+    handshake(cfg, &mut stream).await?;
+    return Ok(Conn::Tls(stream));
+  }
   let addr = cfg.address();
   let tcp = TcpStream::connect((cfg.host.as_str(), cfg.port))
     .await

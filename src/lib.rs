@@ -8,6 +8,7 @@ pub mod commands;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod memory;
 pub mod outbox;
 pub mod resp;
 pub mod scripts;

@@ -96,7 +96,9 @@ export declare class RedisServer {
   cli(...args: Array<string | number>): Promise<string>
 }
 
-/** Start a redis-server on a free port and wait until it answers PING (10 s timeout). */
+/** Which backend startRedis() gives: ATLAS_TEST_BACKEND, default redis. */
+export declare const BACKEND: 'redis' | 'memory'
+/** Start a redis-server on a free port and wait until it answers PING (10 s timeout); with ATLAS_TEST_BACKEND=memory, a fresh memory:// store that poses as one (no process). */
 export declare function startRedis(options?: StartOptions): Promise<RedisServer>
 /** Stop every server started through this module instance (in jest: this test file). */
 export declare function stopAll(): Promise<void>

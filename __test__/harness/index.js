@@ -282,8 +282,116 @@ class RedisServer {
   }
 }
 
+/**
+ * Which server startRedis() gives: 'redis' (a redis-server process, the default) or
+ * 'memory' (ATLAS_TEST_BACKEND=memory: a fresh store of the package's embedded
+ * memory:// backend, so the same specs check that it answers as Redis does).
+ */
+const BACKEND = process.env.ATLAS_TEST_BACKEND || 'redis'
+
+let memorySeq = 0
+
+/**
+ * A memory:// store posing as a server: `url` is memory://<unique name>, and
+ * cli() runs the command through a RedisClient on that store and prints the
+ * reply as redis-cli's raw output does. There is no process: kill(), pause(),
+ * restart() and options that configure one (password, users, tls, cluster)
+ * throw; specs that need them do not run on this backend.
+ */
+class MemoryServer {
+  constructor(name) {
+    this.name = name
+    this.host = HOST
+    this.port = undefined
+    this.busPort = undefined
+    this.certs = undefined
+    this.password = undefined
+    this.users = []
+    this.dir = undefined
+    this.logFile = undefined
+    this.stdioFile = undefined
+    this._clients = new Map()
+  }
+
+  get url() { return `memory://${this.name}` }
+  get pid() { return undefined }
+
+  _client(db) {
+    if (!this._clients.has(db)) {
+      // Inside jest, the specs' own copy of the package (ts-jest compiles lib/); else the build.
+      let RedisClient
+      try { ({ RedisClient } = require('../../lib')) } catch { ({ RedisClient } = require('../../dist')) }
+      this._clients.set(db, RedisClient.connect(`${this.url}/${db}`))
+    }
+    return this._clients.get(db)
+  }
+
+  async cli(...args) {
+    let a = args.map(String)
+    let db = 0
+    if (a[0] === '-n') { db = Number(a[1]); a = a.slice(2) }
+    const c = await this._client(db)
+    if (a[0] === '--scan') {
+      const i = a.indexOf('--pattern')
+      const keys = []
+      for await (const k of c.scan(i >= 0 ? { match: a[i + 1], count: 100 } : { count: 100 })) keys.push(k)
+      return keys.join('\n')
+    }
+    try {
+      return rawOutput(await c.command(a[0], ...a.slice(1))).join('\n').trim()
+    } catch (e) {
+      // redis-cli prints an error reply's text and exits 0
+      if (e && e.code === 'ERR_REPLY') return String(e.message).replace(/^ERR_REPLY: /, '').trim()
+      throw e
+    }
+  }
+
+  async stop() {
+    const clients = [...this._clients.values()]
+    this._clients.clear()
+    if (clients.length === 0) clients.push(this._client(0))
+    const all = await Promise.all(clients)
+    // The store outlives its clients (as a server would): empty it for the next user.
+    await all[0].command('FLUSHALL').catch(() => undefined)
+    await all[0].command('SCRIPT', 'FLUSH').catch(() => undefined)
+    await Promise.all(all.map((c) => c.close()))
+    servers.delete(this)
+  }
+
+  kill() { return Promise.reject(noProcess('kill()')) }
+  restart() { return Promise.reject(noProcess('restart()')) }
+  pause() { throw noProcess('pause()') }
+  resume() { throw noProcess('resume()') }
+}
+
+function noProcess(what) {
+  return new Error(`ATLAS_TEST_BACKEND=memory: ${what} needs a redis-server process`)
+}
+
+/** A reply as lines of redis-cli's raw output. */
+function rawOutput(v) {
+  if (v === null || v === undefined) return ['']
+  if (Array.isArray(v)) return v.flatMap(rawOutput)
+  if (Buffer.isBuffer(v)) return [v.toString('utf8')]
+  if (typeof v === 'object') return Object.entries(v).flatMap(([k, x]) => [k, ...rawOutput(x)])
+  return [String(v)]
+}
+
+async function startMemory(opts) {
+  for (const unsupported of ['password', 'users', 'tls', 'cluster', 'args']) {
+    if (opts[unsupported] !== undefined) {
+      throw new Error(`ATLAS_TEST_BACKEND=memory: option ${unsupported} needs a redis-server process`)
+    }
+  }
+  memorySeq += 1
+  const srv = new MemoryServer(`test-${process.pid}-${memorySeq}-${Math.random().toString(36).slice(2, 8)}`)
+  servers.add(srv)
+  return srv
+}
+
 /** Start a redis-server on a free port and wait until it answers PING. */
 async function startRedis(opts = {}) {
+  if (BACKEND === 'memory') return startMemory(opts)
   const certs = opts.tls ? makeCerts() : undefined // may throw: before the tmp dir exists
   const srv = new RedisServer(opts, fs.mkdtempSync(path.join(os.tmpdir(), 'atlas-redis-')), certs)
   servers.add(srv)
@@ -580,4 +688,4 @@ async function startCluster(opts = {}) {
   }
 }
 
-module.exports = { startRedis, startSentinel, startCluster, stopAll, makeCerts, RedisServer, SentinelTopology, RedisCluster }
+module.exports = { startRedis, startSentinel, startCluster, stopAll, makeCerts, RedisServer, SentinelTopology, RedisCluster, MemoryServer, BACKEND }

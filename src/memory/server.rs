@@ -1,0 +1,595 @@
+//! One `memory://` connection: reads RESP commands from the pipe, runs them on
+//! the store, and writes RESP2 replies (RESP3 after `HELLO 3`, with
+//! client-tracking invalidations as push messages). Also the connection-level
+//! commands: HELLO, AUTH, CLIENT, EVAL/EVALSHA/SCRIPT, INFO, CONFIG, QUIT.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+
+use super::commands::{self, bulk, err, ok, wrong_args, Ctx};
+use super::fmt::g17;
+use super::store::{Invalidation, Shared, Store, Tracker};
+use crate::resp::{self, Reply};
+
+/// The server's side of one connection.
+pub struct Session {
+  pub id: u64,
+  pub db: usize,
+  pub resp3: bool,
+  pub name: Option<Bytes>,
+  pub tx: UnboundedSender<Invalidation>,
+  pub quit: bool,
+}
+
+/// Serves one connection until the client goes away.
+pub async fn serve(shared: Arc<Shared>, stream: DuplexStream) {
+  let (mut rd, mut wr) = tokio::io::split(stream);
+  let (tx, mut rx) = unbounded_channel();
+  let id = shared.inner.lock().data.new_conn_id();
+  let mut sess = Session {
+    id,
+    db: 0,
+    resp3: false,
+    name: None,
+    tx,
+    quit: false,
+  };
+  let mut buf = BytesMut::with_capacity(16 * 1024);
+  let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+  loop {
+    tokio::select! {
+      r = rd.read_buf(&mut buf) => {
+        match r {
+          Ok(0) | Err(_) => break,
+          Ok(_) => {}
+        }
+        let mut cmds = Vec::new();
+        let mut broken = None;
+        loop {
+          match resp::parse(&mut buf) {
+            Ok(Some(Reply::Array(items))) => match command_args(items) {
+              Some(args) if args.is_empty() => {}
+              Some(args) => cmds.push(args),
+              None => {
+                broken = Some("expected a command: an array of bulk strings".to_string());
+                break;
+              }
+            },
+            Ok(Some(_)) => {
+              broken = Some("expected a command: an array of bulk strings".to_string());
+              break;
+            }
+            Ok(None) => break,
+            Err(e) => {
+              broken = Some(e.0);
+              break;
+            }
+          }
+        }
+        if !cmds.is_empty() {
+          let mut store = shared.inner.lock();
+          for args in &cmds {
+            let reply = execute(&mut store, &mut sess, args);
+            encode(&mut out, &reply, sess.resp3);
+            if sess.quit {
+              break;
+            }
+          }
+        }
+        while let Ok(p) = rx.try_recv() {
+          encode_push(&mut out, &p, sess.resp3);
+        }
+        if let Some(why) = &broken {
+          encode(&mut out, &err(format!("ERR Protocol error: {why}")), sess.resp3);
+        }
+        if wr.write_all(&out).await.is_err() {
+          break;
+        }
+        out.clear();
+        if sess.quit || broken.is_some() {
+          break;
+        }
+      }
+      Some(p) = rx.recv() => {
+        encode_push(&mut out, &p, sess.resp3);
+        while let Ok(p) = rx.try_recv() {
+          encode_push(&mut out, &p, sess.resp3);
+        }
+        if wr.write_all(&out).await.is_err() {
+          break;
+        }
+        out.clear();
+      }
+    }
+  }
+  let _ = wr.shutdown().await;
+  shared.inner.lock().data.untrack(id);
+}
+
+fn command_args(items: Vec<Reply>) -> Option<Vec<Bytes>> {
+  items
+    .into_iter()
+    .map(|i| match i {
+      Reply::Bulk(b) | Reply::Status(b) => Some(b),
+      Reply::Int(n) => Some(Bytes::from(n.to_string())),
+      _ => None,
+    })
+    .collect()
+}
+
+/// Runs one command for `sess`, counting it in `INFO commandstats`.
+pub fn execute(store: &mut Store, sess: &mut Session, args: &[Bytes]) -> Reply {
+  let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+  let start = std::time::Instant::now();
+  let (stat_name, reply) = match connection_command(store, sess, &name, args) {
+    Some(r) => r,
+    None => match commands::lookup(&name) {
+      None => return commands::unknown(args),
+      Some((arity, f)) => {
+        let reply = if commands::arity_ok(arity, args.len()) {
+          let mut ctx = Ctx::new(&mut store.data, sess.db, sess.resp3);
+          let r = f(&mut ctx, args);
+          sess.db = ctx.db;
+          ctx.finish();
+          r
+        } else {
+          wrong_args(&name)
+        };
+        (name, reply)
+      }
+    },
+  };
+  let stat = store.data.stats.entry(stat_name).or_default();
+  stat.calls += 1;
+  stat.usec += start.elapsed().as_micros() as u64;
+  if matches!(reply, Reply::Error(_)) {
+    stat.failed += 1;
+  }
+  reply
+}
+
+fn lower(b: &[u8]) -> String {
+  String::from_utf8_lossy(b).to_ascii_lowercase()
+}
+
+fn unknown_sub(cmd: &str, sub: &[u8]) -> Reply {
+  err(format!(
+    "ERR unknown subcommand '{}'. Try {} HELP.",
+    String::from_utf8_lossy(sub),
+    cmd.to_ascii_uppercase()
+  ))
+}
+
+/// Commands about the connection or the whole server; None: a data command.
+fn connection_command(
+  store: &mut Store,
+  sess: &mut Session,
+  name: &str,
+  a: &[Bytes],
+) -> Option<(String, Reply)> {
+  let reply = match name {
+    "hello" => hello(store, sess, a),
+    "auth" => match a.len() {
+      2 | 3 => ok(),
+      _ => wrong_args("auth"),
+    },
+    "quit" => {
+      sess.quit = true;
+      ok()
+    }
+    "reset" => {
+      sess.db = 0;
+      sess.resp3 = false;
+      sess.name = None;
+      store.data.untrack(sess.id);
+      Reply::Status(Bytes::from_static(b"RESET"))
+    }
+    "client" => {
+      if a.len() < 2 {
+        return Some((name.into(), wrong_args("client")));
+      }
+      let sub = lower(&a[1]);
+      let r = client(store, sess, &sub, a);
+      return Some((format!("client|{sub}"), r));
+    }
+    "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => {
+      if a.len() < 3 {
+        return Some((name.into(), wrong_args(name)));
+      }
+      let Store { data, lua } = store;
+      lua.eval(data, sess.db, a, name.starts_with("evalsha"))
+    }
+    "script" => {
+      if a.len() < 2 {
+        return Some((name.into(), wrong_args("script")));
+      }
+      let sub = lower(&a[1]);
+      let r = match (sub.as_str(), a.len()) {
+        ("load", 3) => {
+          let Store { data, lua } = store;
+          match lua.load(data, &a[2]) {
+            Ok(sha) => bulk(sha),
+            Err(e) => e,
+          }
+        }
+        ("exists", n) if n >= 3 => Reply::Array(
+          a[2..]
+            .iter()
+            .map(|s| Reply::Int(store.lua.exists(s) as i64))
+            .collect(),
+        ),
+        ("flush", 2 | 3) => {
+          let Store { data, lua } = store;
+          lua.flush(data);
+          ok()
+        }
+        ("load" | "exists" | "flush", _) => wrong_args(&format!("script|{sub}")),
+        _ => unknown_sub("script", &a[1]),
+      };
+      return Some((format!("script|{sub}"), r));
+    }
+    "info" => info(store, a),
+    "config" => {
+      if a.len() < 2 {
+        return Some((name.into(), wrong_args("config")));
+      }
+      let sub = lower(&a[1]);
+      let r = match sub.as_str() {
+        "resetstat" => {
+          store.data.stats.clear();
+          ok()
+        }
+        "get" => Reply::Array(Vec::new()),
+        "set" => ok(),
+        _ => unknown_sub("config", &a[1]),
+      };
+      return Some((format!("config|{sub}"), r));
+    }
+    "command" => Reply::Array(Vec::new()),
+    _ => return None,
+  };
+  Some((name.to_string(), reply))
+}
+
+fn hello(store: &mut Store, sess: &mut Session, a: &[Bytes]) -> Reply {
+  let mut i = 1;
+  if let Some(v) = a.get(1) {
+    match super::fmt::parse_int(v) {
+      Some(2) => sess.resp3 = false,
+      Some(3) => sess.resp3 = true,
+      Some(_) => return err("NOPROTO unsupported protocol version"),
+      None => return err("ERR Protocol version is not an integer or out of range"),
+    }
+    i = 2;
+  }
+  while i < a.len() {
+    match lower(&a[i]).as_str() {
+      // memory:// has no users: any credentials are accepted
+      "auth" if i + 2 < a.len() => i += 3,
+      "setname" if i + 1 < a.len() => {
+        sess.name = Some(a[i + 1].clone());
+        i += 2;
+      }
+      _ => {
+        return err(format!(
+          "ERR Syntax error in HELLO option '{}'",
+          String::from_utf8_lossy(&a[i])
+        ))
+      }
+    }
+  }
+  let _ = store;
+  let s = |t: &str| bulk(t.to_string());
+  let pairs = vec![
+    (s("server"), s("redis")),
+    (s("version"), s("7.0.15")),
+    (s("proto"), Reply::Int(if sess.resp3 { 3 } else { 2 })),
+    (s("id"), Reply::Int(sess.id as i64)),
+    (s("mode"), s("standalone")),
+    (s("role"), s("master")),
+    (s("modules"), Reply::Array(Vec::new())),
+  ];
+  if sess.resp3 {
+    Reply::Map(pairs)
+  } else {
+    Reply::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
+  }
+}
+
+fn client(store: &mut Store, sess: &mut Session, sub: &str, a: &[Bytes]) -> Reply {
+  match (sub, a.len()) {
+    ("setname", 3) => {
+      if a[2].iter().any(|&c| c <= b' ' || c > b'~') {
+        return err("ERR Client names cannot contain spaces, newlines or special characters.");
+      }
+      sess.name = (!a[2].is_empty()).then(|| a[2].clone());
+      ok()
+    }
+    ("getname", 2) => sess.name.clone().map(Reply::Bulk).unwrap_or(Reply::Nil),
+    ("id", 2) => Reply::Int(sess.id as i64),
+    ("setinfo", 4) => ok(),
+    ("info", 2) | ("list", _) => bulk(format!(
+      "id={} addr=memory fd=-1 name={} db={} resp={}\n",
+      sess.id,
+      sess
+        .name
+        .as_ref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .unwrap_or_default(),
+      sess.db,
+      if sess.resp3 { 3 } else { 2 }
+    )),
+    ("tracking", n) if n >= 3 => {
+      let on = match lower(&a[2]).as_str() {
+        "on" => true,
+        "off" => false,
+        _ => return err(commands::SYNTAX),
+      };
+      let mut prefixes: Vec<Vec<u8>> = Vec::new();
+      let mut bcast = false;
+      let mut i = 3;
+      while i < a.len() {
+        match lower(&a[i]).as_str() {
+          "prefix" if i + 1 < a.len() => {
+            prefixes.push(a[i + 1].to_vec());
+            i += 1;
+          }
+          // without BCAST Redis tracks the keys this connection read; here
+          // every write to any key is announced (more than needed, never less)
+          "bcast" => bcast = true,
+          "noloop" | "optin" | "optout" => {}
+          "redirect" if i + 1 < a.len() => i += 1,
+          _ => return err(commands::SYNTAX),
+        }
+        i += 1;
+      }
+      if !prefixes.is_empty() && !bcast {
+        return err("ERR PREFIX option requires BCAST mode to be enabled");
+      }
+      for (i, p) in prefixes.iter().enumerate() {
+        for q in &prefixes[i + 1..] {
+          if p.starts_with(q) || q.starts_with(p) {
+            return err(format!(
+              "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+              String::from_utf8_lossy(p),
+              String::from_utf8_lossy(q)
+            ));
+          }
+        }
+      }
+      store.data.untrack(sess.id);
+      if on {
+        store.data.trackers.push(Tracker {
+          conn: sess.id,
+          prefixes,
+          tx: sess.tx.clone(),
+        });
+      }
+      ok()
+    }
+    ("setname" | "getname" | "id" | "setinfo" | "info" | "tracking", _) => {
+      wrong_args(&format!("client|{sub}"))
+    }
+    _ => unknown_sub("client", &a[1]),
+  }
+}
+
+fn info(store: &mut Store, a: &[Bytes]) -> Reply {
+  let section = a
+    .get(1)
+    .map(|s| lower(s))
+    .unwrap_or_else(|| "default".into());
+  let mut s = String::new();
+  let all = matches!(section.as_str(), "default" | "all" | "everything");
+  if all || section == "server" {
+    s.push_str(
+      "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\nexecutable:memory://\r\n\r\n",
+    );
+  }
+  if section == "commandstats" || section == "all" || section == "everything" {
+    s.push_str("# Commandstats\r\n");
+    for (name, st) in &store.data.stats {
+      let per = if st.calls > 0 {
+        st.usec as f64 / st.calls as f64
+      } else {
+        0.0
+      };
+      s.push_str(&format!(
+        "cmdstat_{name}:calls={},usec={},usec_per_call={per:.2},rejected_calls=0,failed_calls={}\r\n",
+        st.calls, st.usec, st.failed
+      ));
+    }
+    s.push_str("\r\n");
+  }
+  if all || section == "keyspace" {
+    s.push_str("# Keyspace\r\n");
+    let now = super::store::now_ms();
+    for (i, db) in store.data.dbs.iter().enumerate() {
+      let (keys, expires) = db.live_keys(now).fold((0, 0), |(k, e), (_, v)| {
+        (k + 1, e + v.expires.is_some() as u64)
+      });
+      if keys > 0 {
+        s.push_str(&format!(
+          "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n"
+        ));
+      }
+    }
+  }
+  bulk(s)
+}
+
+// ---- encoding -------------------------------------------------------------------
+
+fn line(out: &mut Vec<u8>, tag: u8, text: &[u8]) {
+  out.push(tag);
+  out.extend_from_slice(text);
+  out.extend_from_slice(b"\r\n");
+}
+
+/// One reply in RESP2 or RESP3.
+pub fn encode(out: &mut Vec<u8>, r: &Reply, resp3: bool) {
+  match r {
+    Reply::Nil => out.extend_from_slice(if resp3 { b"_\r\n" } else { b"$-1\r\n" }),
+    Reply::Status(s) => line(out, b'+', s),
+    Reply::Error(e) => {
+      let clean: String = e
+        .chars()
+        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
+        .collect();
+      line(out, b'-', clean.as_bytes())
+    }
+    Reply::Int(n) => line(out, b':', n.to_string().as_bytes()),
+    Reply::Bulk(b) => resp::push_bulk(out, b),
+    Reply::Array(items) => {
+      resp::push_array_header(out, items.len());
+      for i in items {
+        encode(out, i, resp3);
+      }
+    }
+    Reply::Push(items) => {
+      if resp3 {
+        line(out, b'>', items.len().to_string().as_bytes());
+      } else {
+        resp::push_array_header(out, items.len());
+      }
+      for i in items {
+        encode(out, i, resp3);
+      }
+    }
+    Reply::Map(pairs) => {
+      if resp3 {
+        line(out, b'%', pairs.len().to_string().as_bytes());
+      } else {
+        resp::push_array_header(out, pairs.len() * 2);
+      }
+      for (k, v) in pairs {
+        encode(out, k, resp3);
+        encode(out, v, resp3);
+      }
+    }
+    Reply::Double(d) => {
+      if resp3 {
+        line(out, b',', g17(*d).as_bytes())
+      } else {
+        resp::push_bulk(out, g17(*d).as_bytes())
+      }
+    }
+    Reply::Bool(b) => {
+      if resp3 {
+        out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+      } else {
+        line(out, b':', if *b { b"1" } else { b"0" })
+      }
+    }
+    Reply::BigNumber(b) => {
+      if resp3 {
+        line(out, b'(', b)
+      } else {
+        resp::push_bulk(out, b)
+      }
+    }
+  }
+}
+
+/// `>2 invalidate [keys]` (RESP3 only: a RESP2 connection has no way to get it).
+fn encode_push(out: &mut Vec<u8>, p: &Invalidation, resp3: bool) {
+  if !resp3 {
+    return;
+  }
+  out.extend_from_slice(b">2\r\n$10\r\ninvalidate\r\n");
+  match p {
+    Invalidation::All => out.extend_from_slice(b"_\r\n"),
+    Invalidation::Keys(keys) => {
+      resp::push_array_header(out, keys.len());
+      for k in keys {
+        resp::push_bulk(out, k);
+      }
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn cmd(parts: &[&str]) -> Vec<u8> {
+    let p: Vec<&[u8]> = parts.iter().map(|s| s.as_bytes()).collect();
+    let mut out = Vec::new();
+    resp::encode_command(&mut out, &p);
+    out
+  }
+
+  async fn roundtrip(c: &mut tokio::io::DuplexStream, parts: &[&str], buf: &mut BytesMut) -> Reply {
+    c.write_all(&cmd(parts)).await.unwrap();
+    loop {
+      if let Some(r) = resp::parse(buf).unwrap() {
+        return r;
+      }
+      c.read_buf(buf).await.unwrap();
+    }
+  }
+
+  #[test]
+  fn tracking_connections_get_invalidations() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .enable_all()
+      .build()
+      .unwrap();
+    rt.block_on(async {
+      let shared = Arc::new(Shared::new());
+      let (mut a, sa) = tokio::io::duplex(1 << 16);
+      let (mut b, sb) = tokio::io::duplex(1 << 16);
+      tokio::spawn(serve(shared.clone(), sa));
+      tokio::spawn(serve(shared.clone(), sb));
+      let (mut ba, mut bb) = (BytesMut::new(), BytesMut::new());
+      assert!(matches!(
+        roundtrip(&mut a, &["HELLO", "3"], &mut ba).await,
+        Reply::Map(_)
+      ));
+      assert_eq!(
+        roundtrip(
+          &mut a,
+          &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "coa:"],
+          &mut ba
+        )
+        .await,
+        ok()
+      );
+      assert_eq!(
+        roundtrip(&mut b, &["SET", "coa:1", "x"], &mut bb).await,
+        ok()
+      );
+      assert_eq!(
+        roundtrip(&mut b, &["SET", "other", "x"], &mut bb).await,
+        ok()
+      );
+      let push = roundtrip(&mut a, &["PING"], &mut ba).await;
+      let pong = loop {
+        if let Some(r) = resp::parse(&mut ba).unwrap() {
+          break r;
+        }
+        a.read_buf(&mut ba).await.unwrap();
+      };
+      assert_eq!(pong, Reply::Status("PONG".into()));
+      assert_eq!(
+        push,
+        Reply::Push(vec![
+          Reply::Bulk("invalidate".into()),
+          Reply::Array(vec![Reply::Bulk("coa:1".into())])
+        ])
+      );
+      // the other connection saw its own db and stats
+      assert_eq!(
+        roundtrip(&mut b, &["GET", "coa:1"], &mut bb).await,
+        Reply::Bulk("x".into())
+      );
+      let Reply::Bulk(info) = roundtrip(&mut b, &["INFO", "commandstats"], &mut bb).await else {
+        panic!()
+      };
+      assert!(String::from_utf8_lossy(&info).contains("cmdstat_set:calls=2,"));
+    });
+  }
+}
