@@ -29,6 +29,7 @@ const common = {
  * - fuzz: option fuzzing over host/port URLs and a password server
  * - harness, slot, package, pending: the harness itself, cluster slots, the packed
  *   package, no server at all
+ * - sentinel, cluster*: topologies of redis-server processes (memory:// has neither)
  * - memory: memory://'s own cases and a differential corpus that compares its answers
  *   with a redis-server's (so it runs in the `redis` project)
  */
