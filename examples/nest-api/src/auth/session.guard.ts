@@ -1,6 +1,13 @@
 // The fast session check: the signed cookie is verified here and the session
 // Better Auth stored in Redis is read with one GET, without running Better Auth.
-import { CanActivate, ExecutionContext, Inject, Injectable, UnauthorizedException } from '@nestjs/common'
+import {
+  CanActivate,
+  ExecutionContext,
+  Inject,
+  Injectable,
+  ServiceUnavailableException,
+  UnauthorizedException,
+} from '@nestjs/common'
 import type { SessionVerifier, VerifiedSession } from '@atlas-erp/redis/better-auth'
 import type { Request } from 'express'
 
@@ -17,8 +24,15 @@ export class SessionGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<Request & Partial<AuthenticatedRequest>>()
-    // A Cookie header, or `Authorization: Bearer <signed token>` (Better Auth's bearer plugin).
-    const session = await this.verifier.verify(req.headers.cookie ?? req.headers.authorization)
+    let session: VerifiedSession | null
+    try {
+      // A Cookie header, or `Authorization: Bearer <signed token>` (Better Auth's bearer plugin).
+      // Input that cannot be valid (none, a bad signature) costs no round trip.
+      session = (await this.verifier.verify(req.headers.cookie)) ?? (await this.verifier.verify(req.headers.authorization))
+    } catch {
+      // ERR_TIMEOUT, ERR_CONNECTION, …: Redis could not answer, which is not the caller's fault.
+      throw new ServiceUnavailableException('session store unavailable')
+    }
     if (!session) throw new UnauthorizedException('sign in first')
     req.auth = session
     return true
