@@ -88,9 +88,24 @@ export class EmailService implements OnApplicationShutdown {
 
   /** Worker first (it finishes the jobs in hand), then the queue, then their connections. */
   async onApplicationShutdown(): Promise<void> {
-    await this.worker.close()
+    // BullMQ 6.7: right after Redis restarted, a worker's close() can wait for ever
+    // (README, Notes). Give it 10 s, then let the rest of the app shut down.
+    if (!(await within(this.worker.close(), 10_000))) this.log.warn('the e-mail worker did not close within 10 s')
     await this.queue.close()
     await Promise.all([close(this.queueConnection), close(this.workerConnection)])
+  }
+}
+
+/** Whether `p` settled within `ms`. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms)
+  })
+  try {
+    return await Promise.race([p.then(() => true as const), late])
+  } finally {
+    clearTimeout(timer)
   }
 }
 
