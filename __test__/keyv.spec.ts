@@ -8,7 +8,7 @@ import { CacheInterceptor, CacheModule, CacheTTL } from '@nestjs/cache-manager'
 import { APP_INTERCEPTOR } from '@nestjs/core'
 import { Test } from '@nestjs/testing'
 import keyvTestSuite, { keyvIteratorTests } from '@keyv/test-suite'
-import Keyv from 'keyv'
+import Keyv, { type KeyvStoreAdapter } from 'keyv'
 import request from 'supertest'
 
 import type { RedisClient } from '../lib'
@@ -71,6 +71,13 @@ for (const [label, client] of [
 }
 
 describe('KeyvRedisStore', () => {
+  test("is a KeyvStoreAdapter to the type checker too (ts-jest compiles this file with Keyv's types)", async () => {
+    const adapter: KeyvStoreAdapter = new KeyvRedisStore(plain)
+    const keyv = new Keyv({ store: adapter, namespace: 'typed' })
+    expect(await keyv.setMany([{ key: 'a', value: 1 }, { key: 'b', value: 2 }])).toEqual([true, true])
+    expect(await keyv.get<number>('a')).toBe(1)
+  })
+
   test('keys are stored as Keyv namespaced them (never prefixed twice), with the TTL in ms', async () => {
     const keyv = new Keyv({ store: new KeyvRedisStore(plain), namespace: 'layout' })
     expect(await keyv.set('foo', { n: 1 }, 30_000)).toBe(true)

@@ -85,6 +85,13 @@ test('its types compile under TypeScript strict, entry points included', () => {
   fs.writeFileSync(path.join(app, 'check.ts'), src)
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   run(process.execPath, [tsc, '--strict', '--noEmit', '--skipLibCheck', '--module', 'node16', '--moduleResolution', 'node16', 'check.ts'], app)
+  // The entry points also resolve under the older `moduleResolution: node` (typesVersions),
+  // which many Nest apps' tsconfig still has.
+  fs.writeFileSync(
+    path.join(app, 'node10.ts'),
+    ['nest', 'throttler', 'keyv', 'better-auth'].map((e, i) => `import * as m${i} from '@atlas-erp/redis/${e}'\nvoid m${i}\n`).join(''),
+  )
+  run(process.execPath, [tsc, '--strict', '--noEmit', '--skipLibCheck', '--module', 'commonjs', '--moduleResolution', 'node', '--experimentalDecorators', 'node10.ts'], app)
   // And a type error is reported (the check is real).
   fs.writeFileSync(path.join(app, 'bad.ts'), `import { RedisClient } from '@atlas-erp/redis'\nexport const n: number = RedisClient.connect()\n`)
   expect(() => run(process.execPath, [tsc, '--strict', '--noEmit', '--skipLibCheck', '--module', 'node16', '--moduleResolution', 'node16', 'bad.ts'], app)).toThrow()

@@ -79,17 +79,17 @@ export class KeyvRedisStore extends EventEmitter {
     })
   }
 
-  /** The stored string, or undefined. */
-  async get(key: string): Promise<string | undefined> {
-    return (await this.client.get(key)) ?? undefined
+  /** The stored string (what Keyv serialized), or undefined. */
+  async get<Value = string>(key: string): Promise<Value | undefined> {
+    return ((await this.client.get(key)) ?? undefined) as Value | undefined
   }
 
   /** One MGET. */
-  async getMany(keys: string[]): Promise<Array<string | undefined>> {
+  async getMany<Value = string>(keys: string[]): Promise<Array<Value | undefined>> {
     keys = keysArg(keys, 'getMany')
     if (keys.length === 0) return []
     const values = await this.client.mget(keys)
-    return values.map((v) => v ?? undefined)
+    return values.map((v) => (v ?? undefined) as Value | undefined)
   }
 
   /** `ttl` in ms (Keyv's unit); undefined or 0: no expiry. Resolves true. */
@@ -103,8 +103,13 @@ export class KeyvRedisStore extends EventEmitter {
     return true
   }
 
-  /** Every SET in one batch (one round trip; not a transaction). Resolves one true per entry. */
-  async setMany(entries: Array<{ key: string; value: RedisValue; ttl?: number }>): Promise<boolean[]> {
+  /**
+   * Every SET in one batch (one round trip; not a transaction). Resolves one true
+   * per entry, which Keyv returns from its own setMany. Typed `any` because Keyv 5's
+   * adapter type declares `Promise<void>` here while Keyv reads the array.
+   */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  async setMany(entries: Array<{ key: string; value: RedisValue; ttl?: number }>): Promise<any> {
     const checked = checkArgs('KeyvRedisStore.setMany()', () => {
       if (!isArray(entries)) throw invalidArgument('KeyvRedisStore.setMany(): entries must be an array')
       return entries.map((e, i) => {
