@@ -105,14 +105,13 @@ test('manual CLUSTER FAILOVER on a replica: every call succeeds, none hangs, not
   const acked = outcomes.filter((o) => o.ok)
   const values = await redis.mget(acked.map((o) => o.key))
   expect(acked.filter((o, i) => values[i] !== o.value).slice(0, 5)).toEqual([])
-  // the promoted replica holds its slots' keys (and redirects the others)
-  let onNew = 0
+  // Each key is on the node that owns its slot now: the promoted replica for its
+  // old master's slots. (Asked of the owner rather than of the replica: on a loaded
+  // machine a 1 s node timeout can fail the cluster over again meanwhile.)
   for (const o of acked.slice(0, 60)) {
-    const got = await replica.cli('GET', o.key)
-    if (got === o.value) onNew++
-    else expect(got).toMatch(/^MOVED /)
+    const owner = await cluster.ownerOf(keySlot(o.key))
+    expect(owner && (await owner.cli('GET', o.key))).toBe(o.value)
   }
-  expect(onNew).toBeGreaterThan(0)
 })
 
 test('a master killed: its replica takes over, traffic recovers within 5 s, no call hangs past commandTimeoutMs', async () => {
