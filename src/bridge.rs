@@ -710,6 +710,10 @@ unsafe impl Sync for SendPtr {}
 impl Client {
   /// Creates the client and starts connecting; `callback(replies, events)`
   /// receives everything that comes back.
+  ///
+  /// # Safety
+  /// `env` and `callback` must be the live napi env and a JS function of the
+  /// current call, on the JS thread.
   pub unsafe fn open(
     env: sys::napi_env,
     config: Config,
@@ -798,6 +802,9 @@ impl Client {
   /// Encodes the batch `[op, ...args, op, ...args]` whose first command has id
   /// `first_id`, sends what is valid, and returns `[index, code, message, …]`
   /// for commands refused before sending (or undefined when none were).
+  ///
+  /// # Safety
+  /// `env` and the values must belong to the current napi call, on the JS thread.
   pub unsafe fn submit(
     &self,
     env: sys::napi_env,
@@ -920,6 +927,9 @@ impl Client {
   }
 
   /// Delivers whatever is queued right now (the JS thread saw the cache epoch move).
+  ///
+  /// # Safety
+  /// `env` must be the napi env of the current call, on the JS thread.
   pub unsafe fn drain_now(&self, env: sys::napi_env) -> NapiResult<()> {
     let Some(side) = self.side() else {
       return Ok(());
@@ -935,6 +945,9 @@ impl Client {
 
   /// A 4-byte ArrayBuffer over the connection's cache epoch: JS reads it with
   /// a Uint32Array on every cache hit, without crossing into native code.
+  ///
+  /// # Safety
+  /// `env` must be the napi env of the current call, on the JS thread.
   pub unsafe fn cache_epoch_buffer(&self, env: sys::napi_env) -> NapiResult<sys::napi_value> {
     let epoch = Box::new(self.conn.cache_epoch.clone());
     let data = Arc::as_ptr(&epoch) as *mut c_void;

@@ -123,11 +123,8 @@ impl Link {
       return;
     }
     let written = match &self.direct {
-      Some(sock) => match sock.try_write(&b.bytes) {
-        Ok(n) => n,
-        // WouldBlock or a broken socket: the task writes (or finds the error).
-        Err(_) => 0,
-      },
+      // WouldBlock or a broken socket: 0 written, the task writes (or finds the error).
+      Some(sock) => sock.try_write(&b.bytes).unwrap_or(0),
       None => 0,
     };
     if written < b.bytes.len() {

@@ -184,7 +184,7 @@ fn parse_i64(line: &[u8]) -> Result<i64, ProtocolError> {
 }
 
 fn check_len(n: i64) -> Result<(), ProtocolError> {
-  if n > MAX_LEN || n < -1 {
+  if !(-1..=MAX_LEN).contains(&n) {
     Err(ProtocolError(format!("length {n} out of range")))
   } else {
     Ok(())
