@@ -449,6 +449,36 @@ function checkSettled(calls: Call[]) {
   return longest
 }
 
+/**
+ * Replication is asynchronous: a write the master acknowledged may not have reached
+ * the replica yet, and Redis itself loses it in a failover. Notes the master's
+ * replication offset and waits until the replica has applied it: every write
+ * acknowledged before the returned moment was replicated and must survive.
+ */
+async function replicatedUpTo(master: RedisServer, replica: RedisServer): Promise<number> {
+  const marked = performance.now()
+  const offset = Number(/master_repl_offset:(\d+)/.exec(await master.cli('INFO', 'replication'))![1])
+  await eventually(async () => {
+    const applied = Number(/slave_repl_offset:(\d+)/.exec(await replica.cli('INFO', 'replication'))![1])
+    if (applied < offset) throw new Error(`replica at ${applied} < ${offset}`)
+  }, 2000, 5)
+  return marked
+}
+
+/**
+ * The acknowledged writes, by what Redis can promise about them: replicated before
+ * `marked`; issued after the client saw the old connection go (only the new master
+ * can have acknowledged these); and the rest, taken by the old master in between.
+ */
+function acknowledged(calls: Call[], marked: number, reconnectsBefore: number) {
+  const keys = (f: (x: Call) => boolean) => calls.filter((x) => x.ok && f(x)).map((x) => x.key)
+  return {
+    replicated: keys((x) => x.end < marked),
+    onNew: keys((x) => x.reconnects > reconnectsBefore),
+    window: keys((x) => x.end >= marked && x.reconnects === reconnectsBefore),
+  }
+}
+
 describe('failover under traffic (100 concurrent callers)', () => {
   let t: SentinelTopology | undefined
   afterEach(async () => {
@@ -470,14 +500,7 @@ describe('failover under traffic (100 concurrent callers)', () => {
     const p = ns('graceful')
     const load = traffic(c, p)
     await sleep(1000)
-    // As for the kill below: every write acknowledged before the replica had
-    // applied the master's offset was replicated and must survive.
-    const marked = performance.now()
-    const offset = Number(/master_repl_offset:(\d+)/.exec(await old.cli('INFO', 'replication'))![1])
-    await eventually(async () => {
-      const applied = Number(/slave_repl_offset:(\d+)/.exec(await replica.cli('INFO', 'replication'))![1])
-      if (applied < offset) throw new Error(`replica at ${applied} < ${offset}`)
-    }, 2000, 5)
+    const marked = await replicatedUpTo(old, replica)
     const reconnectsBefore = c.stats().reconnects
     const fault = performance.now()
     await t.failover()
@@ -486,9 +509,7 @@ describe('failover under traffic (100 concurrent callers)', () => {
     await load.stop()
     const r = recovery(load.calls, fault)
     const longest = checkSettled(load.calls)
-    const replicated = load.calls.filter((x) => x.ok && x.end < marked).map((x) => x.key)
-    const onNew = load.calls.filter((x) => x.ok && x.reconnects > reconnectsBefore).map((x) => x.key)
-    const window = load.calls.filter((x) => x.ok && x.end >= marked && x.reconnects === reconnectsBefore).map((x) => x.key)
+    const { replicated, onNew, window } = acknowledged(load.calls, marked, reconnectsBefore)
     const lostReplicated = await missing(next, replicated)
     const lostOnNew = await missing(next, onNew)
     const lostWindow = await missing(next, window)
@@ -515,17 +536,7 @@ describe('failover under traffic (100 concurrent callers)', () => {
     const p = ns('kill')
     const load = traffic(c, p)
     await sleep(1000)
-    // Replication is asynchronous: a write the master acknowledged just before
-    // it died may never have reached the replica, and Redis itself loses it.
-    // So: note the master's replication offset, wait until the replica has
-    // applied it, and only then kill. Every write acknowledged before that
-    // note was replicated and must survive.
-    const marked = performance.now()
-    const offset = Number(/master_repl_offset:(\d+)/.exec(await old.cli('INFO', 'replication'))![1])
-    await eventually(async () => {
-      const applied = Number(/slave_repl_offset:(\d+)/.exec(await replica.cli('INFO', 'replication'))![1])
-      if (applied < offset) throw new Error(`replica at ${applied} < ${offset}`)
-    }, 2000, 5)
+    const marked = await replicatedUpTo(old, replica)
     const reconnectsBefore = c.stats().reconnects
     const fault = performance.now()
     await old.kill()
@@ -534,10 +545,7 @@ describe('failover under traffic (100 concurrent callers)', () => {
     await load.stop()
     const r = recovery(load.calls, fault)
     const longest = checkSettled(load.calls)
-    const replicated = load.calls.filter((x) => x.ok && x.end < marked).map((x) => x.key)
-    // Issued after the client saw the old connection break: only the new master can have acknowledged these.
-    const onNew = load.calls.filter((x) => x.ok && x.reconnects > reconnectsBefore).map((x) => x.key)
-    const window = load.calls.filter((x) => x.ok && x.end >= marked && x.reconnects === reconnectsBefore).map((x) => x.key)
+    const { replicated, onNew, window } = acknowledged(load.calls, marked, reconnectsBefore)
     const lostReplicated = await missing(next, replicated)
     const lostOnNew = await missing(next, onNew)
     const lostWindow = await missing(next, window)
