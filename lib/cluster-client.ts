@@ -241,14 +241,7 @@ export class ClusterClient extends RedisClient {
     n.retired = true
     const c = n.client
     if (c !== undefined) {
-      const s = c.stats()
-      const r = this.retiredStats
-      r.commands += s.commands
-      r.batches += s.batches
-      r.replies += s.replies
-      r.errors += s.errors
-      r.timeouts += s.timeouts
-      r.reconnects += s.reconnects
+      addCounters(this.retiredStats, c.stats())
       void c.close() // waits for its replies in flight
     }
   }
@@ -600,19 +593,13 @@ export class ClusterClient extends RedisClient {
 
   /** Counters summed over the node connections; latency is the worst node's. */
   stats(): ClientStats {
-    const r = this.retiredStats
-    const total = { ...r }
+    const total = { ...this.retiredStats }
     let inFlight = 0
     const latency = { p50Ms: 0, p99Ms: 0, maxMs: 0 }
     for (const n of this.nodes.values()) {
       if (n.client === undefined) continue
       const s = n.client.stats()
-      total.commands += s.commands
-      total.batches += s.batches
-      total.replies += s.replies
-      total.errors += s.errors
-      total.timeouts += s.timeouts
-      total.reconnects += s.reconnects
+      addCounters(total, s)
       inFlight += s.inFlight
       latency.p50Ms = Math.max(latency.p50Ms, s.latency.p50Ms)
       latency.p99Ms = Math.max(latency.p99Ms, s.latency.p99Ms)
@@ -713,4 +700,16 @@ function sum(parts: Array<{ idx: number[]; reply: unknown }>): number {
   let t = 0
   for (const p of parts) t += Number(p.reply)
   return t
+}
+
+type Counters = Pick<ClientStats, 'commands' | 'batches' | 'replies' | 'errors' | 'timeouts' | 'reconnects'>
+
+/** Adds a node connection's counters to `into`. */
+function addCounters(into: Counters, s: Counters): void {
+  into.commands += s.commands
+  into.batches += s.batches
+  into.replies += s.replies
+  into.errors += s.errors
+  into.timeouts += s.timeouts
+  into.reconnects += s.reconnects
 }
