@@ -263,13 +263,17 @@ describe('a keyPrefix keeps a client away from other prefixes', () => {
   afterAll(async () => {
     await Promise.all([raw.close(), a.close()])
   })
-  beforeEach(async () => {
+  /** Prefix b's keys, as every case starts with them. */
+  async function resetB(): Promise<void> {
     await raw.del('b:str', 'b:other', 'b:hash', 'b:set', 'b:list', 'b:zset')
     await raw.mset(B_KEYS)
     await raw.hset('b:hash', { f: 'b-field-secret' })
     await raw.sadd('b:set', 'b-member-secret')
     await raw.command('RPUSH', 'b:list', 'b-item-secret')
     await raw.command('ZADD', 'b:zset', '1', 'b-z-secret')
+  }
+  beforeEach(async () => {
+    await resetB()
     await raw.del('a:ids')
     await raw.command('RPUSH', 'a:ids', 'str', 'other') // SORT … GET b:* would turn these into b:str, b:other
     await raw.set('a:own', 'mine')
@@ -362,13 +366,7 @@ describe('a keyPrefix keeps a client away from other prefixes', () => {
       const after = JSON.stringify([await raw.mget('b:str', 'b:other'), await raw.hgetall('b:hash'), await raw.smembers('b:set'), await raw.command('LRANGE', 'b:list', '0', '-1'), await raw.pttl('b:str'), await raw.pttl('b:other')])
       if (after !== before) {
         leaks.push(`${cmd} ${args.join(' ')} (${'v' in out ? 'ran' : out.e}) changed b's keys: ${before} → ${after}`)
-        // put b back for the next attempt
-        await raw.del('b:str', 'b:other', 'b:hash', 'b:set', 'b:list', 'b:zset')
-        await raw.mset(B_KEYS)
-        await raw.hset('b:hash', { f: 'b-field-secret' })
-        await raw.sadd('b:set', 'b-member-secret')
-        await raw.command('RPUSH', 'b:list', 'b-item-secret')
-        await raw.command('ZADD', 'b:zset', '1', 'b-z-secret')
+        await resetB() // for the next attempt
       }
     }
     expect(leaks).toEqual([])

@@ -14,6 +14,8 @@ pub mod resp;
 pub mod scripts;
 pub mod sentinel;
 pub mod stats;
+#[cfg(test)]
+mod test_rng;
 pub mod tls;
 
 use napi::bindgen_prelude::*;

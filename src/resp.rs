@@ -505,31 +505,7 @@ mod tests {
 mod fuzz_smoke {
   use super::*;
 
-  /// xorshift64*: the same inputs on every run.
-  struct Rng(u64);
-  impl Rng {
-    fn next(&mut self) -> u64 {
-      self.0 ^= self.0 >> 12;
-      self.0 ^= self.0 << 25;
-      self.0 ^= self.0 >> 27;
-      self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-      self.next() % n.max(1)
-    }
-    fn bytes(&mut self, max: usize, alphabet: &[u8]) -> Vec<u8> {
-      let n = self.below(max as u64 + 1) as usize;
-      (0..n)
-        .map(|_| {
-          if alphabet.is_empty() {
-            self.next() as u8
-          } else {
-            alphabet[self.below(alphabet.len() as u64) as usize]
-          }
-        })
-        .collect()
-    }
-  }
+  use crate::test_rng::Rng;
 
   const LINE_SAFE: &[u8] = b"abcXYZ019 _-:{}'\"[]()\\*?$+#,.%=!|~>";
   const RESP_BYTES: &[u8] = b"+-:$*_#,(!=%~>|\r\n0123456789-abc";
