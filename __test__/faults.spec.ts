@@ -321,7 +321,7 @@ async function verify(
     await count('rateLimit', key, () => rlCount(key, BIG_RULE), allowedByRedis, scriptUnknown, (x) => (x.value as any).remaining)
   }
   for (const key of keysOf('throttle')) {
-    const hits = async () => Number(await srv.cli('ZCARD', `throttler:{${key}}:default`))
+    const hits = async () => Number(await srv.cli('LLEN', `throttler:{${key}}:default`))
     await count('throttle', key, hits, (x) => x.ok && !unavailable(x), scriptUnknown, (x) => (x.value as any).totalHits)
   }
   for (const key of keysOf('rateLimitSmall')) {

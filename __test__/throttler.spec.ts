@@ -190,6 +190,18 @@ describe('the same answers as the in-memory ThrottlerStorageService', () => {
       return out
     })
   })
+
+  test('a throttler whose ttl changes while its hits live, a block that outlasts its hits, a fractional limit', async () => {
+    await sideBySide((p) => [
+      ...steps(`${p}c`, 'default', 550, 2, 2050, [0, 1, 2, 8, 12, 25, 26, 27, 40]),
+      // shorter hits after longer ones: each still expires on its own
+      ...steps(`${p}a`, 'default', 2550, 4, 1050, [0, 1]),
+      ...steps(`${p}a`, 'default', 550, 4, 1050, [2, 3, 5, 7, 9]),
+      ...steps(`${p}a`, 'default', 1550, 4, 1050, [10, 12, 20, 30, 45]),
+      ...steps(`${p}b`, 'default', 1550, 2.5, 0, [0, 1]),
+      ...steps(`${p}b`, 'default', 550, 2.5, 0, [2, 3, 4, 9, 10, 11, 12, 30]),
+    ])
+  })
 })
 
 // ---- the storage itself ---------------------------------------------------------------------
@@ -274,6 +286,34 @@ describe('RedisThrottlerStorage', () => {
       expect(ttl).toBeGreaterThan(60_000)
       expect(ttl).toBeLessThanOrEqual(1000 + 2 * 60_000)
     }
+  })
+
+  test('a block that outlasts its hits: another instance sees them expire, as the in-memory storage does', async () => {
+    const prefix = ns('outlast')
+    // two instances: the second has no memory of the block, so it asks the server
+    const [first, second] = [new RedisThrottlerStorage(client, { prefix }), new RedisThrottlerStorage(client, { prefix })]
+    const memory = new ThrottlerStorageService()
+    try {
+      const both = async (s: RedisThrottlerStorage) => [await memory.increment('k', 300, 2, 5000, 'default'), await s.increment('k', 300, 2, 5000, 'default')]
+      for (let i = 0; i < 3; i++) await both(first)
+      await sleep(450) // every hit has expired; the block has not
+      const [m, r] = await both(second)
+      expect(m).toMatchObject({ totalHits: 0, isBlocked: true })
+      expect({ ...r }).toEqual({ ...m })
+    } finally {
+      memory.onApplicationShutdown()
+    }
+  })
+
+  test('a hit list that emptied and filled again keeps an expiry', async () => {
+    const prefix = ns('refill')
+    const storage = new RedisThrottlerStorage(client, { prefix })
+    await storage.increment('k', 200, 5, 1000, 'default')
+    await sleep(300) // every hit expired: the next call empties the list and starts it again
+    await storage.increment('k', 200, 5, 1000, 'default')
+    const ttl = Number(await srv.cli('PTTL', `${prefix}{k}:default`))
+    expect(ttl).toBeGreaterThan(60_000)
+    expect(ttl).toBeLessThanOrEqual(200 + 2 * 60_000)
   })
 
   test('bad arguments reject with ERR_INVALID_ARGUMENT before anything is sent', async () => {

@@ -8,11 +8,15 @@
 -- calls made one after another within that millisecond.
 --
 -- KEYS     two per increment:
---          the record of one throttler key (hash): e = expiresAt, b = blockExpiresAt,
---          k = isBlocked (0/1), x = when this hash expires, x:<name> = when that
---          name's hit set expires (all ms);
---          the hits of one throttler name under that key (sorted set: score = the
---          hit's expiry in ms, member = the server time it was made, unique)
+--          the record of one throttler key (hash, two kinds of field, each a few
+--          numbers in one string, as HMGET of fewer fields costs less):
+--            r        = 'expiresAt blockExpiresAt isBlocked(0/1) x'
+--            n:<name> = 'xn h t' for one throttler name
+--          with x = when this hash expires, xn = when that name's hit list
+--          expires, h = no hit in that list expires before it (all ms), t = the
+--          ttl every hit in that list was made with ('' once they differ);
+--          the hits of one throttler name under that key (a list of hit expiries
+--          in ms, oldest first: with one ttl, each hit goes at the end)
 -- ARGV     idle grace ms, then four per increment: ttl ms, limit, blockDuration ms,
 --          throttler name
 -- returns  one flat array, per increment in order (timeToExpire and timeToBlockExpire
@@ -30,11 +34,14 @@
 --                       stopped there, as a call of its own would have, and the
 --                       other increments ran all the same
 --
+-- A list, not a sorted set: appending, trimming the head and its length are
+-- O(1), where a small sorted set scans its members on every insert and prune.
+--
 -- Idle keys expire between one and two graces after everything in them is over
 -- (window, block, every hit of every name), like the in-memory sweep. Their
 -- expiry is pushed forward a grace at a time, so a call on a busy key writes
 -- nothing but its hit.
-local call, ceil, floor, fmt, tonumber = redis.call, math.ceil, math.floor, string.format, tonumber
+local call, ceil, floor, fmt, match, tonumber = redis.call, math.ceil, math.floor, string.format, string.match, tonumber
 -- A time beyond ±2^53 s (from a ttl or blockDuration beyond ±9e18 ms) goes back
 -- as a string: Redis would turn it into a wrong (saturated) integer reply.
 local function int(v)
@@ -62,7 +69,6 @@ end
 local grace = tonumber(ARGV[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local stamp = t[1] .. '.' .. t[2]
 local snow = str(now)
 -- now + ttl as text, once per ttl
 local expiries = {}
@@ -75,26 +81,111 @@ local function expiry_of(ttl)
   return v
 end
 
+-- Whole-ms expiries as long as now's text compare as text (no tonumber).
+local nlen = #snow
+local function expired(v)
+  if #v == nlen and not v:find('.', 1, true) then return v <= snow end
+  return tonumber(v) <= now
+end
+
+-- pruneExpiredHits: drops the hits that expire by now from the head of the
+-- list. Returns the first live hit's expiry (text), or nil and the number of
+-- hits when every one has expired: those stay for add_hit to reuse the list
+-- (and its expiry) rather than delete and make it again.
+local function prune(hits)
+  local vs = call('LRANGE', hits, '0', '3')
+  local from, n = 0, 4
+  while true do
+    for j = 1, #vs do
+      if not expired(vs[j]) then
+        if from + j > 1 then call('LTRIM', hits, str(from + j - 1), '-1') end
+        return vs[j], 0
+      end
+    end
+    if #vs < n then return nil, from + #vs end
+    from, n = from + n, n * 4
+    vs = call('LRANGE', hits, str(from), str(from + n - 1))
+  end
+end
+
+-- fireHitCount: one more hit expiring at now + ttl, in expiry order. Appends
+-- when every hit in the list has this ttl; otherwise (a throttler whose ttl
+-- changed while its hits live) inserts before the first later one. With `dead`
+-- expired hits (every one there is) it replaces them. Returns the new number
+-- of hits, and whether the list was made (it then has no expiry yet).
+local function add_hit(hits, ttl, appends, dead)
+  local ex = expiry_of(ttl)
+  if dead > 0 then
+    if dead > 1 then call('LTRIM', hits, '-1', '-1') end
+    call('LSET', hits, '0', ex)
+    return 1, false
+  end
+  if not appends then
+    local vs = call('LRANGE', hits, '0', '-1')
+    local at = now + ttl
+    for j = 1, #vs do
+      if tonumber(vs[j]) > at then return call('LINSERT', hits, 'BEFORE', vs[j], ex), false end
+    end
+  end
+  local total = call('RPUSH', hits, ex)
+  return total, total == 1
+end
+
+-- The record's field of one throttler name, made once per name per call
+local fields = {}
+local function field_of(name)
+  local f = fields[name]
+  if f == nil then
+    f = 'n:' .. name
+    fields[name] = f
+  end
+  return f
+end
+
 -- One increment: KEYS[2i-1], KEYS[2i], ARGV[4i-2 .. 4i+1]. Returns its answer.
 local function increment(i)
   local rec, hits = KEYS[2 * i - 1], KEYS[2 * i]
   local a = 4 * i - 2
-  local ttl, limit, block, name = num(ARGV[a]), num(ARGV[a + 1]), num(ARGV[a + 2]), ARGV[a + 3]
-  local xname = 'x:' .. name
+  local sttl = ARGV[a]
+  local ttl, limit, block, name = num(sttl), num(ARGV[a + 1]), num(ARGV[a + 2]), ARGV[a + 3]
+  local nf = field_of(name)
 
-  local r = call('HMGET', rec, 'e', 'b', 'k', 'x', xname)
-  local e, b, k, x, xn
-  local dirty = false
-  if r[1] then
-    e, b, k, x, xn = num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]) or 0
-  else
-    e, b, k, x, xn = now + ttl, 0, 0, 0, 0
-    dirty = true
+  local r = call('HMGET', rec, 'r', nf)
+  local e, b, k, x, xn, h, tn = now + ttl, 0, 0, 0, 0, 0, nil
+  local dirty = r[1] == false
+  if not dirty then
+    local se, sb, sk, sx = match(r[1], '^(%S*) (%S*) (%S*) (%S*)$')
+    e, b, k, x = num(se), num(sb), num(sk), num(sx)
+    if r[2] then
+      local sxn, sh
+      sxn, sh, tn = match(r[2], '^(%S*) (%S*) (%S*)$')
+      xn, h = num(sxn), num(sh)
+    end
   end
 
-  -- pruneExpiredHits: keep the hits that expire after now
-  call('ZREMRANGEBYSCORE', hits, '-inf', snow)
-  local total = call('ZCARD', hits)
+  -- pruneExpiredHits, unless no hit expires before h (then none has expired
+  -- yet: the first ttl of a tracker's traffic pays no prune)
+  local first, dead, empty = nil, 0, false
+  if h <= now then
+    first, dead = prune(hits)
+    empty = first == nil
+    h = empty and now + ttl or tonumber(first)
+  end
+  if empty then
+    if tn ~= sttl then
+      tn = sttl
+      dirty = true
+    end
+  elseif tn ~= sttl and tn ~= '' then
+    tn = ''
+    dirty = true
+  end
+  local appends = tn == sttl
+  if now + ttl < h then
+    -- a hit earlier than every other: h stays a lower bound
+    h = now + ttl
+    dirty = true
+  end
 
   -- getExpirationTime, and a new window when it is over
   local tte = ceil((e - now) / 1000)
@@ -104,66 +195,59 @@ local function increment(i)
     dirty = true
   end
 
-  -- fireHitCount: ZADD NX with a member unique to this increment of this call,
-  -- and another one in the rare case of a clash with an earlier call
-  local last_hit, member = 0, i == 1 and stamp or stamp .. '-' .. fmt('%d', i)
-  local added = 0
-
+  local total, made, last_hit = 0, false, 0
   local blocked, ttbe
   local until_ms -- while blocked: when the answer stops being a function of time alone
   if block <= 0 then
-    -- incrementWithoutBlock: the record's block flag is neither read nor written
-    blocked = total >= limit
-    if not blocked then
-      added = call('ZADD', hits, 'NX', expiry_of(ttl), member)
-      total = total + 1
-      last_hit = now + ttl
-    end
+    -- incrementWithoutBlock: the record's block flag is neither read nor written.
+    -- Denied when the hits before this one reach the limit: the hit is taken
+    -- back, and the answer holds until the first hit expires.
+    total, made = add_hit(hits, ttl, appends, dead)
+    blocked = total - 1 >= limit
     ttbe = 0
     if blocked then
-      if total > 0 then
-        until_ms = tonumber(call('ZRANGE', hits, 0, 0, 'WITHSCORES')[2])
+      call('LREM', hits, '-1', expiry_of(ttl))
+      if total > 1 then
+        until_ms = tonumber(first or call('LINDEX', hits, '0'))
         ttbe = ceil((until_ms - now) / 1000)
       else
         until_ms = e
         ttbe = tte
       end
-      total = total + 1
+    else
+      last_hit = now + ttl
     end
   else
     if k == 0 then
-      added = call('ZADD', hits, 'NX', expiry_of(ttl), member)
-      total = total + 1
+      total, made = add_hit(hits, ttl, appends, dead)
       last_hit = now + ttl
-    end
-    if total > limit and k == 0 then
-      k = 1
-      b = now + block
-      dirty = true
+      if total > limit then
+        k = 1
+        b = now + block
+        dirty = true
+      end
     end
     ttbe = ceil((b - now) / 1000)
-    if ttbe <= 0 and k == 1 then
+    if k == 1 and ttbe <= 0 then
       -- resetBlockedRequest, then fireHitCount
       k = 0
       call('DEL', hits)
-      total, xn = 1, 0
+      tn, h = sttl, now + ttl
       dirty = true
-      added = call('ZADD', hits, 'NX', expiry_of(ttl), member)
+      total, made = add_hit(hits, ttl, true, 0)
       last_hit = now + ttl
+    elseif k == 1 and last_hit == 0 then
+      if dead > 0 then call('DEL', hits) end
+      total = dead > 0 and 0 or call('LLEN', hits)
     end
     blocked = k == 1
     until_ms = b
   end
 
-  local n = 0
-  while added == 0 and last_hit > 0 do
-    n = n + 1
-    added = call('ZADD', hits, 'NX', str(last_hit), member .. '.' .. fmt('%d', n))
-  end
-
-  -- expiry leases: the hit set outlives its last hit by one to two graces; the
-  -- record outlives the window, the block and every name's hit set the same way
-  if last_hit > 0 and last_hit + grace > xn then
+  -- expiry leases: the hit list outlives its last hit by one to two graces (a
+  -- list just made has none yet); the record outlives the window, the block and
+  -- every name's hit list the same way
+  if last_hit > 0 and (made or last_hit + grace > xn) then
     xn = ceil(last_hit + 2 * grace) -- whole ms for PEXPIREAT, also with a fractional ttl
     call('PEXPIREAT', hits, str(xn))
     dirty = true
@@ -179,12 +263,12 @@ local function increment(i)
     dirty = true
   end
   if dirty then
-    call('HSET', rec, 'e', str(e), 'b', str(b), 'k', k == 1 and '1' or '0', 'x', str(x), xname, str(xn))
+    call('HSET', rec, 'r', str(e) .. ' ' .. str(b) .. (k == 1 and ' 1 ' or ' 0 ') .. str(x), nf, str(xn) .. ' ' .. str(h) .. ' ' .. (tn or ''))
     call('PEXPIREAT', rec, str(x))
   end
 
   if not blocked then return total, tte, 0, ttbe end
-  local hs = block > 0 and call('ZRANGE', hits, 0, -1, 'WITHSCORES') or nil
+  local hs = block > 0 and call('LRANGE', hits, '0', '-1') or nil
   return total, tte, 1, ttbe, str(e), str(until_ms), hs
 end
 
@@ -201,13 +285,12 @@ for i = 1, #KEYS / 2 do
   else
     out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 1, int(ttbe)
     out[o + 5], out[o + 6], out[o + 7] = snow, e, until_ms
-    local m = hs and #hs / 2 or 0
+    local m = hs and #hs or 0
     out[o + 8] = m
-    o = o + 8
-    for j = 2, 2 * m, 2 do
-      o = o + 1
-      out[o] = hs[j]
+    for j = 1, m do
+      out[o + 8 + j] = hs[j]
     end
+    o = o + 8 + m
   end
 end
 return out

@@ -212,6 +212,10 @@ pub fn lookup(name: &str) -> Option<(i32, Handler)> {
     "llen" => (2, llen),
     "lrange" => (4, lrange),
     "lindex" => (3, lindex),
+    "ltrim" => (4, ltrim),
+    "linsert" => (5, linsert),
+    "lrem" => (4, lrem),
+    "lset" => (4, lset),
     _ => return None,
   })
 }
@@ -1637,6 +1641,90 @@ fn lindex(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
     Some(v) => bulk_of(v),
     None => Reply::Nil,
   }
+}
+
+fn ltrim(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
+  let (s, e) = (tri!(int_arg(&a[2])), tri!(int_arg(&a[3])));
+  let Some(len) = tri!(get_list(ctx, &a[1])).map(|l| l.len()) else {
+    return ok();
+  };
+  let l = tri!(list_mut(ctx, &a[1]));
+  match range(s, e, len) {
+    Some((s, e)) => {
+      l.truncate(e + 1);
+      l.drain(..s);
+    }
+    None => l.clear(),
+  }
+  ctx.db().drop_if_empty(&a[1]);
+  ok()
+}
+
+fn linsert(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
+  let after = match lower(&a[2]).as_str() {
+    "before" => false,
+    "after" => true,
+    _ => return err(SYNTAX),
+  };
+  if tri!(get_list(ctx, &a[1])).is_none() {
+    return int(0);
+  }
+  let l = tri!(list_mut(ctx, &a[1]));
+  match l.iter().position(|v| v[..] == a[3][..]) {
+    Some(i) => {
+      l.insert(if after { i + 1 } else { i }, a[4].to_vec());
+      int(l.len())
+    }
+    None => int(-1),
+  }
+}
+
+fn lset(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
+  if tri!(get_list(ctx, &a[1])).is_none() {
+    return err("ERR no such key");
+  }
+  let i = tri!(int_arg(&a[2]));
+  let l = tri!(list_mut(ctx, &a[1]));
+  let i = if i < 0 { l.len() as i64 + i } else { i };
+  match (i >= 0).then(|| l.get_mut(i as usize)).flatten() {
+    Some(v) => {
+      *v = a[3].to_vec();
+      ok()
+    }
+    None => err("ERR index out of range"),
+  }
+}
+
+fn lrem(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
+  let count = tri!(int_arg(&a[2]));
+  if tri!(get_list(ctx, &a[1])).is_none() {
+    return int(0);
+  }
+  let l = tri!(list_mut(ctx, &a[1]));
+  let limit = if count == 0 {
+    usize::MAX
+  } else {
+    count.unsigned_abs() as usize
+  };
+  let hits: Vec<usize> = if count < 0 {
+    let mut v: Vec<usize> = (0..l.len())
+      .rev()
+      .filter(|&i| l[i][..] == a[3][..])
+      .take(limit)
+      .collect();
+    v.reverse();
+    v
+  } else {
+    (0..l.len())
+      .filter(|&i| l[i][..] == a[3][..])
+      .take(limit)
+      .collect()
+  };
+  for &i in hits.iter().rev() {
+    l.remove(i);
+  }
+  ctx.db().drop_if_empty(&a[1]);
+  int(hits.len())
 }
 
 #[cfg(test)]
