@@ -152,12 +152,14 @@ local function increment(i)
 
   local r = call('HMGET', rec, 'r', nf)
   local e, b, k, x, xn, h, tn = now + ttl, 0, 0, 0, 0, 0, nil
+  -- the text of e, b, x, xn, h while it is still what the record holds (nil:
+  -- format the number), so that writing the record formats only what changed
+  local se, sb, sk, sx, sxn, sh
   local dirty = r[1] == false
   if not dirty then
-    local se, sb, sk, sx = match(r[1], '^(%S*) (%S*) (%S*) (%S*)$')
+    se, sb, sk, sx = match(r[1], '^(%S*) (%S*) (%S*) (%S*)$')
     e, b, k, x = num(se), num(sb), num(sk), num(sx)
     if r[2] then
-      local sxn, sh
       sxn, sh, tn = match(r[2], '^(%S*) (%S*) (%S*)$')
       xn, h = num(sxn), num(sh)
     end
@@ -169,7 +171,11 @@ local function increment(i)
   if h <= now then
     first, dead = prune(hits)
     empty = first == nil
-    h = empty and now + ttl or tonumber(first)
+    if empty then
+      h, sh = now + ttl, expiry_of(ttl)
+    else
+      h, sh = tonumber(first), first
+    end
   end
   if empty then
     if tn ~= sttl then
@@ -183,14 +189,14 @@ local function increment(i)
   local appends = tn == sttl
   if now + ttl < h then
     -- a hit earlier than every other: h stays a lower bound
-    h = now + ttl
+    h, sh = now + ttl, expiry_of(ttl)
     dirty = true
   end
 
   -- getExpirationTime, and a new window when it is over
   local tte = ceil((e - now) / 1000)
   if tte <= 0 then
-    e = now + ttl
+    e, se = now + ttl, expiry_of(ttl)
     tte = ceil(ttl / 1000)
     dirty = true
   end
@@ -223,7 +229,7 @@ local function increment(i)
       last_hit = now + ttl
       if total > limit then
         k = 1
-        b = now + block
+        b, sb = now + block, nil
         dirty = true
       end
     end
@@ -232,7 +238,7 @@ local function increment(i)
       -- resetBlockedRequest, then fireHitCount
       k = 0
       call('DEL', hits)
-      tn, h = sttl, now + ttl
+      tn, h, sh = sttl, now + ttl, expiry_of(ttl)
       dirty = true
       total, made = add_hit(hits, ttl, true, 0)
       last_hit = now + ttl
@@ -249,7 +255,8 @@ local function increment(i)
   -- every name's hit list the same way
   if last_hit > 0 and (made or last_hit + grace > xn) then
     xn = ceil(last_hit + 2 * grace) -- whole ms for PEXPIREAT, also with a fractional ttl
-    call('PEXPIREAT', hits, str(xn))
+    sxn = str(xn)
+    call('PEXPIREAT', hits, sxn)
     dirty = true
   end
   local need = e + grace
@@ -259,17 +266,19 @@ local function increment(i)
     x = e + 2 * grace
     if k == 1 and b + 2 * grace > x then x = b + 2 * grace end
     if xn > x then x = xn end
-    x = ceil(x)
+    x, sx = ceil(x), nil
     dirty = true
   end
   if dirty then
-    call('HSET', rec, 'r', str(e) .. ' ' .. str(b) .. (k == 1 and ' 1 ' or ' 0 ') .. str(x), nf, str(xn) .. ' ' .. str(h) .. ' ' .. (tn or ''))
-    call('PEXPIREAT', rec, str(x))
+    sx = sx or str(x)
+    call('HSET', rec, 'r', (se or str(e)) .. ' ' .. (sb or str(b)) .. (k == 1 and ' 1 ' or ' 0 ') .. sx,
+      nf, (sxn or str(xn)) .. ' ' .. (sh or str(h)) .. ' ' .. (tn or ''))
+    call('PEXPIREAT', rec, sx)
   end
 
   if not blocked then return total, tte, 0, ttbe end
   local hs = block > 0 and call('LRANGE', hits, '0', '-1') or nil
-  return total, tte, 1, ttbe, str(e), str(until_ms), hs
+  return total, tte, 1, ttbe, se or str(e), str(until_ms), hs
 end
 
 local out, o = {}, 0
