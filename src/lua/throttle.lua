@@ -9,14 +9,14 @@
 --
 -- KEYS     two per increment:
 --          the record of one throttler key (hash, two kinds of field, each a few
---          numbers in one string, as HMGET of fewer fields costs less):
---            r        = 'expiresAt blockExpiresAt isBlocked(0/1) x'
---            n:<name> = 'xn h t' for one throttler name
+--          big-endian doubles packed by struct):
+--            r        = expiresAt, blockExpiresAt, isBlocked (0/1), x
+--            n:<name> = xn, h, t for one throttler name
 --          with x = when this hash expires, xn = when that name's hit list
 --          expires, h = no hit in that list expires before it (all ms), t = the
---          ttl every hit in that list was made with ('' once they differ);
+--          ttl every hit in that list was made with (NaN once they differ);
 --          the hits of one throttler name under that key (a list of hit expiries
---          in ms, oldest first: with one ttl, each hit goes at the end)
+--          in ms as text, oldest first: with one ttl, each hit goes at the end)
 -- ARGV     idle grace ms, then four per increment: ttl ms, limit, blockDuration ms,
 --          throttler name
 -- returns  one flat array, per increment in order (timeToExpire and timeToBlockExpire
@@ -41,7 +41,12 @@
 -- (window, block, every hit of every name), like the in-memory sweep. Their
 -- expiry is pushed forward a grace at a time, so a call on a busy key writes
 -- nothing but its hit.
-local call, ceil, floor, fmt, match, tonumber = redis.call, math.ceil, math.floor, string.format, string.match, tonumber
+local call, ceil, floor, fmt, tonumber = redis.call, math.ceil, math.floor, string.format, tonumber
+-- The record's numbers as doubles (struct, one of the libraries Redis gives
+-- scripts): reading them back costs no text parsing, writing them no formatting.
+local pack, unpack = struct.pack, struct.unpack
+local RECORD, NAME = '>dddd', '>ddd'
+local MIXED = 0 / 0 -- t once the hits of a list have different ttls (equal to nothing)
 -- A time beyond ±2^53 s (from a ttl or blockDuration beyond ±9e18 ms) goes back
 -- as a string: Redis would turn it into a wrong (saturated) integer reply.
 local function int(v)
@@ -152,17 +157,10 @@ local function increment(i)
 
   local r = call('HMGET', rec, 'r', nf)
   local e, b, k, x, xn, h, tn = now + ttl, 0, 0, 0, 0, 0, nil
-  -- the text of e, b, x, xn, h while it is still what the record holds (nil:
-  -- format the number), so that writing the record formats only what changed
-  local se, sb, sk, sx, sxn, sh
   local dirty = r[1] == false
   if not dirty then
-    se, sb, sk, sx = match(r[1], '^(%S*) (%S*) (%S*) (%S*)$')
-    e, b, k, x = num(se), num(sb), num(sk), num(sx)
-    if r[2] then
-      sxn, sh, tn = match(r[2], '^(%S*) (%S*) (%S*)$')
-      xn, h = num(sxn), num(sh)
-    end
+    e, b, k, x = unpack(RECORD, r[1])
+    if r[2] then xn, h, tn = unpack(NAME, r[2]) end
   end
 
   -- pruneExpiredHits, unless no hit expires before h (then none has expired
@@ -171,32 +169,28 @@ local function increment(i)
   if h <= now then
     first, dead = prune(hits)
     empty = first == nil
-    if empty then
-      h, sh = now + ttl, expiry_of(ttl)
-    else
-      h, sh = tonumber(first), first
-    end
+    h = empty and now + ttl or tonumber(first)
   end
   if empty then
-    if tn ~= sttl then
-      tn = sttl
+    if tn ~= ttl then
+      tn = ttl
       dirty = true
     end
-  elseif tn ~= sttl and tn ~= '' then
-    tn = ''
+  elseif tn ~= ttl and tn == tn then
+    tn = MIXED
     dirty = true
   end
-  local appends = tn == sttl
+  local appends = tn == ttl
   if now + ttl < h then
     -- a hit earlier than every other: h stays a lower bound
-    h, sh = now + ttl, expiry_of(ttl)
+    h = now + ttl
     dirty = true
   end
 
   -- getExpirationTime, and a new window when it is over
   local tte = ceil((e - now) / 1000)
   if tte <= 0 then
-    e, se = now + ttl, expiry_of(ttl)
+    e = now + ttl
     tte = ceil(ttl / 1000)
     dirty = true
   end
@@ -229,7 +223,7 @@ local function increment(i)
       last_hit = now + ttl
       if total > limit then
         k = 1
-        b, sb = now + block, nil
+        b = now + block
         dirty = true
       end
     end
@@ -238,7 +232,7 @@ local function increment(i)
       -- resetBlockedRequest, then fireHitCount
       k = 0
       call('DEL', hits)
-      tn, h, sh = sttl, now + ttl, expiry_of(ttl)
+      tn, h = ttl, now + ttl
       dirty = true
       total, made = add_hit(hits, ttl, true, 0)
       last_hit = now + ttl
@@ -255,8 +249,7 @@ local function increment(i)
   -- every name's hit list the same way
   if last_hit > 0 and (made or last_hit + grace > xn) then
     xn = ceil(last_hit + 2 * grace) -- whole ms for PEXPIREAT, also with a fractional ttl
-    sxn = str(xn)
-    call('PEXPIREAT', hits, sxn)
+    call('PEXPIREAT', hits, str(xn))
     dirty = true
   end
   local need = e + grace
@@ -266,19 +259,17 @@ local function increment(i)
     x = e + 2 * grace
     if k == 1 and b + 2 * grace > x then x = b + 2 * grace end
     if xn > x then x = xn end
-    x, sx = ceil(x), nil
+    x = ceil(x)
     dirty = true
   end
   if dirty then
-    sx = sx or str(x)
-    call('HSET', rec, 'r', (se or str(e)) .. ' ' .. (sb or str(b)) .. (k == 1 and ' 1 ' or ' 0 ') .. sx,
-      nf, (sxn or str(xn)) .. ' ' .. (sh or str(h)) .. ' ' .. (tn or ''))
-    call('PEXPIREAT', rec, sx)
+    call('HSET', rec, 'r', pack(RECORD, e, b, k, x), nf, pack(NAME, xn, h, tn))
+    call('PEXPIREAT', rec, str(x))
   end
 
   if not blocked then return total, tte, 0, ttbe end
   local hs = block > 0 and call('LRANGE', hits, '0', '-1') or nil
-  return total, tte, 1, ttbe, se or str(e), str(until_ms), hs
+  return total, tte, 1, ttbe, str(e), str(until_ms), hs
 end
 
 local out, o = {}, 0

@@ -161,6 +161,9 @@ impl Engine {
         redis.set(*name, [0, 1, 2, 2, 3][i])?;
       }
       lua.globals().set("redis", redis)?;
+      lua
+        .globals()
+        .set("struct", super::lua_struct::library(&lua)?)?;
       let errtext = lua.create_function(|_, v: Value| {
         Ok(match v {
           Value::Error(e) => call_error_text(&e),

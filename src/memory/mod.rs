@@ -15,6 +15,7 @@
 pub mod commands;
 pub mod fmt;
 pub mod lua;
+pub mod lua_struct;
 pub mod server;
 pub mod store;
 
