@@ -151,8 +151,7 @@ end
 local function increment(i)
   local rec, hits = KEYS[2 * i - 1], KEYS[2 * i]
   local a = 4 * i - 2
-  local sttl = ARGV[a]
-  local ttl, limit, block, name = num(sttl), num(ARGV[a + 1]), num(ARGV[a + 2]), ARGV[a + 3]
+  local ttl, limit, block, name = num(ARGV[a]), num(ARGV[a + 1]), num(ARGV[a + 2]), ARGV[a + 3]
   local nf = field_of(name)
 
   local r = call('HMGET', rec, 'r', nf)

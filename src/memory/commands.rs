@@ -1701,30 +1701,28 @@ fn lrem(ctx: &mut Ctx, a: &[Bytes]) -> Reply {
     return int(0);
   }
   let l = tri!(list_mut(ctx, &a[1]));
-  let limit = if count == 0 {
+  // count < 0 removes from the tail: the same walk over the list reversed
+  let from_tail = count < 0;
+  let mut left = if count == 0 {
     usize::MAX
   } else {
     count.unsigned_abs() as usize
   };
-  let hits: Vec<usize> = if count < 0 {
-    let mut v: Vec<usize> = (0..l.len())
-      .rev()
-      .filter(|&i| l[i][..] == a[3][..])
-      .take(limit)
-      .collect();
-    v.reverse();
-    v
-  } else {
-    (0..l.len())
-      .filter(|&i| l[i][..] == a[3][..])
-      .take(limit)
-      .collect()
-  };
-  for &i in hits.iter().rev() {
-    l.remove(i);
+  let before = l.len();
+  if from_tail {
+    l.make_contiguous().reverse();
   }
+  l.retain(|v| {
+    let gone = left > 0 && v[..] == a[3][..];
+    left -= gone as usize;
+    !gone
+  });
+  if from_tail {
+    l.make_contiguous().reverse();
+  }
+  let removed = before - l.len();
   ctx.db().drop_if_empty(&a[1]);
-  int(hits.len())
+  int(removed)
 }
 
 #[cfg(test)]

@@ -183,6 +183,18 @@ fn type_name(v: Option<&Value>) -> &'static str {
   }
 }
 
+/// The format string, the first argument of every function.
+fn format_of(args: &[Value], func: &str) -> Res<Vec<u8>> {
+  match args.first() {
+    Some(Value::String(s)) => Ok(s.as_bytes().to_vec()),
+    other => Err(arg_error(
+      1,
+      func,
+      &format!("string expected, got {}", type_name(other)),
+    )),
+  }
+}
+
 fn put_integer(out: &mut Vec<u8>, n: f64, little: bool, size: usize) {
   let value = if n < 0.0 { n as i64 as u64 } else { n as u64 };
   let bytes = value.to_le_bytes();
@@ -213,16 +225,7 @@ fn get_integer(data: &[u8], little: bool, signed: bool) -> f64 {
 }
 
 fn pack(args: &[Value]) -> Res<Vec<u8>> {
-  let fmt = match args.first() {
-    Some(Value::String(s)) => s.as_bytes().to_vec(),
-    other => {
-      return Err(arg_error(
-        1,
-        "pack",
-        &format!("string expected, got {}", type_name(other)),
-      ))
-    }
-  };
+  let fmt = format_of(args, "pack")?;
   let rest = &args[1..];
   let mut h = header();
   let mut opts = Options {
@@ -291,16 +294,7 @@ enum Unpacked {
 }
 
 fn unpack(args: &[Value]) -> Res<Vec<Unpacked>> {
-  let fmt = match args.first() {
-    Some(Value::String(s)) => s.as_bytes().to_vec(),
-    other => {
-      return Err(arg_error(
-        1,
-        "unpack",
-        &format!("string expected, got {}", type_name(other)),
-      ))
-    }
-  };
+  let fmt = format_of(args, "unpack")?;
   let data = string_arg(&args[1..], 0, "unpack")?;
   let init = match args.get(2) {
     None | Some(Value::Nil) => 1.0,
@@ -379,16 +373,7 @@ fn unpack(args: &[Value]) -> Res<Vec<Unpacked>> {
 }
 
 fn size(args: &[Value]) -> Res<f64> {
-  let fmt = match args.first() {
-    Some(Value::String(s)) => s.as_bytes().to_vec(),
-    other => {
-      return Err(arg_error(
-        1,
-        "size",
-        &format!("string expected, got {}", type_name(other)),
-      ))
-    }
-  };
+  let fmt = format_of(args, "size")?;
   let mut h = header();
   let mut opts = Options {
     fmt: &fmt,
