@@ -59,8 +59,8 @@ local function str(v)
   if v == floor(v) and v > -1e15 and v < 1e15 then return fmt('%d', v) end
   return fmt('%.17g', v)
 end
--- tonumber of a string, once per distinct string of the call (Lua 5.1's tonumber
--- runs strtod twice; the increments of a call mostly share ttl, limit and times)
+-- tonumber of an argument, once per distinct string of the call (the increments
+-- of a call mostly share ttl, limit and blockDuration)
 local parsed = {}
 local function num(v)
   if not v then return nil end
@@ -236,8 +236,8 @@ local function increment(i)
       total, made = add_hit(hits, ttl, true, 0)
       last_hit = now + ttl
     elseif k == 1 and last_hit == 0 then
-      if dead > 0 then call('DEL', hits) end
-      total = dead > 0 and 0 or call('LLEN', hits)
+      -- blocked: no hit is counted, and the expired ones go
+      if dead > 0 then call('DEL', hits) else total = call('LLEN', hits) end
     end
     blocked = k == 1
     until_ms = b
