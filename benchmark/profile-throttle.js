@@ -14,6 +14,7 @@ const { RedisClient } = require('../dist')
 
 const MODES = {
   fresh: { trackers: 1000, ttl: 60_000, pause: 0 },
+  busy: { trackers: 100, ttl: 60_000, pause: 0 },
   steady: { trackers: 100, ttl: 2000, pause: 0 },
   sparse: { trackers: 100, ttl: 200, pause: 20 },
 }
@@ -27,13 +28,11 @@ async function main() {
   let seed = 1
   const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
   for (let call = 0; call < 400; call++) {
-    const keys = []
-    const args = [60_000]
-    for (let i = 0; i < 25; i++) {
-      const rec = `throttler:{ip:${Math.floor(next() * m.trackers)}}`
-      keys.push(rec, `${rec}:default`)
-      args.push(m.ttl, 1000, 60_000, 'default')
-    }
+    // the layout of src/lua/throttle.lua: the records, then the hit lists; one rule
+    const recs = []
+    for (let i = 0; i < 25; i++) recs.push(`throttler:{ip:${Math.floor(next() * m.trackers)}}`)
+    const keys = [...recs, ...recs.map((rec) => `${rec}:default`)]
+    const args = [60_000, '', m.ttl, 1000, 60_000, 'default']
     if (sha) await client.command('EVALSHA', sha, keys.length, ...keys, ...args)
     else await client.runScript('throttle', keys, args)
     if (m.pause > 0 && call % 10 === 0) await new Promise((r) => setTimeout(r, m.pause))

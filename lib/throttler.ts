@@ -251,18 +251,23 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private dispatch(calls: Call[], by: Grouping): void {
     const n = calls.length
     const keys = new Array<string>(2 * n)
-    const args = new Array<string | number>(1 + 4 * n)
-    args[0] = IDLE_GRACE_MS
+    // The distinct rules (ttl, limit, blockDuration, name) go once; each call
+    // names its rule by one character (rule 1 is '\x01'), or none when all
+    // have rule 1. n <= THROTTLE_BATCH keeps each character one byte in UTF-8.
+    const args: Array<string | number> = [IDLE_GRACE_MS, '']
+    let which: number[] | undefined
     for (let i = 0; i < n; i++) {
       const c = calls[i]
-      keys[2 * i] = c.rec
-      keys[2 * i + 1] = `${c.rec}:${c.name}`
-      const a = 1 + 4 * i
-      args[a] = c.ttl
-      args[a + 1] = c.limit
-      args[a + 2] = c.block
-      args[a + 3] = c.name
+      keys[i] = c.rec
+      keys[n + i] = `${c.rec}:${c.name}`
+      let r = 2
+      while (r < args.length && !(args[r] === c.ttl && args[r + 1] === c.limit && args[r + 2] === c.block && args[r + 3] === c.name)) r += 4
+      if (r === args.length) args.push(c.ttl, c.limit, c.block, c.name)
+      const rule = (r - 2) / 4 + 1
+      if (rule > 1 && which === undefined) which = new Array<number>(n).fill(1)
+      if (which !== undefined) which[i] = rule
     }
+    if (which !== undefined) args[1] = String.fromCharCode(...which)
     const sent = performance.now()
     this.client.runScript('throttle', keys, args).then(
       (reply) => this.settle(calls, reply, sent),

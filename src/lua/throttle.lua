@@ -7,18 +7,18 @@
 -- call's one TIME: several increments of one key answer exactly as the same
 -- calls made one after another within that millisecond.
 --
--- KEYS     two per increment:
---          the record of one throttler key (hash, two kinds of field, each a few
---          big-endian doubles packed by struct):
---            r        = expiresAt, blockExpiresAt, isBlocked (0/1), x
---            n:<name> = xn, h, t for one throttler name
---          with x = when this hash expires, xn = when that name's hit list
+-- KEYS     n records, then the n hit lists (increment i: KEYS[i], KEYS[n + i]):
+--          the record of one throttler key, a string of big-endian doubles
+--          packed by struct: expiresAt, blockExpiresAt, isBlocked (0/1), x; then
+--          per throttler name: xn, h, t, the name's length (4 bytes), the name;
+--          with x = when the record expires, xn = when that name's hit list
 --          expires, h = no hit in that list expires before it (all ms), t = the
 --          ttl every hit in that list was made with (NaN once they differ);
 --          the hits of one throttler name under that key (a list of hit expiries
 --          in ms as text, oldest first: with one ttl, each hit goes at the end)
--- ARGV     idle grace ms, then four per increment: ttl ms, limit, blockDuration ms,
---          throttler name
+-- ARGV     idle grace ms; the rule of each increment, one byte each (rule 1 is
+--          byte 1), or '' when every increment has rule 1; then four per rule:
+--          ttl ms, limit, blockDuration ms, throttler name
 -- returns  one flat array, per increment in order (timeToExpire and timeToBlockExpire
 --          as strings when beyond 2^53):
 --          not blocked: totalHits, timeToExpire s, 0, timeToBlockExpire s
@@ -34,6 +34,8 @@
 --                       stopped there, as a call of its own would have, and the
 --                       other increments ran all the same
 --
+-- Every record of the call comes in one MGET, and a record is one string: a
+-- call on a busy key costs one redis.call of its own, the RPUSH of its hit.
 -- A list, not a sorted set: appending, trimming the head and its length are
 -- O(1), where a small sorted set scans its members on every insert and prune.
 --
@@ -41,11 +43,13 @@
 -- (window, block, every hit of every name), like the in-memory sweep. Their
 -- expiry is pushed forward a grace at a time, so a call on a busy key writes
 -- nothing but its hit.
-local call, ceil, floor, fmt, tonumber = redis.call, math.ceil, math.floor, string.format, tonumber
+local call, ceil, floor, fmt, tonumber, sub, byte = redis.call, math.ceil, math.floor, string.format, tonumber, string.sub, string.byte
 -- The record's numbers as doubles (struct, one of the libraries Redis gives
 -- scripts): reading them back costs no text parsing, writing them no formatting.
-local pack, unpack = struct.pack, struct.unpack
-local RECORD, NAME = '>dddd', '>ddd'
+local pack, unpack_struct = struct.pack, struct.unpack
+local RECORD, NAME = '>dddd', '>dddI4'
+-- a record and its first name's numbers in one unpack (the usual record: one name)
+local RECORD_NAME, RECORD_SIZE, NAME_SIZE = '>dddddddI4', 32, 28
 local MIXED = 0 / 0 -- t once the hits of a list have different ttls (equal to nothing)
 -- A time beyond ±2^53 s (from a ttl or blockDuration beyond ±9e18 ms) goes back
 -- as a string: Redis would turn it into a wrong (saturated) integer reply.
@@ -59,32 +63,24 @@ local function str(v)
   if v == floor(v) and v > -1e15 and v < 1e15 then return fmt('%d', v) end
   return fmt('%.17g', v)
 end
--- tonumber of an argument, once per distinct string of the call (the increments
--- of a call mostly share ttl, limit and blockDuration)
-local parsed = {}
-local function num(v)
-  if not v then return nil end
-  local n = parsed[v]
-  if n == nil then
-    n = tonumber(v)
-    parsed[v] = n
-  end
-  return n
-end
 local grace = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local t = call('TIME')
+local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 local snow = str(now)
--- now + ttl as text, once per ttl
-local expiries = {}
-local function expiry_of(ttl)
-  local v = expiries[ttl]
-  if v == nil then
-    v = str(now + ttl)
-    expiries[ttl] = v
-  end
-  return v
+
+-- the rules, each with its hits' expiry (now + ttl) as text
+local rules = {}
+for a = 3, #ARGV, 4 do
+  local ttl = tonumber(ARGV[a])
+  rules[#rules + 1] = {
+    ttl = ttl, limit = tonumber(ARGV[a + 1]), block = tonumber(ARGV[a + 2]), name = ARGV[a + 3],
+    ex = str(now + ttl),
+    -- for usual(): no hit of this ttl expires after `at`; a hit now needs an
+    -- expiry lease up to `lease`
+    at = now + ttl, lease = now + ttl + grace,
+  }
 end
+local which = ARGV[2]
 
 -- Whole-ms expiries as long as now's text compare as text (no tonumber).
 local nlen = #snow
@@ -118,8 +114,8 @@ end
 -- changed while its hits live) inserts before the first later one. With `dead`
 -- expired hits (every one there is) it replaces them. Returns the new number
 -- of hits, and whether the list was made (it then has no expiry yet).
-local function add_hit(hits, ttl, appends, dead)
-  local ex = expiry_of(ttl)
+local function add_hit(hits, rule, appends, dead)
+  local ex = rule.ex
   if dead > 0 then
     if dead > 1 then call('LTRIM', hits, '-1', '-1') end
     call('LSET', hits, '0', ex)
@@ -127,7 +123,7 @@ local function add_hit(hits, ttl, appends, dead)
   end
   if not appends then
     local vs = call('LRANGE', hits, '0', '-1')
-    local at = now + ttl
+    local at = now + rule.ttl
     for j = 1, #vs do
       if tonumber(vs[j]) > at then return call('LINSERT', hits, 'BEFORE', vs[j], ex), false end
     end
@@ -136,31 +132,66 @@ local function add_hit(hits, ttl, appends, dead)
   return total, total == 1
 end
 
--- The record's field of one throttler name, made once per name per call
-local fields = {}
-local function field_of(name)
-  local f = fields[name]
-  if f == nil then
-    f = 'n:' .. name
-    fields[name] = f
+-- The records as they stand: read once by MGET, then as the increments left them.
+local n = #KEYS / 2
+local records = {}
+do
+  local vs = call('MGET', unpack(KEYS, 1, n))
+  for i = 1, n do
+    if records[KEYS[i]] == nil then records[KEYS[i]] = vs[i] end
   end
-  return f
 end
 
--- One increment: KEYS[2i-1], KEYS[2i], ARGV[4i-2 .. 4i+1]. Returns its answer.
-local function increment(i)
-  local rec, hits = KEYS[2 * i - 1], KEYS[2 * i]
-  local a = 4 * i - 2
-  local ttl, limit, block, name = num(ARGV[a]), num(ARGV[a + 1]), num(ARGV[a + 2]), ARGV[a + 3]
-  local nf = field_of(name)
+-- A key of ours holding something else (another type, or a string that is not
+-- a record) fails its increment as Redis fails a command on the wrong type.
+local WRONGTYPE = { err = 'WRONGTYPE Operation against a key holding the wrong kind of value' }
 
-  local r = call('HMGET', rec, 'r', nf)
-  local e, b, k, x, xn, h, tn = now + ttl, 0, 0, 0, 0, 0, nil
-  local dirty = r[1] == false
-  if not dirty then
-    e, b, k, x = unpack(RECORD, r[1])
-    if r[2] then xn, h, tn = unpack(NAME, r[2]) end
+-- The numbers of record `s` (or false): e, b, k, x, then xn, h, t of `name`
+-- (0, 0, nil when it has none).
+local function decode(s, name, ttl)
+  if not s then return now + ttl, 0, 0, 0, 0, 0, nil end
+  local size = #s
+  if size >= RECORD_SIZE + NAME_SIZE then
+    local e, b, k, x, xn, h, tn, len, from = unpack_struct(RECORD_NAME, s)
+    if sub(s, from, from + len - 1) == name then return e, b, k, x, xn, h, tn end
   end
+  if size < RECORD_SIZE then error(WRONGTYPE) end
+  local e, b, k, x, at = unpack_struct(RECORD, s)
+  local xn, h, tn = 0, 0, nil
+  while at <= size do
+    if at + NAME_SIZE - 1 > size then error(WRONGTYPE) end
+    local xn1, h1, tn1, len, from = unpack_struct(NAME, s, at)
+    at = from + len
+    if at - 1 > size then error(WRONGTYPE) end
+    if sub(s, from, at - 1) == name then xn, h, tn = xn1, h1, tn1 end
+  end
+  return e, b, k, x, xn, h, tn
+end
+
+-- `s` with the record's numbers and `name`'s entry replaced; the entries of
+-- names whose hit lists have expired are dropped.
+local function encode(s, name, e, b, k, x, xn, h, tn)
+  local parts = { pack(RECORD, e, b, k, x), pack(NAME, xn, h, tn, #name), name }
+  if s then
+    local at = RECORD_SIZE + 1
+    while at <= #s do
+      local other_xn, _, _, len, from = unpack_struct(NAME, s, at)
+      local other = sub(s, from, from + len - 1)
+      if other ~= name and other_xn > now then parts[#parts + 1] = sub(s, at, from + len - 1) end
+      at = from + len
+    end
+  end
+  return table.concat(parts)
+end
+
+-- One increment: record `rec`, hit list `hits`, `rule`. Returns its answer.
+local function increment(rec, hits, rule)
+  local ttl, limit, block, name = rule.ttl, rule.limit, rule.block, rule.name
+  local s = records[rec]
+  -- MGET answers nil for a key of another type
+  if not s and call('EXISTS', rec) == 1 then error(WRONGTYPE) end
+  local e, b, k, x, xn, h, tn = decode(s, name, ttl)
+  local dirty = not s
 
   -- pruneExpiredHits, unless no hit expires before h (then none has expired
   -- yet: the first ttl of a tracker's traffic pays no prune)
@@ -201,11 +232,11 @@ local function increment(i)
     -- incrementWithoutBlock: the record's block flag is neither read nor written.
     -- Denied when the hits before this one reach the limit: the hit is taken
     -- back, and the answer holds until the first hit expires.
-    total, made = add_hit(hits, ttl, appends, dead)
+    total, made = add_hit(hits, rule, appends, dead)
     blocked = total - 1 >= limit
     ttbe = 0
     if blocked then
-      call('LREM', hits, '-1', expiry_of(ttl))
+      call('LREM', hits, '-1', rule.ex)
       if total > 1 then
         until_ms = tonumber(first or call('LINDEX', hits, '0'))
         ttbe = ceil((until_ms - now) / 1000)
@@ -218,7 +249,7 @@ local function increment(i)
     end
   else
     if k == 0 then
-      total, made = add_hit(hits, ttl, appends, dead)
+      total, made = add_hit(hits, rule, appends, dead)
       last_hit = now + ttl
       if total > limit then
         k = 1
@@ -233,7 +264,7 @@ local function increment(i)
       call('DEL', hits)
       tn, h = ttl, now + ttl
       dirty = true
-      total, made = add_hit(hits, ttl, true, 0)
+      total, made = add_hit(hits, rule, true, 0)
       last_hit = now + ttl
     elseif k == 1 and last_hit == 0 then
       -- blocked: no hit is counted, and the expired ones go
@@ -262,8 +293,15 @@ local function increment(i)
     dirty = true
   end
   if dirty then
-    call('HSET', rec, 'r', pack(RECORD, e, b, k, x), nf, pack(NAME, xn, h, tn))
-    call('PEXPIREAT', rec, str(x))
+    if x > now then
+      s = encode(s, name, e, b, k, x, xn, h, tn)
+      call('SET', rec, s, 'PXAT', str(x))
+    else
+      -- all over already (absurd negative ttls): nothing to keep
+      call('DEL', rec)
+      s = false
+    end
+    records[rec] = s
   end
 
   if not blocked then return total, tte, 0, ttbe end
@@ -271,25 +309,62 @@ local function increment(i)
   return total, tte, 1, ttbe, str(e), str(until_ms), hs
 end
 
+-- The usual increment, without the general one's work: a record whose first
+-- name is this rule's, not blocked, in its window, whose hits all have this
+-- ttl and none expired, and whose leases cover this hit. It then only appends
+-- the hit: returns totalHits, timeToExpire, timeToBlockExpire, or nil when the
+-- general increment must decide (nothing written then), or the error's text.
+local function usual(rec, hits, rule)
+  local s = records[rec]
+  if not s or #s < RECORD_SIZE + NAME_SIZE then return nil end
+  local e, b, k, _, xn, h, tn, len, from = unpack_struct(RECORD_NAME, s)
+  if k ~= 0 or h <= now or tn ~= rule.ttl or h > rule.at or e <= now or rule.lease > xn then return nil end
+  if sub(s, from, from + len - 1) ~= rule.name then return nil end
+  local total = redis.pcall('RPUSH', hits, rule.ex)
+  if type(total) ~= 'number' then return tostring(total.err) end
+  -- a list made again (it needs an expiry), or a hit over the limit: taken
+  -- back, for the general increment to redo
+  if total == 1 or (rule.block > 0 and total > rule.limit) or (rule.block <= 0 and total - 1 >= rule.limit) then
+    call('RPOP', hits)
+    return nil
+  end
+  return total, ceil((e - now) / 1000), rule.block > 0 and ceil((b - now) / 1000) or 0
+end
+
 local out, o = {}, 0
-for i = 1, #KEYS / 2 do
-  local ok, total, tte, blocked, ttbe, e, until_ms, hs = pcall(increment, i)
-  if not ok then
-    -- redis.call raises a table { err = text } (a Lua error: a string)
-    out[o + 1] = type(total) == 'table' and tostring(total.err) or tostring(total)
-    o = o + 1
-  elseif blocked == 0 then
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 0, int(ttbe)
-    o = o + 4
-  else
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 1, int(ttbe)
-    out[o + 5], out[o + 6], out[o + 7] = snow, e, until_ms
-    local m = hs and #hs or 0
-    out[o + 8] = m
-    for j = 1, m do
-      out[o + 8 + j] = hs[j]
+local rule1 = rules[1]
+for i = 1, n do
+  local rule = which == '' and rule1 or rules[byte(which, i)]
+  local rec, hits = KEYS[i], KEYS[n + i]
+  local total, tte, ttbe = usual(rec, hits, rule)
+  if total ~= nil then
+    if type(total) == 'string' then
+      out[o + 1] = total
+      o = o + 1
+    else
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 0, int(ttbe)
+      o = o + 4
     end
-    o = o + 8 + m
+  else
+    local ok, blocked, e, until_ms, hs
+    ok, total, tte, blocked, ttbe, e, until_ms, hs = pcall(increment, rec, hits, rule)
+    if not ok then
+      -- redis.call raises a table { err = text } (a Lua error: a string)
+      out[o + 1] = type(total) == 'table' and tostring(total.err) or tostring(total)
+      o = o + 1
+    elseif blocked == 0 then
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 0, int(ttbe)
+      o = o + 4
+    else
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 1, int(ttbe)
+      out[o + 5], out[o + 6], out[o + 7] = snow, e, until_ms
+      local m = hs and #hs or 0
+      out[o + 8] = m
+      for j = 1, m do
+        out[o + 8 + j] = hs[j]
+      end
+      o = o + 8 + m
+    end
   end
 end
 return out
