@@ -2,6 +2,8 @@
 // 400 times with 25 increments each, keys from a seeded sequence, as
 // RedisThrottlerStorage sends it.
 //   fresh:  1,000 trackers, ttl 60 s: no hit expires during the run
+//   busy:   100 trackers, ttl 60 s: after each tracker's first call, the usual
+//           increment (as in npm run bench's throttler-allowed)
 //   steady: 100 trackers, ttl 2 s: a call mostly finds a hit or two to expire
 //   sparse: 100 trackers, ttl 200 ms, a pause every 10 calls: a call mostly finds
 //           every hit of its tracker expired, and starts a new window

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions redis-server spends per throttler increment (inside EVALSHA), counted
 # by callgrind: deterministic, unlike timings on a shared VM. Needs valgrind.
-# Usage: benchmark/profile-throttle.sh [fresh|steady|sparse] [script.lua]   (after npm run build)
+# Usage: benchmark/profile-throttle.sh [fresh|busy|steady|sparse] [script.lua]   (after npm run build)
 #   e.g. git show HEAD~1:src/lua/throttle.lua > /tmp/old.lua; benchmark/profile-throttle.sh steady /tmp/old.lua
 set -euo pipefail
 cd "$(dirname "$0")/.."

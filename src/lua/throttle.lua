@@ -43,7 +43,8 @@
 -- (window, block, every hit of every name), like the in-memory sweep. Their
 -- expiry is pushed forward a grace at a time, so a call on a busy key writes
 -- nothing but its hit.
-local call, ceil, floor, fmt, tonumber, sub, byte = redis.call, math.ceil, math.floor, string.format, tonumber, string.sub, string.byte
+local call, ceil, floor, fmt, tonumber = redis.call, math.ceil, math.floor, string.format, tonumber
+local sub, byte, find = string.sub, string.byte, string.find
 -- The record's numbers as doubles (struct, one of the libraries Redis gives
 -- scripts): reading them back costs no text parsing, writing them no formatting.
 local pack, unpack_struct = struct.pack, struct.unpack
@@ -53,8 +54,9 @@ local RECORD_NAME, RECORD_SIZE, NAME_SIZE = '>dddddddI4', 32, 28
 local MIXED = 0 / 0 -- t once the hits of a list have different ttls (equal to nothing)
 -- A time beyond ±2^53 s (from a ttl or blockDuration beyond ±9e18 ms) goes back
 -- as a string: Redis would turn it into a wrong (saturated) integer reply.
+local MAX = 9007199254740992
 local function int(v)
-  if v >= -9007199254740992 and v <= 9007199254740992 then return v end
+  if v >= -MAX and v <= MAX then return v end
   return fmt('%.17g', v)
 end
 -- A number as redis.call would send it ('%.17g'), but whole numbers by '%d':
@@ -77,7 +79,7 @@ for a = 3, #ARGV, 4 do
     ex = str(now + ttl),
     -- for usual(): no hit of this ttl expires after `at`; a hit now needs an
     -- expiry lease up to `lease`
-    at = now + ttl, lease = now + ttl + grace,
+    at = now + ttl, lease = now + ttl + grace, len = #ARGV[a + 3],
   }
 end
 local which = ARGV[2]
@@ -313,15 +315,14 @@ end
 -- name is this rule's, not blocked, in its window, whose hits all have this
 -- ttl and none expired, and whose leases cover this hit. It then only appends
 -- the hit: returns totalHits, timeToExpire, timeToBlockExpire, or nil when the
--- general increment must decide (nothing written then), or the error's text.
+-- general increment must decide (nothing written then).
 local function usual(rec, hits, rule)
   local s = records[rec]
   if not s or #s < RECORD_SIZE + NAME_SIZE then return nil end
   local e, b, k, _, xn, h, tn, len, from = unpack_struct(RECORD_NAME, s)
   if k ~= 0 or h <= now or tn ~= rule.ttl or h > rule.at or e <= now or rule.lease > xn then return nil end
-  if sub(s, from, from + len - 1) ~= rule.name then return nil end
-  local total = redis.pcall('RPUSH', hits, rule.ex)
-  if type(total) ~= 'number' then return tostring(total.err) end
+  if len ~= rule.len or find(s, rule.name, from, true) ~= from then return nil end
+  local total = call('RPUSH', hits, rule.ex)
   -- a list made again (it needs an expiry), or a hit over the limit: taken
   -- back, for the general increment to redo
   if total == 1 or (rule.block > 0 and total > rule.limit) or (rule.block <= 0 and total - 1 >= rule.limit) then
@@ -331,32 +332,23 @@ local function usual(rec, hits, rule)
   return total, ceil((e - now) / 1000), rule.block > 0 and ceil((b - now) / 1000) or 0
 end
 
-local out, o = {}, 0
+-- The increments from `from` on, their answers appended to `out`. A failed
+-- redis.call raises out of it: `current` says whose increment that was.
+local out, o, current = {}, 0, 0
 local rule1 = rules[1]
-for i = 1, n do
-  local rule = which == '' and rule1 or rules[byte(which, i)]
-  local rec, hits = KEYS[i], KEYS[n + i]
-  local total, tte, ttbe = usual(rec, hits, rule)
-  if total ~= nil then
-    if type(total) == 'string' then
-      out[o + 1] = total
-      o = o + 1
-    else
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 0, int(ttbe)
-      o = o + 4
-    end
-  else
-    local ok, blocked, e, until_ms, hs
-    ok, total, tte, blocked, ttbe, e, until_ms, hs = pcall(increment, rec, hits, rule)
-    if not ok then
-      -- redis.call raises a table { err = text } (a Lua error: a string)
-      out[o + 1] = type(total) == 'table' and tostring(total.err) or tostring(total)
-      o = o + 1
-    elseif blocked == 0 then
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 0, int(ttbe)
+local function run(from)
+  for i = from, n do
+    current = i
+    local rule = which == '' and rule1 or rules[byte(which, i)]
+    local rec, hits = KEYS[i], KEYS[n + i]
+    local total, tte, ttbe = usual(rec, hits, rule)
+    local blocked, e, until_ms, hs = 0, nil, nil, nil
+    if total == nil then total, tte, blocked, ttbe, e, until_ms, hs = increment(rec, hits, rule) end
+    if tte > MAX or tte < -MAX or ttbe > MAX or ttbe < -MAX then tte, ttbe = int(tte), int(ttbe) end
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, tte, blocked, ttbe
+    if blocked == 0 then
       o = o + 4
     else
-      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, int(tte), 1, int(ttbe)
       out[o + 5], out[o + 6], out[o + 7] = snow, e, until_ms
       local m = hs and #hs or 0
       out[o + 8] = m
@@ -366,5 +358,16 @@ for i = 1, n do
       o = o + 8 + m
     end
   end
+end
+
+local from = 1
+while true do
+  local ok, err = pcall(run, from)
+  if ok then break end
+  -- that increment stops there, as a call of its own would have; the others run
+  -- (redis.call raises a table { err = text }, a Lua error is a string)
+  out[o + 1] = type(err) == 'table' and tostring(err.err) or tostring(err)
+  o = o + 1
+  from = current + 1
 end
 return out
