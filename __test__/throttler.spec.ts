@@ -288,6 +288,35 @@ describe('RedisThrottlerStorage', () => {
     }
   })
 
+  test('a record keeps the entries of the names whose hits live, and drops the others when rewritten', async () => {
+    const prefix = ns('names')
+    const storage = new RedisThrottlerStorage(client, { prefix })
+    const rec = `${prefix}{k}`
+    // src/lua/throttle.lua's record: 4 doubles, then per name xn, h, t (doubles), its length (u32), the name
+    const entries = async () => {
+      const buf = (await client.getBuffer(rec))!
+      const out: Array<{ name: string; at: number }> = []
+      for (let at = 32; at < buf.length; ) {
+        const len = buf.readUInt32BE(at + 24)
+        out.push({ name: buf.toString('utf8', at + 28, at + 28 + len), at })
+        at += 28 + len
+      }
+      return { buf, out }
+    }
+    await storage.increment('k', 60_000, 5, 0, 'gone')
+    await storage.increment('k', 60_000, 5, 0, 'kept')
+    const { buf, out } = await entries()
+    expect(out.map((e) => e.name).sort()).toEqual(['gone', 'kept'])
+    // as if the hits of 'gone' had expired: its list's lease (xn) in the past, the list gone
+    buf.writeDoubleBE(1, out.find((e) => e.name === 'gone')!.at)
+    await client.command('SET', rec, buf, 'KEEPTTL')
+    await client.del(`${rec}:gone`)
+    await storage.increment('k', 60_000, 5, 0, 'new') // a new name: the record is written again
+    expect((await entries()).out.map((e) => e.name)).toEqual(['new', 'kept'])
+    expect((await storage.increment('k', 60_000, 5, 0, 'kept')).totalHits).toBe(2)
+    expect((await storage.increment('k', 60_000, 5, 0, 'gone')).totalHits).toBe(1)
+  })
+
   test('a block that outlasts its hits: another instance sees them expire, as the in-memory storage does', async () => {
     const prefix = ns('outlast')
     // two instances: the second has no memory of the block, so it asks the server
