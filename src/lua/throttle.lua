@@ -66,7 +66,7 @@ local function str(v)
   return fmt('%.17g', v)
 end
 local grace = tonumber(ARGV[1])
-local t = call('TIME')
+local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 local snow = str(now)
 
