@@ -537,7 +537,7 @@ describe('on a Redis Cluster node', () => {
     const prefixed = await connect({ url: node.url, keyPrefix: 'app{1}:' })
     // A script whose keys are in different slots is refused by a cluster node:
     // this is what the hash tags prevent.
-    expect(await rejection(c.runScript('throttle', ['a', 'b'], [1000, 1, 0, 60_000, 'default']))).toMatchObject({
+    expect(await rejection(c.runScript('throttle', ['a', 'b'], [60_000, '', 1000, 1, 0, 'default']))).toMatchObject({
       code: 'ERR_REPLY',
       message: expect.stringMatching(/CROSSSLOT/),
     })

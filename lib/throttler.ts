@@ -293,15 +293,16 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
         o += 1
         continue
       }
-      if (r[o + 2] !== 1) {
-        c.resolve({ totalHits: total, timeToExpire: num(r[o + 1]), isBlocked: false, timeToBlockExpire: num(r[o + 3]) })
-        o += 4
+      if (total >= 0) {
+        c.resolve({ totalHits: total, timeToExpire: num(r[o + 1]), isBlocked: false, timeToBlockExpire: num(r[o + 2]) })
+        o += 3
         continue
       }
-      const m = r[o + 7] as number
+      // blocked: totalHits comes as -1 - totalHits
+      const m = r[o + 6] as number
       this.rememberBlocked(c, sent, r, o, m)
-      c.resolve({ totalHits: total, timeToExpire: num(r[o + 1]), isBlocked: true, timeToBlockExpire: num(r[o + 3]) })
-      o += 8 + m
+      c.resolve({ totalHits: -1 - total, timeToExpire: num(r[o + 1]), isBlocked: true, timeToBlockExpire: num(r[o + 2]) })
+      o += 7 + m
     }
   }
 
@@ -336,16 +337,16 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     let hits: number[] | undefined
     if (c.block > 0) {
       hits = new Array<number>(m)
-      for (let j = 0; j < m; j++) hits[j] = Number(r[o + 8 + j])
+      for (let j = 0; j < m; j++) hits[j] = Number(r[o + 7 + j])
     }
     const entry: Blocked = {
       // the script ran after `sent`: this offset puts our estimate at or after the server's clock
-      offset: Number(r[o + 4]) + 1 - sent,
-      e: Number(r[o + 5]),
-      until: Number(r[o + 6]),
+      offset: Number(r[o + 3]) + 1 - sent,
+      e: Number(r[o + 4]),
+      until: Number(r[o + 5]),
       hits,
       first: 0,
-      total: r[o] as number,
+      total: -1 - (r[o] as number),
     }
     this.blocked.delete(id)
     this.blocked.set(id, entry)

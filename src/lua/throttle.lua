@@ -21,10 +21,11 @@
 --          ttl ms, limit, blockDuration ms, throttler name
 -- returns  one flat array, per increment in order (timeToExpire and timeToBlockExpire
 --          as strings when beyond 2^53):
---          not blocked: totalHits, timeToExpire s, 0, timeToBlockExpire s
---          blocked:     totalHits, timeToExpire s, 1, timeToBlockExpire s, then (the
---                       answer stays the same but for time until one of these
---                       moments) now, expiresAt, the block's end (or the first hit's
+--          not blocked: totalHits, timeToExpire s, timeToBlockExpire s
+--          blocked:     -1 - totalHits (below zero says blocked), timeToExpire s,
+--                       timeToBlockExpire s, then (the answer stays the same but
+--                       for time until one of these moments) now, expiresAt,
+--                       the block's end (or the first hit's
 --                       expiry when blockDuration <= 0) as strings (ms), the number
 --                       m of hit expiries that follow, and (blockDuration > 0 only)
 --                       the m live hits' expiries: what lib/throttler.ts needs to
@@ -345,17 +346,18 @@ local function run(from)
     local blocked, e, until_ms, hs = 0, nil, nil, nil
     if total == nil then total, tte, blocked, ttbe, e, until_ms, hs = increment(rec, hits, rule) end
     if tte > MAX or tte < -MAX or ttbe > MAX or ttbe < -MAX then tte, ttbe = int(tte), int(ttbe) end
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = total, tte, blocked, ttbe
     if blocked == 0 then
-      o = o + 4
+      out[o + 1], out[o + 2], out[o + 3] = total, tte, ttbe
+      o = o + 3
     else
-      out[o + 5], out[o + 6], out[o + 7] = snow, e, until_ms
+      out[o + 1], out[o + 2], out[o + 3] = -1 - total, tte, ttbe
+      out[o + 4], out[o + 5], out[o + 6] = snow, e, until_ms
       local m = hs and #hs or 0
-      out[o + 8] = m
+      out[o + 7] = m
       for j = 1, m do
-        out[o + 8 + j] = hs[j]
+        out[o + 7 + j] = hs[j]
       end
-      o = o + 8 + m
+      o = o + 7 + m
     end
   end
 end
