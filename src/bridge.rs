@@ -310,6 +310,38 @@ unsafe fn set_element(
   Ok(())
 }
 
+/// The JS function `ARRAY_OF_SOURCE` compiles to, made once per client.
+const ARRAY_OF_SOURCE: &[u8] = b"(function (...values) { return values })";
+/// From this many values up, an array is made by one call of that function:
+/// V8 fills a rest parameter natively, where `napi_set_element` takes a
+/// generic slow path per element (~850 instructions each, callgrind).
+const ARRAY_BY_CALL_MIN: usize = 4;
+/// Up to this many (arguments go on the stack).
+const ARRAY_BY_CALL_MAX: usize = 8192;
+
+/// A JS array of `values`, through `array_of` (the function of
+/// `ARRAY_OF_SOURCE`, or null) when there are enough of them.
+unsafe fn js_array_of(
+  env: sys::napi_env,
+  array_of: sys::napi_value,
+  values: &[sys::napi_value],
+) -> NapiResult<sys::napi_value> {
+  if !array_of.is_null() && (ARRAY_BY_CALL_MIN..=ARRAY_BY_CALL_MAX).contains(&values.len()) {
+    let this = js_undefined(env)?;
+    let mut out = ptr::null_mut();
+    ck!(
+      sys::napi_call_function(env, this, array_of, values.len(), values.as_ptr(), &mut out),
+      "array"
+    );
+    return Ok(out);
+  }
+  let arr = js_array(env, values.len())?;
+  for (i, v) in values.iter().enumerate() {
+    set_element(env, arr, i, *v)?;
+  }
+  Ok(arr)
+}
+
 /// Why a reply could not be given the asked-for shape.
 enum Convert {
   Server(String),
@@ -332,7 +364,11 @@ fn text(r: &Reply) -> Option<&[u8]> {
 
 /// Generic conversion for `command()`: text that is valid UTF-8 becomes a
 /// string, other bytes a Buffer.
-unsafe fn raw_to_js(env: sys::napi_env, r: Reply) -> std::result::Result<sys::napi_value, Convert> {
+unsafe fn raw_to_js(
+  env: sys::napi_env,
+  array_of: sys::napi_value,
+  r: Reply,
+) -> std::result::Result<sys::napi_value, Convert> {
   Ok(match r {
     Reply::Nil => js_null(env)?,
     Reply::Status(b) | Reply::BigNumber(b) => js_string(env, &b)?,
@@ -345,17 +381,16 @@ unsafe fn raw_to_js(env: sys::napi_env, r: Reply) -> std::result::Result<sys::na
     Reply::Double(d) => js_number(env, d)?,
     Reply::Bool(b) => js_bool(env, b)?,
     Reply::Array(items) | Reply::Push(items) => {
-      let arr = js_array(env, items.len())?;
-      for (i, it) in items.into_iter().enumerate() {
-        let v = match raw_to_js(env, it) {
+      let mut values = Vec::with_capacity(items.len());
+      for it in items {
+        values.push(match raw_to_js(env, array_of, it) {
           Ok(v) => v,
           // An error inside an array (EXEC) is a value, not a rejection.
           Err(Convert::Server(e)) => js_string(env, e.as_bytes())?,
           Err(other) => return Err(other),
-        };
-        set_element(env, arr, i, v)?;
+        });
       }
-      arr
+      js_array_of(env, array_of, &values)?
     }
     Reply::Map(pairs) => {
       let mut obj = ptr::null_mut();
@@ -363,9 +398,9 @@ unsafe fn raw_to_js(env: sys::napi_env, r: Reply) -> std::result::Result<sys::na
       for (k, v) in pairs {
         let key = match text(&k) {
           Some(t) => js_string(env, t)?,
-          None => raw_to_js(env, k)?,
+          None => raw_to_js(env, array_of, k)?,
         };
-        let val = raw_to_js(env, v)?;
+        let val = raw_to_js(env, array_of, v)?;
         ck!(sys::napi_set_property(env, obj, key, val), "set property");
       }
       obj
@@ -375,6 +410,7 @@ unsafe fn raw_to_js(env: sys::napi_env, r: Reply) -> std::result::Result<sys::na
 
 unsafe fn reply_to_js(
   env: sys::napi_env,
+  array_of: sys::napi_value,
   shape: Shape,
   reply: Reply,
   prefix: &[u8],
@@ -383,7 +419,7 @@ unsafe fn reply_to_js(
     return Err(Convert::Server(e));
   }
   Ok(match (shape, reply) {
-    (Shape::Raw, r) => raw_to_js(env, r)?,
+    (Shape::Raw, r) => raw_to_js(env, array_of, r)?,
     (Shape::Void, _) => js_undefined(env)?,
     (Shape::Str | Shape::Buf, Reply::Nil) => js_null(env)?,
     (Shape::Str, r) => js_string(env, text(&r).ok_or(Convert::Unexpected("a string"))?)?,
@@ -392,15 +428,14 @@ unsafe fn reply_to_js(
     (Shape::Bool, Reply::Nil) | (Shape::Bool, Reply::Int(0)) => js_bool(env, false)?,
     (Shape::Bool, Reply::Status(_)) | (Shape::Bool, Reply::Int(1)) => js_bool(env, true)?,
     (Shape::StrArray, Reply::Array(items)) => {
-      let arr = js_array(env, items.len())?;
-      for (i, it) in items.into_iter().enumerate() {
-        let v = match it {
+      let mut values = Vec::with_capacity(items.len());
+      for it in items {
+        values.push(match it {
           Reply::Nil => js_null(env)?,
           other => js_string(env, text(&other).ok_or(Convert::Unexpected("strings"))?)?,
-        };
-        set_element(env, arr, i, v)?;
+        });
       }
-      arr
+      js_array_of(env, array_of, &values)?
     }
     (Shape::Map, Reply::Map(pairs)) => {
       // RESP3 (client-side caching on): HGETALL answers a map.
@@ -473,6 +508,8 @@ struct JsSide {
   tsfn: Cell<sys::napi_threadsafe_function>,
   /// The JS callback, for synchronous drains.
   callback: Cell<sys::napi_ref>,
+  /// The function of `ARRAY_OF_SOURCE`.
+  array_of: Cell<sys::napi_ref>,
   /// Replies and events still owed to JS; the event loop is held open while > 0.
   owed: Cell<usize>,
   referenced: Cell<bool>,
@@ -512,8 +549,12 @@ impl JsSide {
 unsafe extern "C" fn finalize_side(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
   let side = Box::from_raw(data as *mut JsSide);
   side.released.store(true, Ordering::Release);
-  if !env.is_null() && !side.callback.get().is_null() {
-    sys::napi_delete_reference(env, side.callback.get());
+  if !env.is_null() {
+    for r in [side.callback.get(), side.array_of.get()] {
+      if !r.is_null() {
+        sys::napi_delete_reference(env, r);
+      }
+    }
   }
 }
 
@@ -592,19 +633,24 @@ unsafe fn deliver_items(
   items: Vec<Completion>,
   closed: &mut bool,
 ) -> NapiResult<()> {
-  // Sized up front: appending to a growing array costs V8 a slow path per element.
   let n = items
     .iter()
     .filter(|c| !matches!(c, Completion::Event(_)))
     .count();
-  let replies = js_array(env, 2 * n)?;
+  let mut array_of = ptr::null_mut();
+  if !side.array_of.get().is_null() {
+    ck!(
+      sys::napi_get_reference_value(env, side.array_of.get(), &mut array_of),
+      "array helper"
+    );
+  }
+  let mut replies = Vec::with_capacity(2 * n);
   let mut events: sys::napi_value = ptr::null_mut();
-  let mut r = 0usize;
   let mut errors = 0u64;
   for c in items {
     let (id, value): (i64, sys::napi_value) = match c {
       Completion::Reply { id, shape, reply } => {
-        match reply_to_js(env, shape, reply, &side.prefix) {
+        match reply_to_js(env, array_of, shape, reply, &side.prefix) {
           Ok(v) => (id as i64, v),
           Err(Convert::Server(text)) => {
             // NOSCRIPT is answered by re-sending the script's source: not a failure.
@@ -671,10 +717,10 @@ unsafe fn deliver_items(
         continue;
       }
     };
-    set_element(env, replies, r, js_number(env, id as f64)?)?;
-    set_element(env, replies, r + 1, value)?;
-    r += 2;
+    replies.push(js_number(env, id as f64)?);
+    replies.push(value);
   }
+  let replies = js_array_of(env, array_of, &replies)?;
   if errors > 0 {
     side.stats.errors.fetch_add(errors, Ordering::Relaxed);
   }
@@ -742,6 +788,7 @@ impl Client {
       secret: config.password_str().map(str::to_string),
       tsfn: Cell::new(ptr::null_mut()),
       callback: Cell::new(ptr::null_mut()),
+      array_of: Cell::new(ptr::null_mut()),
       owed: Cell::new(0),
       referenced: Cell::new(true),
       released: released.clone(),
@@ -772,6 +819,22 @@ impl Client {
       "callback reference"
     );
     (*side).callback.set(cb_ref);
+    // Without it (code generation from strings disallowed), arrays are made
+    // element by element.
+    let mut array_of = ptr::null_mut();
+    if sys::napi_run_script(env, js_string(env, ARRAY_OF_SOURCE)?, &mut array_of)
+      == sys::Status::napi_ok
+    {
+      let mut array_of_ref = ptr::null_mut();
+      ck!(
+        sys::napi_create_reference(env, array_of, 1, &mut array_of_ref),
+        "array helper reference"
+      );
+      (*side).array_of.set(array_of_ref);
+    } else {
+      let mut thrown = ptr::null_mut();
+      sys::napi_get_and_clear_last_exception(env, &mut thrown);
+    }
     let _ = tsfn_slot.set(SendPtr(tsfn));
     // The pending connect keeps the process alive until Ready/ConnectFailed.
     (*side).owe(env, 1);
