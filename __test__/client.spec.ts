@@ -424,6 +424,32 @@ describe('UTF-8 and binary safety', () => {
     expect(c).toBe('small')
   })
 
+  test('array replies of every length around how they are built (one by one below 4 and above 8,192)', async () => {
+    const p = ns('arrays')
+    const n = 20_000
+    for (let i = 0; i < n; i += 1000) {
+      await redis.command('RPUSH', p + 'l', ...Array.from({ length: 1000 }, (_, j) => String(i + j)))
+    }
+    const first = (len: number) => Array.from({ length: len }, (_, j) => String(j))
+    expect(await redis.command('LRANGE', p + 'missing', 0, -1)).toEqual([])
+    for (const len of [1, 3, 4, 5, 8191, 8192, 8193, n]) {
+      expect(await redis.command('LRANGE', p + 'l', 0, len - 1)).toEqual(first(len))
+    }
+    // nested: an array of arrays of each size, and MGET's strings-or-null shape
+    const nested = (await redis.command('EVAL', "return { redis.call('LRANGE', KEYS[1], 0, 2), redis.call('LRANGE', KEYS[1], 0, 9000) }", 1, p + 'l')) as string[][]
+    expect(nested.map((a) => a.length)).toEqual([3, 9001])
+    expect(nested[1]).toEqual(first(9001))
+    await redis.set(p + 'k1', 'v1')
+    const keys = Array.from({ length: 8193 }, (_, i) => `${p}k${i}`)
+    const got = await redis.mget(keys)
+    expect(got.length).toBe(8193)
+    expect(got[1]).toBe('v1')
+    expect(got.filter((v) => v !== null)).toEqual(['v1'])
+    // one tick's replies beyond 8,192 (the batch array is built one by one)
+    const many = await Promise.all(Array.from({ length: 9000 }, (_, i) => redis.command('LINDEX', p + 'l', i)))
+    expect(many).toEqual(first(9000))
+  })
+
   test('many concurrent calls each get their own reply', async () => {
     const p = ns('conc')
     await Promise.all(Array.from({ length: 2000 }, (_, i) => redis.set(`${p}${i}`, `v${i}`)))

@@ -475,13 +475,12 @@ unsafe fn reply_to_js(
       let cursor = text(&parts[0]).ok_or(Convert::Unexpected("a cursor"))?;
       let out = js_array(env, 2)?;
       set_element(env, out, 0, js_string(env, cursor)?)?;
-      let arr = js_array(env, keys.len())?;
-      for (i, k) in keys.iter().enumerate() {
+      let mut values = Vec::with_capacity(keys.len());
+      for k in &keys {
         let k = text(k).ok_or(Convert::Unexpected("keys"))?;
-        let k = k.strip_prefix(prefix).unwrap_or(k);
-        set_element(env, arr, i, js_string(env, k)?)?;
+        values.push(js_string(env, k.strip_prefix(prefix).unwrap_or(k))?);
       }
-      set_element(env, out, 1, arr)?;
+      set_element(env, out, 1, js_array_of(env, array_of, &values)?)?;
       out
     }
     _ => return Err(Convert::Unexpected("the reply type this command returns")),
@@ -699,12 +698,14 @@ unsafe fn deliver_items(
             let list = match keys {
               None => js_null(env)?,
               Some(keys) => {
-                let list = js_array(env, keys.len())?;
-                for (i, k) in keys.iter().enumerate() {
-                  let k = k.strip_prefix(side.prefix.as_slice()).unwrap_or(k);
-                  set_element(env, list, i, js_string(env, k)?)?;
+                let mut values = Vec::with_capacity(keys.len());
+                for k in &keys {
+                  values.push(js_string(
+                    env,
+                    k.strip_prefix(side.prefix.as_slice()).unwrap_or(k),
+                  )?);
                 }
-                list
+                js_array_of(env, array_of, &values)?
               }
             };
             set_element(env, arr, 1, list)?;
@@ -819,8 +820,7 @@ impl Client {
       "callback reference"
     );
     (*side).callback.set(cb_ref);
-    // Without it (code generation from strings disallowed), arrays are made
-    // element by element.
+    // Should it not compile, arrays are made element by element.
     let mut array_of = ptr::null_mut();
     if sys::napi_run_script(env, js_string(env, ARRAY_OF_SOURCE)?, &mut array_of)
       == sys::Status::napi_ok

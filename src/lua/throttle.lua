@@ -149,6 +149,15 @@ end
 -- a record) fails its increment as Redis fails a command on the wrong type.
 local WRONGTYPE = { err = 'WRONGTYPE Operation against a key holding the wrong kind of value' }
 
+-- The name entry of record `s` at `at`: xn, h, t, where its name starts, and
+-- where the next entry starts.
+local function entry(s, at)
+  if at + NAME_SIZE - 1 > #s then error(WRONGTYPE) end
+  local xn, h, tn, len, from = unpack_struct(NAME, s, at)
+  if from + len - 1 > #s then error(WRONGTYPE) end
+  return xn, h, tn, from, from + len
+end
+
 -- The numbers of record `s` (or false): e, b, k, x, then xn, h, t of `name`
 -- (0, 0, nil when it has none).
 local function decode(s, name, ttl)
@@ -162,11 +171,9 @@ local function decode(s, name, ttl)
   local e, b, k, x, at = unpack_struct(RECORD, s)
   local xn, h, tn = 0, 0, nil
   while at <= size do
-    if at + NAME_SIZE - 1 > size then error(WRONGTYPE) end
-    local xn1, h1, tn1, len, from = unpack_struct(NAME, s, at)
-    at = from + len
-    if at - 1 > size then error(WRONGTYPE) end
-    if sub(s, from, at - 1) == name then xn, h, tn = xn1, h1, tn1 end
+    local xn1, h1, tn1, from, next_at = entry(s, at)
+    if sub(s, from, next_at - 1) == name then xn, h, tn = xn1, h1, tn1 end
+    at = next_at
   end
   return e, b, k, x, xn, h, tn
 end
@@ -178,10 +185,9 @@ local function encode(s, name, e, b, k, x, xn, h, tn)
   if s then
     local at = RECORD_SIZE + 1
     while at <= #s do
-      local other_xn, _, _, len, from = unpack_struct(NAME, s, at)
-      local other = sub(s, from, from + len - 1)
-      if other ~= name and other_xn > now then parts[#parts + 1] = sub(s, at, from + len - 1) end
-      at = from + len
+      local other_xn, _, _, from, next_at = entry(s, at)
+      if other_xn > now and sub(s, from, next_at - 1) ~= name then parts[#parts + 1] = sub(s, at, next_at - 1) end
+      at = next_at
     end
   end
   return table.concat(parts)
