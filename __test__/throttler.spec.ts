@@ -292,13 +292,14 @@ describe('RedisThrottlerStorage', () => {
     const prefix = ns('names')
     const storage = new RedisThrottlerStorage(client, { prefix })
     const rec = `${prefix}{k}`
-    // src/lua/throttle.lua's record: 4 doubles, then per name xn, h, t (doubles), its length (u32), the name
+    // src/lua/throttle.lua's record: 6 doubles, then per name t (double), its
+    // length (u32), the name, xn, h (doubles)
     const entries = async () => {
       const buf = (await client.getBuffer(rec))!
-      const out: Array<{ name: string; at: number }> = []
-      for (let at = 32; at < buf.length; ) {
-        const len = buf.readUInt32BE(at + 24)
-        out.push({ name: buf.toString('utf8', at + 28, at + 28 + len), at })
+      const out: Array<{ name: string; xnAt: number }> = []
+      for (let at = 48; at < buf.length; ) {
+        const len = buf.readUInt32BE(at + 8)
+        out.push({ name: buf.toString('utf8', at + 12, at + 12 + len), xnAt: at + 12 + len })
         at += 28 + len
       }
       return { buf, out }
@@ -308,7 +309,7 @@ describe('RedisThrottlerStorage', () => {
     const { buf, out } = await entries()
     expect(out.map((e) => e.name).sort()).toEqual(['gone', 'kept'])
     // as if the hits of 'gone' had expired: its list's lease (xn) in the past, the list gone
-    buf.writeDoubleBE(1, out.find((e) => e.name === 'gone')!.at)
+    buf.writeDoubleBE(1, out.find((e) => e.name === 'gone')!.xnAt)
     await client.command('SET', rec, buf, 'KEEPTTL')
     await client.del(`${rec}:gone`)
     await storage.increment('k', 60_000, 5, 0, 'new') // a new name: the record is written again

@@ -8,12 +8,15 @@
 -- calls made one after another within that millisecond.
 --
 -- KEYS     n records, then the n hit lists (increment i: KEYS[i], KEYS[n + i]):
---          the record of one throttler key, a string of big-endian doubles
---          packed by struct: expiresAt, blockExpiresAt, isBlocked (0/1), x; then
---          per throttler name: xn, h, t, the name's length (4 bytes), the name;
---          with x = when the record expires, xn = when that name's hit list
---          expires, h = no hit in that list expires before it (all ms), t = the
---          ttl every hit in that list was made with (NaN once they differ);
+--          the record of one throttler key, a string packed by struct
+--          (big-endian doubles): hi, lo, expiresAt, blockExpiresAt, isBlocked
+--          (0/1), x; then per throttler name: t, the name's length (4 bytes),
+--          the name, xn, h; with x = when the record expires, xn = when that
+--          name's hit list expires, h = no hit in that list expires before it
+--          (all ms), t = the ttl every hit in that list was made with (NaN once
+--          they differ), and [lo, hi) = when the first name's next hit with
+--          ttl t only appends (see the usual increment below; hi is 0 when it
+--          never may);
 --          the hits of one throttler name under that key (a list of hit expiries
 --          in ms as text, oldest first: with one ttl, each hit goes at the end)
 -- ARGV     idle grace ms; the rule of each increment, one byte each (rule 1 is
@@ -45,13 +48,15 @@
 -- expiry is pushed forward a grace at a time, so a call on a busy key writes
 -- nothing but its hit.
 local call, ceil, floor, fmt, tonumber = redis.call, math.ceil, math.floor, string.format, tonumber
-local sub, byte, find = string.sub, string.byte, string.find
+local sub, byte = string.sub, string.byte
 -- The record's numbers as doubles (struct, one of the libraries Redis gives
 -- scripts): reading them back costs no text parsing, writing them no formatting.
 local pack, unpack_struct = struct.pack, struct.unpack
-local RECORD, NAME = '>dddd', '>dddI4'
--- a record and its first name's numbers in one unpack (the usual record: one name)
-local RECORD_NAME, RECORD_SIZE, NAME_SIZE = '>dddddddI4', 32, 28
+local HEAD, HEAD_SIZE = '>dddddd', 48
+-- a name's entry: TAG, the name, TAIL
+local TAG, TAIL, ENTRY_SIZE = '>dI4', '>dd', 28
+-- what the usual increment reads: hi, lo, expiresAt, blockExpiresAt
+local USUAL = '>dddd'
 local MIXED = 0 / 0 -- t once the hits of a list have different ttls (equal to nothing)
 -- A time beyond ±2^53 s (from a ttl or blockDuration beyond ±9e18 ms) goes back
 -- as a string: Redis would turn it into a wrong (saturated) integer reply.
@@ -75,12 +80,13 @@ local snow = str(now)
 local rules = {}
 for a = 3, #ARGV, 4 do
   local ttl = tonumber(ARGV[a])
+  local name = ARGV[a + 3]
+  local tag = pack(TAG, ttl, #name) .. name
   rules[#rules + 1] = {
-    ttl = ttl, limit = tonumber(ARGV[a + 1]), block = tonumber(ARGV[a + 2]), name = ARGV[a + 3],
+    ttl = ttl, limit = tonumber(ARGV[a + 1]), block = tonumber(ARGV[a + 2]), name = name,
     ex = str(now + ttl),
-    -- for usual(): no hit of this ttl expires after `at`; a hit now needs an
-    -- expiry lease up to `lease`
-    at = now + ttl, lease = now + ttl + grace, len = #ARGV[a + 3],
+    -- a record whose first entry starts with `tag` (this name, hits of this ttl)
+    tag = tag, tag_end = HEAD_SIZE + #tag,
   }
 end
 local which = ARGV[2]
@@ -135,27 +141,24 @@ local function add_hit(hits, rule, appends, dead)
   return total, total == 1
 end
 
--- The records as they stand: read once by MGET, then as the increments left them.
+-- The records as they stand: read by one MGET, then as the increments left
+-- them (a record written is written for every later increment of its key).
 local n = #KEYS / 2
-local records = {}
-do
-  local vs = call('MGET', unpack(KEYS, 1, n))
-  for i = 1, n do
-    if records[KEYS[i]] == nil then records[KEYS[i]] = vs[i] end
-  end
-end
+local recs = call('MGET', unpack(KEYS, 1, n))
 
 -- A key of ours holding something else (another type, or a string that is not
 -- a record) fails its increment as Redis fails a command on the wrong type.
 local WRONGTYPE = { err = 'WRONGTYPE Operation against a key holding the wrong kind of value' }
 
--- The name entry of record `s` at `at`: xn, h, t, where its name starts, and
--- where the next entry starts.
+-- The name entry of record `s` at `at`: xn, h, t, where its name starts and
+-- ends (exclusive), and where the next entry starts.
 local function entry(s, at)
-  if at + NAME_SIZE - 1 > #s then error(WRONGTYPE) end
-  local xn, h, tn, len, from = unpack_struct(NAME, s, at)
-  if from + len - 1 > #s then error(WRONGTYPE) end
-  return xn, h, tn, from, from + len
+  if at + ENTRY_SIZE - 1 > #s then error(WRONGTYPE) end
+  local tn, len, from = unpack_struct(TAG, s, at)
+  local stop = from + len
+  if stop + 15 > #s then error(WRONGTYPE) end
+  local xn, h = unpack_struct(TAIL, s, stop)
+  return xn, h, tn, from, stop, stop + 16
 end
 
 -- The numbers of record `s` (or false): e, b, k, x, then xn, h, t of `name`
@@ -163,40 +166,46 @@ end
 local function decode(s, name, ttl)
   if not s then return now + ttl, 0, 0, 0, 0, 0, nil end
   local size = #s
-  if size >= RECORD_SIZE + NAME_SIZE then
-    local e, b, k, x, xn, h, tn, len, from = unpack_struct(RECORD_NAME, s)
-    if sub(s, from, from + len - 1) == name then return e, b, k, x, xn, h, tn end
-  end
-  if size < RECORD_SIZE then error(WRONGTYPE) end
-  local e, b, k, x, at = unpack_struct(RECORD, s)
+  if size < HEAD_SIZE then error(WRONGTYPE) end
+  local _, _, e, b, k, x = unpack_struct(HEAD, s)
   local xn, h, tn = 0, 0, nil
+  local at = HEAD_SIZE + 1
   while at <= size do
-    local xn1, h1, tn1, from, next_at = entry(s, at)
-    if sub(s, from, next_at - 1) == name then xn, h, tn = xn1, h1, tn1 end
+    local xn1, h1, tn1, from, stop, next_at = entry(s, at)
+    if sub(s, from, stop - 1) == name then xn, h, tn = xn1, h1, tn1 end
     at = next_at
   end
   return e, b, k, x, xn, h, tn
 end
 
--- `s` with the record's numbers and `name`'s entry replaced; the entries of
--- names whose hit lists have expired are dropped.
+-- `s` with the record's numbers and `name`'s entry, first, replaced; the
+-- entries of names whose hit lists have expired are dropped. [lo, hi): while
+-- the record is not blocked, its hits all have ttl tn, their earliest expiry
+-- (h) is ahead and within a ttl (lo = h - tn), the window lasts, and the list's
+-- lease covers one more hit; times beyond 2^53 never take that path.
 local function encode(s, name, e, b, k, x, xn, h, tn)
-  local parts = { pack(RECORD, e, b, k, x), pack(NAME, xn, h, tn, #name), name }
+  local hi = 0
+  if k == 0 and tn == tn and e <= MAX and b <= MAX and b >= -MAX then
+    hi = xn - tn - grace
+    if h < hi then hi = h end
+    if e < hi then hi = e end
+  end
+  local parts = { pack(HEAD, hi, h - tn, e, b, k, x), pack(TAG, tn, #name), name, pack(TAIL, xn, h) }
   if s then
-    local at = RECORD_SIZE + 1
+    local at = HEAD_SIZE + 1
     while at <= #s do
-      local other_xn, _, _, from, next_at = entry(s, at)
-      if other_xn > now and sub(s, from, next_at - 1) ~= name then parts[#parts + 1] = sub(s, at, next_at - 1) end
+      local other_xn, _, _, from, stop, next_at = entry(s, at)
+      if other_xn > now and sub(s, from, stop - 1) ~= name then parts[#parts + 1] = sub(s, at, next_at - 1) end
       at = next_at
     end
   end
   return table.concat(parts)
 end
 
--- One increment: record `rec`, hit list `hits`, `rule`. Returns its answer.
-local function increment(rec, hits, rule)
+-- Increment i: its record, hit list `hits`, `rule`. Returns its answer.
+local function increment(i, hits, rule)
   local ttl, limit, block, name = rule.ttl, rule.limit, rule.block, rule.name
-  local s = records[rec]
+  local rec, s = KEYS[i], recs[i]
   -- MGET answers nil for a key of another type
   if not s and call('EXISTS', rec) == 1 then error(WRONGTYPE) end
   local e, b, k, x, xn, h, tn = decode(s, name, ttl)
@@ -310,7 +319,9 @@ local function increment(rec, hits, rule)
       call('DEL', rec)
       s = false
     end
-    records[rec] = s
+    for j = i, n do
+      if KEYS[j] == rec then recs[j] = s end
+    end
   end
 
   if not blocked then return total, tte, 0, ttbe end
@@ -318,52 +329,53 @@ local function increment(rec, hits, rule)
   return total, tte, 1, ttbe, str(e), str(until_ms), hs
 end
 
--- The usual increment, without the general one's work: a record whose first
--- name is this rule's, not blocked, in its window, whose hits all have this
--- ttl and none expired, and whose leases cover this hit. It then only appends
--- the hit: returns totalHits, timeToExpire, timeToBlockExpire, or nil when the
--- general increment must decide (nothing written then).
-local function usual(rec, hits, rule)
-  local s = records[rec]
-  if not s or #s < RECORD_SIZE + NAME_SIZE then return nil end
-  local e, b, k, _, xn, h, tn, len, from = unpack_struct(RECORD_NAME, s)
-  if k ~= 0 or h <= now or tn ~= rule.ttl or h > rule.at or e <= now or rule.lease > xn then return nil end
-  if len ~= rule.len or find(s, rule.name, from, true) ~= from then return nil end
-  local total = call('RPUSH', hits, rule.ex)
-  -- a list made again (it needs an expiry), or a hit over the limit: taken
-  -- back, for the general increment to redo
-  if total == 1 or (rule.block > 0 and total > rule.limit) or (rule.block <= 0 and total - 1 >= rule.limit) then
-    call('RPOP', hits)
-    return nil
-  end
-  return total, ceil((e - now) / 1000), rule.block > 0 and ceil((b - now) / 1000) or 0
-end
-
 -- The increments from `from` on, their answers appended to `out`. A failed
 -- redis.call raises out of it: `current` says whose increment that was.
 local out, o, current = {}, 0, 0
-local rule1 = rules[1]
 local function run(from)
+  local r, rule, limit, block, ex, tag, tag_end = 0
   for i = from, n do
     current = i
-    local rule = which == '' and rule1 or rules[byte(which, i)]
-    local rec, hits = KEYS[i], KEYS[n + i]
-    local total, tte, ttbe = usual(rec, hits, rule)
-    local blocked, e, until_ms, hs = 0, nil, nil, nil
-    if total == nil then total, tte, blocked, ttbe, e, until_ms, hs = increment(rec, hits, rule) end
-    if tte > MAX or tte < -MAX or ttbe > MAX or ttbe < -MAX then tte, ttbe = int(tte), int(ttbe) end
-    if blocked == 0 then
-      out[o + 1], out[o + 2], out[o + 3] = total, tte, ttbe
-      o = o + 3
-    else
-      out[o + 1], out[o + 2], out[o + 3] = -1 - total, tte, ttbe
-      out[o + 4], out[o + 5], out[o + 6] = snow, e, until_ms
-      local m = hs and #hs or 0
-      out[o + 7] = m
-      for j = 1, m do
-        out[o + 7 + j] = hs[j]
+    local ri = which == '' and 1 or byte(which, i)
+    if ri ~= r then
+      r, rule = ri, rules[ri]
+      limit, block, ex, tag, tag_end = rule.limit, rule.block, rule.ex, rule.tag, rule.tag_end
+    end
+    local s, hits, total = recs[i], KEYS[n + i], nil
+    -- The usual increment only appends its hit: the record's first name is
+    -- this one, with hits of this ttl, and now is in its [lo, hi). A push that
+    -- makes the list anew (it needs an expiry) or goes over the limit is taken
+    -- back, for the general increment to redo.
+    if s and #s >= HEAD_SIZE + ENTRY_SIZE then
+      local hi, lo, e, b = unpack_struct(USUAL, s)
+      if now < hi and lo <= now and sub(s, HEAD_SIZE + 1, tag_end) == tag then
+        total = call('RPUSH', hits, ex)
+        if total > 1 and total <= limit then
+          out[o + 1], out[o + 2], out[o + 3] = total, ceil((e - now) / 1000), block > 0 and ceil((b - now) / 1000) or 0
+          o = o + 3
+        else
+          call('RPOP', hits)
+          total = nil
+        end
       end
-      o = o + 7 + m
+    end
+    if total == nil then
+      local tte, blocked, ttbe, e, until_ms, hs
+      total, tte, blocked, ttbe, e, until_ms, hs = increment(i, hits, rule)
+      if tte > MAX or tte < -MAX or ttbe > MAX or ttbe < -MAX then tte, ttbe = int(tte), int(ttbe) end
+      if blocked == 0 then
+        out[o + 1], out[o + 2], out[o + 3] = total, tte, ttbe
+        o = o + 3
+      else
+        out[o + 1], out[o + 2], out[o + 3] = -1 - total, tte, ttbe
+        out[o + 4], out[o + 5], out[o + 6] = snow, e, until_ms
+        local m = hs and #hs or 0
+        out[o + 7] = m
+        for j = 1, m do
+          out[o + 7 + j] = hs[j]
+        end
+        o = o + 7 + m
+      end
     end
   end
 end
