@@ -346,6 +346,27 @@ describe('RedisThrottlerStorage', () => {
     expect(ttl).toBeLessThanOrEqual(200 + 2 * 60_000)
   })
 
+  test('a busy hit list always outlives its newest hit (its expiry lease is renewed as hits come)', async () => {
+    // With a grace of 200 ms, the lease a list gets covers its hits for only
+    // 200 ms of traffic: the calls after that must push it forward, also those
+    // that otherwise only append their hit.
+    const prefix = ns('lease')
+    const storage = new RedisThrottlerStorage(client, { prefix, idleGraceMs: 200 })
+    const hits = `${prefix}{k}:default`
+    const short: number[] = []
+    const until = Date.now() + 1000
+    let n = 0
+    while (Date.now() < until) {
+      const r = await storage.increment('k', 2000, 1000, 0, 'default')
+      expect(r.totalHits).toBe(++n) // no hit expires within the run: none lost either
+      const pttl = Number(await srv.cli('PTTL', hits))
+      if (pttl < 2000) short.push(pttl)
+      await sleep(10)
+    }
+    expect(n).toBeGreaterThan(20)
+    expect(short).toEqual([])
+  })
+
   test('bad arguments reject with ERR_INVALID_ARGUMENT before anything is sent', async () => {
     const storage = new RedisThrottlerStorage(client)
     const before = client.stats().commands
@@ -522,10 +543,15 @@ describe('the calls of one tick run in one script call', () => {
     expect(together[0].timeToExpire).toBe(Math.ceil(-9.223372036854776e21 / 1000))
   })
 
-  test('batchAcrossSlots must be a boolean', () => {
+  test('batchAcrossSlots must be a boolean, idleGraceMs a finite number >= 0', () => {
     expect(() => new RedisThrottlerStorage(client, { batchAcrossSlots: 'yes' as any })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/batchAcrossSlots/) }),
     )
+    for (const idleGraceMs of [-1, NaN, Infinity, '5' as any]) {
+      expect(() => new RedisThrottlerStorage(client, { idleGraceMs })).toThrow(
+        expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/idleGraceMs/) }),
+      )
+    }
   })
 })
 

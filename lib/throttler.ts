@@ -25,6 +25,14 @@ export interface RedisThrottlerStorageOptions {
    * resends; set `false` to never see one.
    */
   batchAcrossSlots?: boolean
+  /**
+   * How long a key's record and hit lists stay in Redis once everything in them
+   * is over (window, block, every hit), in ms; default 60,000. They expire
+   * between one and two of these later, like the in-memory storage's sweep; an
+   * expiry is pushed forward this much at a time, so a busy key's call writes
+   * nothing but its hit.
+   */
+  idleGraceMs?: number
 }
 
 /** What `increment` resolves (the package's index does not export this interface). */
@@ -35,11 +43,13 @@ export interface RedisThrottlerStorageRecord extends ThrottlerStorageRecord {
   reason?: 'unavailable'
 }
 
-/** How long an idle record stays after its window, block and hits are all over (ms). */
+/** The usual answer of src/lua/throttle.lua carries totalHits below this. */
+const USUAL_HITS = 2 ** 21
+
 const IDLE_GRACE_MS = 60_000
 /** `timeToBlockExpire` (seconds) of a denial made by `onUnavailable: 'deny'`. */
 const UNAVAILABLE_RETRY_S = 1
-const OPTION_KEYS = new Set(['onUnavailable', 'prefix', 'batchAcrossSlots'])
+const OPTION_KEYS = new Set(['onUnavailable', 'prefix', 'batchAcrossSlots', 'idleGraceMs'])
 /**
  * Increments sent per turn of the event loop at most (in one script call, or
  * one per slot); the rest wait for the next turn. One script call stays short
@@ -121,6 +131,7 @@ interface Blocked {
 export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly onUnavailable: UnavailablePolicy
   private readonly prefix: string
+  private readonly grace: number
   /** Blocked keys answered without a round trip (bounded, least recently used out). */
   private readonly blocked = new Map<string, Blocked>()
 
@@ -156,8 +167,13 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     if (options.batchAcrossSlots !== undefined && typeof options.batchAcrossSlots !== 'boolean') {
       throw invalidArgument('RedisThrottlerStorage: batchAcrossSlots must be a boolean')
     }
+    const grace = options.idleGraceMs ?? IDLE_GRACE_MS
+    if (!isFiniteNumber(grace) || grace < 0) {
+      throw invalidArgument('RedisThrottlerStorage: idleGraceMs must be a finite number >= 0')
+    }
     this.onUnavailable = policy
     this.prefix = options.prefix ?? 'throttler:'
+    this.grace = grace
     this.grouping = options.batchAcrossSlots === false ? Grouping.Slot : Grouping.All
   }
 
@@ -254,7 +270,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     // The distinct rules (ttl, limit, blockDuration, name) go once; each call
     // names its rule by one character (rule 1 is '\x01'), or none when all
     // have rule 1. n <= THROTTLE_BATCH keeps each character one byte in UTF-8.
-    const args: Array<string | number> = [IDLE_GRACE_MS, '']
+    const args: Array<string | number> = [this.grace, '']
     let which: number[] | undefined
     for (let i = 0; i < n; i++) {
       const c = calls[i]
@@ -278,10 +294,11 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   /** Hands each call its part of the script's reply (see src/lua/throttle.lua). */
   private settle(calls: Call[], reply: unknown, sent: number): void {
     const r = reply as Array<number | string>
-    let o = 0
+    const now = Array.isArray(r) ? r[0] : undefined
+    let o = 1
     for (let i = 0; i < calls.length; i++) {
       const c = calls[i]
-      const total = Array.isArray(r) ? r[o] : undefined
+      const total = typeof now === 'number' ? r[o] : undefined
       if (typeof total !== 'number') {
         if (total === undefined) {
           const e = new RedisError(ErrorCode.Reply, `throttle script: unexpected reply ${JSON.stringify(reply)}`)
@@ -293,9 +310,22 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
         o += 1
         continue
       }
-      if (total >= 0) {
-        c.resolve({ totalHits: total, timeToExpire: num(r[o + 1]), isBlocked: false, timeToBlockExpire: num(r[o + 2]) })
-        o += 3
+      if (total > 0) {
+        // the usual answer: (expiresAt - now) * 2^21 + totalHits, with no block
+        // ever set (or none asked for)
+        const hits = total % USUAL_HITS
+        c.resolve({
+          totalHits: hits,
+          timeToExpire: Math.ceil((total - hits) / USUAL_HITS / 1000),
+          isBlocked: false,
+          timeToBlockExpire: c.block > 0 ? Math.ceil(-(now as number) / 1000) : 0,
+        })
+        o += 1
+        continue
+      }
+      if (total === 0) {
+        c.resolve({ totalHits: r[o + 1] as number, timeToExpire: num(r[o + 2]), isBlocked: false, timeToBlockExpire: num(r[o + 3]) })
+        o += 4
         continue
       }
       // blocked: totalHits comes as -1 - totalHits

@@ -22,9 +22,13 @@
 -- ARGV     idle grace ms; the rule of each increment, one byte each (rule 1 is
 --          byte 1), or '' when every increment has rule 1; then four per rule:
 --          ttl ms, limit, blockDuration ms, throttler name
--- returns  one flat array, per increment in order (timeToExpire and timeToBlockExpire
---          as strings when beyond 2^53):
---          not blocked: totalHits, timeToExpire s, timeToBlockExpire s
+-- returns  one flat array: now (ms), then per increment in order (timeToExpire
+--          and timeToBlockExpire as strings when beyond 2^53):
+--          usual:       one number above 0, (expiresAt - now) * 2^21 + totalHits,
+--                       when blockExpiresAt is 0 or blockDuration <= 0 (so
+--                       timeToBlockExpire is ceil(-now / 1000) or 0): every number
+--                       of the reply costs Redis about a thousand instructions
+--          not blocked: 0, totalHits, timeToExpire s, timeToBlockExpire s
 --          blocked:     -1 - totalHits (below zero says blocked), timeToExpire s,
 --                       timeToBlockExpire s, then (the answer stays the same but
 --                       for time until one of these moments) now, expiresAt,
@@ -58,6 +62,9 @@ local TAG, TAIL, ENTRY_SIZE = '>dI4', '>dd', 28
 -- what the usual increment reads: hi, lo, expiresAt, blockExpiresAt
 local USUAL = '>dddd'
 local MIXED = 0 / 0 -- t once the hits of a list have different ttls (equal to nothing)
+-- the usual answer's totalHits below HITS, expiresAt - now below SPAN: together
+-- below 2^53, exact as a double and as Redis' integer reply
+local HITS, SPAN = 2097152, 4294967296
 -- A time beyond ±2^53 s (from a ttl or blockDuration beyond ±9e18 ms) goes back
 -- as a string: Redis would turn it into a wrong (saturated) integer reply.
 local MAX = 9007199254740992
@@ -182,10 +189,11 @@ end
 -- entries of names whose hit lists have expired are dropped. [lo, hi): while
 -- the record is not blocked, its hits all have ttl tn, their earliest expiry
 -- (h) is ahead and within a ttl (lo = h - tn), the window lasts, and the list's
--- lease covers one more hit; times beyond 2^53 never take that path.
+-- lease covers one more hit; times beyond 2^53 or a fractional window end never
+-- take that path.
 local function encode(s, name, e, b, k, x, xn, h, tn)
   local hi = 0
-  if k == 0 and tn == tn and e <= MAX and b <= MAX and b >= -MAX then
+  if k == 0 and tn == tn and e == floor(e) and e <= MAX and b <= MAX and b >= -MAX then
     hi = xn - tn - grace
     if h < hi then hi = h end
     if e < hi then hi = e end
@@ -331,7 +339,7 @@ end
 
 -- The increments from `from` on, their answers appended to `out`. A failed
 -- redis.call raises out of it: `current` says whose increment that was.
-local out, o, current = {}, 0, 0
+local out, o, current = { now }, 1, 0
 local function run(from)
   local r, rule, limit, block, ex, tag, tag_end = 0
   for i = from, n do
@@ -351,8 +359,14 @@ local function run(from)
       if now < hi and lo <= now and sub(s, HEAD_SIZE + 1, tag_end) == tag then
         total = call('RPUSH', hits, ex)
         if total > 1 and total <= limit then
-          out[o + 1], out[o + 2], out[o + 3] = total, ceil((e - now) / 1000), block > 0 and ceil((b - now) / 1000) or 0
-          o = o + 3
+          local d = e - now
+          if (b == 0 or block <= 0) and d < SPAN and total < HITS then
+            out[o + 1] = d * HITS + total
+            o = o + 1
+          else
+            out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 0, total, ceil(d / 1000), block > 0 and ceil((b - now) / 1000) or 0
+            o = o + 4
+          end
         else
           call('RPOP', hits)
           total = nil
@@ -364,8 +378,8 @@ local function run(from)
       total, tte, blocked, ttbe, e, until_ms, hs = increment(i, hits, rule)
       if tte > MAX or tte < -MAX or ttbe > MAX or ttbe < -MAX then tte, ttbe = int(tte), int(ttbe) end
       if blocked == 0 then
-        out[o + 1], out[o + 2], out[o + 3] = total, tte, ttbe
-        o = o + 3
+        out[o + 1], out[o + 2], out[o + 3], out[o + 4] = 0, total, tte, ttbe
+        o = o + 4
       else
         out[o + 1], out[o + 2], out[o + 3] = -1 - total, tte, ttbe
         out[o + 4], out[o + 5], out[o + 6] = snow, e, until_ms
