@@ -15,7 +15,8 @@
 //   const rows = await rl.runAll({ url, duration: 3, warmup: 0.5, flush: () => srv.cli('FLUSHALL'), log })
 //   markdown += rl.table(rows)
 //
-// Workloads (closed loop: C callers, each awaiting one call at a time, one client object):
+// Workloads (closed loop: C callers, each awaiting one call at a time, one client object;
+// the contenders of a workload take turns, six slices each, on one server):
 //   throttler-allowed   ThrottlerStorage.increment(key, 60 s, limit 1000, block 60 s) over
 //                       10,000 trackers: traffic under its limit, every call counted (atlas
 //                       sends the calls of one tick as one script call, up to 32 per turn
@@ -28,9 +29,12 @@
 //                       option, inMemoryBlockOnConsumed, used here for a fair comparison)
 const path = require('path')
 const { runPhase, redisCpuUs, suiteOf, runStandalone } = require('./feature-common')
+const { Histogram, runPhase: runClosedLoop } = require('./workloads')
 
 const ROOT = path.resolve(__dirname, '..')
 const KEYS = 10_000
+/** Turns each contender of a group takes (interleaved) within the measured duration. */
+const SLICES = 6
 
 
 
@@ -122,8 +126,8 @@ const LIMITERS = {
 // ---- run ------------------------------------------------------------------------------
 
 /**
- * Runs every case against the server at `url` (it is flushed between cases by
- * `flush`, so it must be a throwaway server) and resolves one row per case.
+ * Runs every case against the server at `url` (it is flushed between workloads
+ * by `flush`, so it must be a throwaway server) and resolves one row per case.
  * `cpuUs()` reads the server's CPU time (µs) for the per-call CPU columns.
  */
 async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log = () => {} }) {
@@ -155,38 +159,75 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log
       }
     }
   }
+  // The contenders of one group and caller count run interleaved: SLICES turns
+  // each, in rotating order, so a slow phase of the host falls on all of them
+  // alike and their ratios hold still where back-to-back runs drifted by 10-30 %.
+  const sets = new Map()
   for (const k of cases) {
     if (only !== undefined && !k.group.includes(only) && !k.name.includes(only)) continue
+    const id = `${k.group}/${k.callers}`
+    if (!sets.has(id)) sets.set(id, [])
+    sets.get(id).push(k)
+  }
+  for (const set of sets.values()) {
     await flush()
-    let conn
-    try {
-      conn = await k.make(url)
-      const op = k.op(conn)
-      await runPhase(op, k.callers, warmup * 1000)
-      const before = conn.stats?.()
-      const cpu0 = process.cpuUsage()
-      const redis0 = await cpuUs()
-      const r = await runPhase(op, k.callers, duration * 1000)
-      const cpu1 = process.cpuUsage(cpu0)
-      const redis1 = await cpuUs()
-      const after = conn.stats?.()
-      const row = {
-        group: k.group,
-        name: k.name,
-        callers: k.callers,
-        ...r,
-        // CPU per call: this process (JS and native threads) and the redis-server
-        nodeCpuUs: (cpu1.user + cpu1.system) / r.ops,
-        redisCpuUs: (redis1 - redis0) / r.ops,
+    const live = []
+    for (const k of set) {
+      try {
+        const conn = await k.make(url)
+        live.push({ k, conn, op: k.op(conn), hist: new Histogram(), ops: 0, ns: 0, nodeUs: 0, redisUs: 0, commands: 0 })
+        await runPhase(live.at(-1).op, k.callers, warmup * 1000)
+      } catch (e) {
+        rows.push({ group: k.group, name: k.name, callers: k.callers, error: String(e && e.message) })
+        log(`${k.group} ${k.name}: failed: ${e && e.message}`)
       }
-      if (before && after) row.roundTripsPerCall = (after.commands - before.commands) / r.ops
-      rows.push(row)
-      log(`${k.group.padEnd(18)} C=${String(k.callers).padEnd(3)} ${k.name.padEnd(62)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s  p50 ${r.p50Us.toFixed(0)} µs  p99 ${r.p99Us.toFixed(0)} µs  cpu/call node ${row.nodeCpuUs.toFixed(1)} µs redis ${row.redisCpuUs.toFixed(1)} µs${row.roundTripsPerCall !== undefined ? `  round trips/call ${row.roundTripsPerCall.toFixed(3)}` : ''}`)
-    } catch (e) {
-      rows.push({ group: k.group, name: k.name, callers: k.callers, error: String(e && e.message) })
-      log(`${k.group} ${k.name}: failed: ${e && e.message}`)
+    }
+    try {
+      for (let turn = 0; turn < SLICES; turn++) {
+        for (let j = 0; j < live.length; j++) {
+          const c = live[(turn + j) % live.length]
+          if (c.error) continue
+          try {
+            const before = c.conn.stats?.()
+            const cpu0 = process.cpuUsage()
+            const redis0 = await cpuUs()
+            const r = await runClosedLoop(c.op, c.k.callers, (duration * 1000) / SLICES, c.hist)
+            const cpu1 = process.cpuUsage(cpu0)
+            c.redisUs += (await cpuUs()) - redis0
+            c.nodeUs += cpu1.user + cpu1.system
+            c.ops += r.ops
+            c.ns += Number(r.elapsedNs)
+            if (before) c.commands += c.conn.stats().commands - before.commands
+          } catch (e) {
+            c.error = String(e && e.message)
+          }
+        }
+      }
     } finally {
-      await conn?.close().catch(() => {})
+      for (const c of live) await c.conn.close().catch(() => {})
+    }
+    for (const c of live) {
+      const { group, name, callers } = c.k
+      if (c.error) {
+        rows.push({ group, name, callers, error: c.error })
+        log(`${group} ${name}: failed: ${c.error}`)
+        continue
+      }
+      const row = {
+        group,
+        name,
+        callers,
+        ops: c.ops,
+        opsPerSec: c.ops / (c.ns / 1e9),
+        p50Us: c.hist.quantile(0.5) / 1000,
+        p99Us: c.hist.quantile(0.99) / 1000,
+        // CPU per call: this process (JS and native threads) and the redis-server
+        nodeCpuUs: c.nodeUs / c.ops,
+        redisCpuUs: c.redisUs / c.ops,
+      }
+      if (c.conn.stats) row.roundTripsPerCall = c.commands / c.ops
+      rows.push(row)
+      log(`${group.padEnd(18)} C=${String(callers).padEnd(3)} ${name.padEnd(62)} ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s  p50 ${row.p50Us.toFixed(0)} µs  p99 ${row.p99Us.toFixed(0)} µs  cpu/call node ${row.nodeCpuUs.toFixed(1)} µs redis ${row.redisCpuUs.toFixed(1)} µs${row.roundTripsPerCall !== undefined ? `  round trips/call ${row.roundTripsPerCall.toFixed(3)}` : ''}`)
     }
   }
   return rows
