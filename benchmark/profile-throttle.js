@@ -4,7 +4,8 @@
 //   fresh:  1,000 trackers, ttl 60 s: no hit expires during the run
 //   busy:   100 trackers, ttl 60 s: after each tracker's first call, the usual
 //           increment (as in npm run bench's throttler-allowed)
-//   steady: 100 trackers, ttl 2 s: a call mostly finds a hit or two to expire
+//   steady: 100 trackers, ttl 300 ms, 2 ms between calls: a call mostly finds a
+//           hit or two of its tracker to expire
 //   sparse: 100 trackers, ttl 200 ms, a pause every 10 calls: a call mostly finds
 //           every hit of its tracker expired, and starts a new window
 // (Under callgrind the server runs ~50× slower; the modes are tuned to that.)
@@ -17,8 +18,8 @@ const { RedisClient } = require('../dist')
 const MODES = {
   fresh: { trackers: 1000, ttl: 60_000, pause: 0 },
   busy: { trackers: 100, ttl: 60_000, pause: 0 },
-  steady: { trackers: 100, ttl: 2000, pause: 0 },
-  sparse: { trackers: 100, ttl: 200, pause: 20 },
+  steady: { trackers: 100, ttl: 300, pause: 2, every: 1 },
+  sparse: { trackers: 100, ttl: 200, pause: 20, every: 10 },
 }
 
 async function main() {
@@ -37,7 +38,7 @@ async function main() {
     const args = [60_000, '', m.ttl, 1000, 60_000, 'default']
     if (sha) await client.command('EVALSHA', sha, keys.length, ...keys, ...args)
     else await client.runScript('throttle', keys, args)
-    if (m.pause > 0 && call % 10 === 0) await new Promise((r) => setTimeout(r, m.pause))
+    if (m.pause > 0 && call % m.every === 0) await new Promise((r) => setTimeout(r, m.pause))
   }
   await client.close()
 }
