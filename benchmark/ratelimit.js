@@ -19,7 +19,7 @@
 // the contenders of a workload take turns, six slices each, on one server):
 //   throttler-allowed   ThrottlerStorage.increment(key, 60 s, limit 1000, block 60 s) over
 //                       10,000 trackers: traffic under its limit, every call counted (atlas
-//                       sends the calls of one tick as one script call, up to 32 per turn
+//                       sends the calls of one tick as one script call, up to 48 per turn
 //                       of the event loop: its round trips/call column is below 1)
 //   throttler-hot       the same on ONE tracker with limit 100: after the first 100 calls
 //                       the key is blocked (an abusive client)

@@ -17,7 +17,7 @@ export interface RedisThrottlerStorageOptions {
   /** Prepended to this storage's Redis keys (after the client's own keyPrefix); default `'throttler:'`. */
   prefix?: string
   /**
-   * The calls made in one tick run in one script call (up to 32 at a time).
+   * The calls made in one tick run in one script call (up to 48 at a time).
    * `true` (default): in one call whatever their keys — for a standalone server
    * (or a primary with replicas). `false`: one call per cluster slot, as Redis
    * Cluster requires. Left `true` on a cluster node, the first refusal
@@ -53,11 +53,11 @@ const OPTION_KEYS = new Set(['onUnavailable', 'prefix', 'batchAcrossSlots', 'idl
 /**
  * Increments sent per turn of the event loop at most (in one script call, or
  * one per slot); the rest wait for the next turn. One script call stays short
- * (~200 µs of Redis time), and with a burst split over turns, Redis runs one
+ * (~150 µs of Redis time), and with a burst split over turns, Redis runs one
  * script call while this process handles the replies of the one before, where
  * one big batch would leave each waiting for the other.
  */
-export const THROTTLE_BATCH = 32
+export const THROTTLE_BATCH = 48
 
 /** How the calls of one tick are grouped into script calls. */
 const enum Grouping {
@@ -113,7 +113,7 @@ interface Blocked {
  * its own `ttl` after it was made (a sliding log), a key over its limit is
  * blocked for `blockDuration` during which hits are not counted, and counting
  * starts afresh when the block ends. The calls made in one tick run in one
- * EVALSHA (one round trip, up to 32 calls), one after another in call order, on
+ * EVALSHA (one round trip, up to 48 calls), one after another in call order, on
  * the Redis server's clock. A blocked key is then answered from memory, as the
  * script would answer it, until its block or its window ends
  * (`stats().rateLimitCacheHits` counts these calls).
