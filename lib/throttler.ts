@@ -46,6 +46,7 @@ export interface RedisThrottlerStorageRecord extends ThrottlerStorageRecord {
 /** The usual answer of src/lua/throttle.lua carries totalHits below this. */
 const USUAL_HITS = 2 ** 21
 
+/** `idleGraceMs` by default. */
 const IDLE_GRACE_MS = 60_000
 /** `timeToBlockExpire` (seconds) of a denial made by `onUnavailable: 'deny'`. */
 const UNAVAILABLE_RETRY_S = 1
@@ -329,10 +330,10 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
         continue
       }
       // blocked: totalHits comes as -1 - totalHits
-      const m = r[o + 6] as number
-      this.rememberBlocked(c, sent, r, o, m)
+      const m = r[o + 5] as number
+      this.rememberBlocked(c, sent, now as number, r, o, m)
       c.resolve({ totalHits: -1 - total, timeToExpire: num(r[o + 1]), isBlocked: true, timeToBlockExpire: num(r[o + 2]) })
-      o += 7 + m
+      o += 6 + m
     }
   }
 
@@ -361,19 +362,19 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     for (const c of calls) c.reject(e)
   }
 
-  /** Remembers a blocked answer: `r[o …]` is the call's part of the reply, `m` its hit count. */
-  private rememberBlocked(c: Call, sent: number, r: Array<number | string>, o: number, m: number): void {
+  /** Remembers a blocked answer: `r[o …]` is the call's part of the reply (at the server's `now`), `m` its hit count. */
+  private rememberBlocked(c: Call, sent: number, now: number, r: Array<number | string>, o: number, m: number): void {
     const id = blockedId(c.key, c.name, c.ttl, c.limit, c.block)
     let hits: number[] | undefined
     if (c.block > 0) {
       hits = new Array<number>(m)
-      for (let j = 0; j < m; j++) hits[j] = Number(r[o + 7 + j])
+      for (let j = 0; j < m; j++) hits[j] = Number(r[o + 6 + j])
     }
     const entry: Blocked = {
       // the script ran after `sent`: this offset puts our estimate at or after the server's clock
-      offset: Number(r[o + 3]) + 1 - sent,
-      e: Number(r[o + 4]),
-      until: Number(r[o + 5]),
+      offset: now + 1 - sent,
+      e: Number(r[o + 3]),
+      until: Number(r[o + 4]),
       hits,
       first: 0,
       total: -1 - (r[o] as number),

@@ -31,7 +31,7 @@
 --          not blocked: 0, totalHits, timeToExpire s, timeToBlockExpire s
 --          blocked:     -1 - totalHits (below zero says blocked), timeToExpire s,
 --                       timeToBlockExpire s, then (the answer stays the same but
---                       for time until one of these moments) now, expiresAt,
+--                       for time until one of these moments) expiresAt,
 --                       the block's end (or the first hit's
 --                       expiry when blockDuration <= 0) as strings (ms), the number
 --                       m of hit expiries that follow, and (blockDuration > 0 only)
@@ -382,13 +382,12 @@ local function run(from)
         o = o + 4
       else
         out[o + 1], out[o + 2], out[o + 3] = -1 - total, tte, ttbe
-        out[o + 4], out[o + 5], out[o + 6] = snow, e, until_ms
         local m = hs and #hs or 0
-        out[o + 7] = m
+        out[o + 4], out[o + 5], out[o + 6] = e, until_ms, m
         for j = 1, m do
-          out[o + 7 + j] = hs[j]
+          out[o + 6 + j] = hs[j]
         end
-        o = o + 7 + m
+        o = o + 6 + m
       end
     end
   end
