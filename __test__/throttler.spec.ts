@@ -335,6 +335,25 @@ describe('RedisThrottlerStorage', () => {
     }
   })
 
+  test('hits of a window before that expire in a bunch between two calls are all pruned', async () => {
+    const storage = new RedisThrottlerStorage(client, { prefix: ns('bunch') })
+    const memory = new ThrottlerStorageService()
+    try {
+      const both = async () => [await memory.increment('k', 1000, 100, 0, 'default'), await storage.increment('k', 1000, 100, 0, 'default')]
+      await both() // t0: window 1, to t0 + 1000
+      await sleep(300)
+      for (let i = 0; i < 6; i++) await both() // six hits expiring at t0 + 1300
+      await sleep(750) // t0 + 1050: window 2, to t0 + 2050; the first hit has expired
+      await both()
+      await sleep(450) // t0 + 1500: the six have expired (more than one read of the list's head)
+      const [m, r] = await both()
+      expect(m.totalHits).toBe(2)
+      expect({ ...r }).toEqual({ ...m })
+    } finally {
+      memory.onApplicationShutdown()
+    }
+  })
+
   test('a hit list that emptied and filled again keeps an expiry', async () => {
     const prefix = ns('refill')
     const storage = new RedisThrottlerStorage(client, { prefix })

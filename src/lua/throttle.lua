@@ -9,14 +9,13 @@
 --
 -- KEYS     n records, then the n hit lists (increment i: KEYS[i], KEYS[n + i]):
 --          the record of one throttler key, a string packed by struct
---          (big-endian doubles): hi, lo, expiresAt, blockExpiresAt, isBlocked
+--          (big-endian doubles): u, h, expiresAt, blockExpiresAt, isBlocked
 --          (0/1), x; then per throttler name: t, the name's length (4 bytes),
 --          the name, xn, h; with x = when the record expires, xn = when that
 --          name's hit list expires, h = no hit in that list expires before it
 --          (all ms), t = the ttl every hit in that list was made with (NaN once
---          they differ), and [lo, hi) = when the first name's next hit with
---          ttl t only appends (see the usual increment below; hi is 0 when it
---          never may);
+--          they differ), and u = until when the first name's next hit may take
+--          the usual increment (below; 0: never), h (again) that name's;
 --          the hits of one throttler name under that key (a list of hit expiries
 --          in ms as text, oldest first: with one ttl, each hit goes at the end)
 -- ARGV     idle grace ms; the rule of each increment, one byte each (rule 1 is
@@ -59,7 +58,7 @@ local pack, unpack_struct = struct.pack, struct.unpack
 local HEAD, HEAD_SIZE = '>dddddd', 48
 -- a name's entry: TAG, the name, TAIL
 local TAG, TAIL, ENTRY_SIZE = '>dI4', '>dd', 28
--- what the usual increment reads: hi, lo, expiresAt, blockExpiresAt
+-- what the usual increment reads: u, h, expiresAt, blockExpiresAt
 local USUAL = '>dddd'
 local MIXED = 0 / 0 -- t once the hits of a list have different ttls (equal to nothing)
 -- the usual answer's totalHits below HITS, expiresAt - now below SPAN: together
@@ -93,7 +92,7 @@ for a = 3, #ARGV, 4 do
     ttl = ttl, limit = tonumber(ARGV[a + 1]), block = tonumber(ARGV[a + 2]), name = name,
     ex = str(now + ttl),
     -- a record whose first entry starts with `tag` (this name, hits of this ttl)
-    tag = tag, tag_end = HEAD_SIZE + #tag,
+    tag = tag, tag_end = HEAD_SIZE + #tag, at = now + ttl,
   }
 end
 local which = ARGV[2]
@@ -186,19 +185,17 @@ local function decode(s, name, ttl)
 end
 
 -- `s` with the record's numbers and `name`'s entry, first, replaced; the
--- entries of names whose hit lists have expired are dropped. [lo, hi): while
--- the record is not blocked, its hits all have ttl tn, their earliest expiry
--- (h) is ahead and within a ttl (lo = h - tn), the window lasts, and the list's
--- lease covers one more hit; times beyond 2^53 or a fractional window end never
--- take that path.
+-- entries of names whose hit lists have expired are dropped. Until u, the
+-- usual increment may run: the record is not blocked, its hits all have ttl
+-- tn, the window lasts and the list's lease covers one more hit; times beyond
+-- 2^53 or a fractional window end never take that path.
 local function encode(s, name, e, b, k, x, xn, h, tn)
-  local hi = 0
+  local u = 0
   if k == 0 and tn == tn and e == floor(e) and e <= MAX and b <= MAX and b >= -MAX then
-    hi = xn - tn - grace
-    if h < hi then hi = h end
-    if e < hi then hi = e end
+    u = xn - tn - grace
+    if e < u then u = e end
   end
-  local parts = { pack(HEAD, hi, h - tn, e, b, k, x), pack(TAG, tn, #name), name, pack(TAIL, xn, h) }
+  local parts = { pack(HEAD, u, h, e, b, k, x), pack(TAG, tn, #name), name, pack(TAIL, xn, h) }
   if s then
     local at = HEAD_SIZE + 1
     while at <= #s do
@@ -341,23 +338,40 @@ end
 -- redis.call raises out of it: `current` says whose increment that was.
 local out, o, current = { now }, 1, 0
 local function run(from)
-  local r, rule, limit, block, ex, tag, tag_end = 0
+  local r, rule, limit, block, ex, at, tag, tag_end = 0
   for i = from, n do
     current = i
     local ri = which == '' and 1 or byte(which, i)
     if ri ~= r then
       r, rule = ri, rules[ri]
-      limit, block, ex, tag, tag_end = rule.limit, rule.block, rule.ex, rule.tag, rule.tag_end
+      limit, block, ex, at, tag, tag_end = rule.limit, rule.block, rule.ex, rule.at, rule.tag, rule.tag_end
     end
     local s, hits, total = recs[i], KEYS[n + i], nil
-    -- The usual increment only appends its hit: the record's first name is
-    -- this one, with hits of this ttl, and now is in its [lo, hi). A push that
-    -- makes the list anew (it needs an expiry) or goes over the limit is taken
-    -- back, for the general increment to redo.
+    -- The usual increment: the record's first name is this one, with hits of
+    -- this ttl, none expiring after this one's, and now is before u. It trims
+    -- the hits that have expired from the head (under steady traffic, a hit or
+    -- two; when every one it reads has, the general increment decides), then
+    -- appends its own. A push that makes the list anew (it needs an expiry) or
+    -- goes over the limit is taken back, for the general increment to redo.
     if s and #s >= HEAD_SIZE + ENTRY_SIZE then
-      local hi, lo, e, b = unpack_struct(USUAL, s)
-      if now < hi and lo <= now and sub(s, HEAD_SIZE + 1, tag_end) == tag then
-        total = call('RPUSH', hits, ex)
+      local u, h, e, b = unpack_struct(USUAL, s)
+      if now < u and h <= at and sub(s, HEAD_SIZE + 1, tag_end) == tag then
+        local live = true
+        if h <= now then
+          local vs = call('LRANGE', hits, '0', '3')
+          local j = 0
+          while j < #vs and expired(vs[j + 1]) do
+            j = j + 1
+          end
+          if j == #vs then
+            live = false
+          elseif j > 0 then
+            call('LTRIM', hits, j, '-1')
+          end
+        end
+        if live then total = call('RPUSH', hits, ex) end
+      end
+      if total ~= nil then
         if total > 1 and total <= limit then
           local d = e - now
           if (b == 0 or block <= 0) and d < SPAN and total < HITS then
