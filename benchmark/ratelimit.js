@@ -173,11 +173,14 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log
     await flush()
     const live = []
     for (const k of set) {
+      let conn
       try {
-        const conn = await k.make(url)
-        live.push({ k, conn, op: k.op(conn), hist: new Histogram(), ops: 0, ns: 0, nodeUs: 0, redisUs: 0, commands: 0 })
-        await runPhase(live.at(-1).op, k.callers, warmup * 1000)
+        conn = await k.make(url)
+        const op = k.op(conn)
+        await runPhase(op, k.callers, warmup * 1000)
+        live.push({ k, conn, op, hist: new Histogram(), ops: 0, ns: 0, nodeUs: 0, redisUs: 0, commands: 0 })
       } catch (e) {
+        await conn?.close().catch(() => {})
         rows.push({ group: k.group, name: k.name, callers: k.callers, error: String(e && e.message) })
         log(`${k.group} ${k.name}: failed: ${e && e.message}`)
       }
