@@ -292,12 +292,12 @@ describe('RedisThrottlerStorage', () => {
     const prefix = ns('names')
     const storage = new RedisThrottlerStorage(client, { prefix })
     const rec = `${prefix}{k}`
-    // src/lua/throttle.lua's record: 6 doubles, then per name t (double), its
-    // length (u32), the name, xn, h (doubles)
+    // src/lua/throttle.lua's record: 4 bytes of format, 6 doubles, then per
+    // name t (double), its length (u32), the name, xn, h (doubles)
     const entries = async () => {
       const buf = (await client.getBuffer(rec))!
       const out: Array<{ name: string; xnAt: number }> = []
-      for (let at = 48; at < buf.length; ) {
+      for (let at = 52; at < buf.length; ) {
         const len = buf.readUInt32BE(at + 8)
         out.push({ name: buf.toString('utf8', at + 12, at + 12 + len), xnAt: at + 12 + len })
         at += 28 + len
@@ -537,6 +537,23 @@ describe('the calls of one tick run in one script call', () => {
     expect(await client.get(`${prefix}{bad}`)).toBe('not a record')
     expect(await client.command('HGETALL', `${prefix}{hashed}`)).toEqual(['f', 'v'])
     for (const k of ['bad', 'hashed']) expect(await client.exists(`${prefix}{${k}}:default`)).toBe(0)
+  })
+
+  test('a record of another format (another build of the script, or any string) fails with WRONGTYPE, not misread', async () => {
+    const prefix = ns('format')
+    const storage = new RedisThrottlerStorage(client, { prefix })
+    for (let i = 0; i < 3; i++) await storage.increment('k', 60_000, 5, 0, 'default')
+    const rec = `${prefix}{k}`
+    const buf = (await client.getBuffer(rec))!
+    expect(buf.subarray(0, 4).toString('latin1')).toBe('thr\x01')
+    // the same record as a later format would write it; then a long string of something else
+    for (const value of [Buffer.concat([Buffer.from('thr\x02', 'latin1'), buf.subarray(4)]), Buffer.alloc(200, 7)]) {
+      await client.command('SET', rec, value, 'KEEPTTL')
+      const r = await rejection(storage.increment('k', 60_000, 5, 0, 'default'))
+      expect(r).toMatchObject({ code: 'ERR_REPLY', message: expect.stringMatching(/WRONGTYPE/) })
+      expect(await client.getBuffer(rec)).toEqual(value)
+      expect(await client.command('LLEN', `${rec}:default`)).toBe(3)
+    }
   })
 
   test('times beyond 2^53 (absurd ttls) come back as the in-memory storage has them, and the connection stays', async () => {

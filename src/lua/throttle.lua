@@ -9,7 +9,7 @@
 --
 -- KEYS     n records, then the n hit lists (increment i: KEYS[i], KEYS[n + i]):
 --          the record of one throttler key, a string packed by struct
---          (big-endian doubles): u, h, expiresAt, blockExpiresAt, isBlocked
+--          (big-endian doubles) after 4 bytes of format: u, h, expiresAt, blockExpiresAt, isBlocked
 --          (0/1), x; then per throttler name: t, the name's length (4 bytes),
 --          the name, xn, h; with x = when the record expires, xn = when that
 --          name's hit list expires, h = no hit in that list expires before it
@@ -55,11 +55,15 @@ local sub, byte = string.sub, string.byte
 -- The record's numbers as doubles (struct, one of the libraries Redis gives
 -- scripts): reading them back costs no text parsing, writing them no formatting.
 local pack, unpack_struct = struct.pack, struct.unpack
-local HEAD, HEAD_SIZE = '>dddddd', 48
+-- A record starts with FORMAT: a string under our keys that does not, written
+-- by another build of this script or by something else, fails with WRONGTYPE
+-- rather than being misread.
+local FORMAT, FORMAT_U32 = 'thr\1', 1953001985 -- the same 4 bytes as a big-endian u32
+local HEAD, HEAD_SIZE = '>dddddd', 52 -- FORMAT and six doubles
 -- a name's entry: TAG, the name, TAIL
 local TAG, TAIL, ENTRY_SIZE = '>dI4', '>dd', 28
--- what the usual increment reads: u, h, expiresAt, blockExpiresAt
-local USUAL = '>dddd'
+-- what the usual increment reads: the format, u, h, expiresAt, blockExpiresAt
+local USUAL = '>I4dddd'
 local MIXED = 0 / 0 -- t once the hits of a list have different ttls (equal to nothing)
 -- the usual answer's totalHits below HITS, expiresAt - now below SPAN: together
 -- below 2^53, exact as a double and as Redis' integer reply
@@ -172,8 +176,8 @@ end
 local function decode(s, name, ttl)
   if not s then return now + ttl, 0, 0, 0, 0, 0, nil end
   local size = #s
-  if size < HEAD_SIZE then error(WRONGTYPE) end
-  local _, _, e, b, k, x = unpack_struct(HEAD, s)
+  if size < HEAD_SIZE or sub(s, 1, 4) ~= FORMAT then error(WRONGTYPE) end
+  local _, _, e, b, k, x = unpack_struct(HEAD, s, 5)
   local xn, h, tn = 0, 0, nil
   local at = HEAD_SIZE + 1
   while at <= size do
@@ -195,7 +199,7 @@ local function encode(s, name, e, b, k, x, xn, h, tn)
     u = xn - tn - grace
     if e < u then u = e end
   end
-  local parts = { pack(HEAD, u, h, e, b, k, x), pack(TAG, tn, #name), name, pack(TAIL, xn, h) }
+  local parts = { FORMAT, pack(HEAD, u, h, e, b, k, x), pack(TAG, tn, #name), name, pack(TAIL, xn, h) }
   if s then
     local at = HEAD_SIZE + 1
     while at <= #s do
@@ -354,8 +358,8 @@ local function run(from)
     -- appends its own. A push that makes the list anew (it needs an expiry) or
     -- goes over the limit is taken back, for the general increment to redo.
     if s and #s >= HEAD_SIZE + ENTRY_SIZE then
-      local u, h, e, b = unpack_struct(USUAL, s)
-      if now < u and h <= at and sub(s, HEAD_SIZE + 1, tag_end) == tag then
+      local format, u, h, e, b = unpack_struct(USUAL, s)
+      if now < u and h <= at and format == FORMAT_U32 and sub(s, HEAD_SIZE + 1, tag_end) == tag then
         local live = true
         if h <= now then
           local vs = call('LRANGE', hits, '0', '3')
