@@ -294,14 +294,14 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
 
   /** Hands each call its part of the script's reply (see src/lua/throttle.lua). */
   private settle(calls: Call[], reply: unknown, sent: number): void {
-    const r = reply as Array<number | string>
-    const now = Array.isArray(r) ? r[0] : undefined
+    const r = (Array.isArray(reply) ? reply : []) as Array<number | string>
+    const now = r[0] // the server's clock: the reply starts with it
     let o = 1
     for (let i = 0; i < calls.length; i++) {
       const c = calls[i]
-      const total = typeof now === 'number' ? r[o] : undefined
-      if (typeof total !== 'number') {
-        if (total === undefined) {
+      const total = r[o]
+      if (typeof total !== 'number' || typeof now !== 'number') {
+        if (total === undefined || typeof now !== 'number') {
           const e = new RedisError(ErrorCode.Reply, `throttle script: unexpected reply ${JSON.stringify(reply)}`)
           for (let j = i; j < calls.length; j++) calls[j].reject(e)
           return
@@ -319,7 +319,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
           totalHits: hits,
           timeToExpire: Math.ceil((total - hits) / USUAL_HITS / 1000),
           isBlocked: false,
-          timeToBlockExpire: c.block > 0 ? Math.ceil(-(now as number) / 1000) : 0,
+          timeToBlockExpire: c.block > 0 ? Math.ceil(-now / 1000) : 0,
         })
         o += 1
         continue
@@ -331,7 +331,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       }
       // blocked: totalHits comes as -1 - totalHits
       const m = r[o + 5] as number
-      this.rememberBlocked(c, sent, now as number, r, o, m)
+      this.rememberBlocked(c, sent, now, r, o, m)
       c.resolve({ totalHits: -1 - total, timeToExpire: num(r[o + 1]), isBlocked: true, timeToBlockExpire: num(r[o + 2]) })
       o += 6 + m
     }

@@ -8,14 +8,15 @@
 -- calls made one after another within that millisecond.
 --
 -- KEYS     n records, then the n hit lists (increment i: KEYS[i], KEYS[n + i]):
---          the record of one throttler key, a string packed by struct
---          (big-endian doubles) after 4 bytes of format: u, h, expiresAt, blockExpiresAt, isBlocked
---          (0/1), x; then per throttler name: t, the name's length (4 bytes),
---          the name, xn, h; with x = when the record expires, xn = when that
---          name's hit list expires, h = no hit in that list expires before it
---          (all ms), t = the ttl every hit in that list was made with (NaN once
---          they differ), and u = until when the first name's next hit may take
---          the usual increment (below; 0: never), h (again) that name's;
+--          the record of one throttler key, a string packed by struct: 4
+--          bytes of format, then big-endian doubles u, h, expiresAt,
+--          blockExpiresAt, isBlocked (0/1), x; then per throttler name: t, the
+--          name's length (4 bytes), the name, xn, h; with x = when the
+--          record expires, xn = when that name's hit list expires, h = no hit
+--          in that list expires before it (all ms), t = the ttl every hit in
+--          that list was made with (NaN once they differ), u = until when the
+--          first name's next hit may take the usual increment (below; 0:
+--          never), and the h after it that name's again (read with u);
 --          the hits of one throttler name under that key (a list of hit expiries
 --          in ms as text, oldest first: with one ttl, each hit goes at the end)
 -- ARGV     idle grace ms; the rule of each increment, one byte each (rule 1 is
@@ -96,7 +97,7 @@ for a = 3, #ARGV, 4 do
     ttl = ttl, limit = tonumber(ARGV[a + 1]), block = tonumber(ARGV[a + 2]), name = name,
     ex = str(now + ttl),
     -- a record whose first entry starts with `tag` (this name, hits of this ttl)
-    tag = tag, tag_end = HEAD_SIZE + #tag, at = now + ttl,
+    tag = tag, tag_end = HEAD_SIZE + #tag, expiry = now + ttl, -- ex as a number
   }
 end
 local which = ARGV[2]
@@ -142,7 +143,7 @@ local function add_hit(hits, rule, appends, dead)
   end
   if not appends then
     local vs = call('LRANGE', hits, '0', '-1')
-    local at = now + rule.ttl
+    local at = rule.expiry
     for j = 1, #vs do
       if tonumber(vs[j]) > at then return call('LINSERT', hits, 'BEFORE', vs[j], ex), false end
     end
@@ -342,13 +343,13 @@ end
 -- redis.call raises out of it: `current` says whose increment that was.
 local out, o, current = { now }, 1, 0
 local function run(from)
-  local r, rule, limit, block, ex, at, tag, tag_end = 0
+  local r, rule, limit, block, ex, expiry, tag, tag_end = 0
   for i = from, n do
     current = i
     local ri = which == '' and 1 or byte(which, i)
     if ri ~= r then
       r, rule = ri, rules[ri]
-      limit, block, ex, at, tag, tag_end = rule.limit, rule.block, rule.ex, rule.at, rule.tag, rule.tag_end
+      limit, block, ex, expiry, tag, tag_end = rule.limit, rule.block, rule.ex, rule.expiry, rule.tag, rule.tag_end
     end
     local s, hits, total = recs[i], KEYS[n + i], nil
     -- The usual increment: the record's first name is this one, with hits of
@@ -359,7 +360,7 @@ local function run(from)
     -- goes over the limit is taken back, for the general increment to redo.
     if s and #s >= HEAD_SIZE + ENTRY_SIZE then
       local format, u, h, e, b = unpack_struct(USUAL, s)
-      if now < u and h <= at and format == FORMAT_U32 and sub(s, HEAD_SIZE + 1, tag_end) == tag then
+      if now < u and h <= expiry and format == FORMAT_U32 and sub(s, HEAD_SIZE + 1, tag_end) == tag then
         local live = true
         if h <= now then
           local vs = call('LRANGE', hits, '0', '3')
