@@ -4,7 +4,7 @@
 // load lock and its bounded wait, errors and JSON, invalidation, refresh-ahead,
 // and what happens when Redis cannot answer.
 import type { RedisClient } from '../lib'
-import { LOCK_SUFFIX } from '../lib/cache'
+import { LOCK_SUFFIX } from '../lib/caching/cache'
 import { startRedis, stopAll, type RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, realRedisTest, rejection, sleep } from './helpers'
 

@@ -1,7 +1,7 @@
 // Server-assisted client-side caching (RESP3 CLIENT TRACKING, BCAST): two clients
 // play two API instances on one real redis-server.
 import { RedisClient } from '../lib'
-import { RedisThrottlerStorage } from '../lib/throttler'
+import { RedisThrottlerStorage } from '../lib/ratelimit/throttler'
 import { RedisServer, startRedis, stopAll } from './harness'
 import { realRedisTest } from './helpers'
 

@@ -1,7 +1,7 @@
 // Cluster helpers that need no server: addresses, redirections, the CLUSTER SLOTS
 // reply, command key positions, the environment, and keys placed in a given slot.
-import { clusterOptionsFromEnv, keyIndices, parseAddress, parseClusterSlots, parseRedirect, tagForSlot } from '../lib/cluster'
-import { SLOTS, keySlot } from '../lib/slot'
+import { clusterOptionsFromEnv, keyIndices, parseAddress, parseClusterSlots, parseRedirect, tagForSlot } from '../lib/core/cluster'
+import { SLOTS, keySlot } from '../lib/core/slot'
 
 test('addresses: host:port and [v6]:port; anything else is ERR_INVALID_ARGUMENT', () => {
   expect(parseAddress('10.0.0.1:7000')).toEqual({ host: '10.0.0.1', port: 7000, addr: '10.0.0.1:7000' })

@@ -5,11 +5,11 @@
 // slots migrated (MIGRATING/IMPORTING, MIGRATE, SETSLOT NODE) under 100 concurrent callers.
 import Keyv from 'keyv'
 import { RedisClient } from '../lib'
-import { redisSecondaryStorage } from '../lib/better-auth'
-import { LOCK_SUFFIX } from '../lib/cache'
-import { KeyvRedisStore } from '../lib/keyv'
-import { keySlot } from '../lib/slot'
-import { RedisThrottlerStorage } from '../lib/throttler'
+import { redisSecondaryStorage } from '../lib/sessions/better-auth'
+import { LOCK_SUFFIX } from '../lib/caching/cache'
+import { KeyvRedisStore } from '../lib/caching/keyv'
+import { keySlot } from '../lib/core/slot'
+import { RedisThrottlerStorage } from '../lib/ratelimit/throttler'
 import { startCluster, startRedis, type RedisCluster, type RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, rejection, sleep } from './helpers'
 

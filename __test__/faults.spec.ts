@@ -22,7 +22,7 @@ import path from 'path'
 import vm from 'vm'
 import { RedisClient } from '../lib'
 import type { RateLimitRule } from '../lib'
-import { RedisThrottlerStorage } from '../lib/throttler'
+import { RedisThrottlerStorage } from '../lib/ratelimit/throttler'
 import { startRedis, stopAll, RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, sleep } from './helpers'
 

@@ -20,9 +20,9 @@
 // getters, Proxies), and command()s that would change the shared connection's state.
 import * as fc from 'fast-check'
 import { RedisClient, rateLimitHeaders } from '../lib'
-import { RedisThrottlerStorage } from '../lib/throttler'
-import { KeyvRedisStore } from '../lib/keyv'
-import { redisSecondaryStorage, sessionVerifier } from '../lib/better-auth'
+import { RedisThrottlerStorage } from '../lib/ratelimit/throttler'
+import { KeyvRedisStore } from '../lib/caching/keyv'
+import { redisSecondaryStorage, sessionVerifier } from '../lib/sessions/better-auth'
 import { startRedis, stopAll, RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, withTimeout } from './helpers'
 

@@ -12,8 +12,8 @@ import Keyv, { type KeyvStoreAdapter } from 'keyv'
 import request from 'supertest'
 
 import type { RedisClient } from '../lib'
-import { KeyvRedisStore } from '../lib/keyv'
-import { RedisModule, getRedisToken } from '../lib/nest'
+import { KeyvRedisStore } from '../lib/caching/keyv'
+import { RedisModule, getRedisToken } from '../lib/nest/nest'
 import { startRedis, stopAll, type RedisServer } from './harness'
 import { closeAll, connect, eventually, rejection } from './helpers'
 

@@ -44,7 +44,7 @@ test('the tarball holds the prebuilt binary, the compiled JS and the type declar
   const files = fs.readdirSync(pkg)
   expect(files.some((f) => f.endsWith('.node'))).toBe(true)
   for (const f of ['index.js', 'index.d.ts', 'package.json', 'README.md']) expect(files).toContain(f)
-  for (const f of ['index.js', 'index.d.ts', 'nest.js', 'nest.d.ts', 'throttler.js', 'throttler.d.ts']) {
+  for (const f of ['index.js', 'index.d.ts', 'nest/index.js', 'nest/index.d.ts', 'ratelimit/throttler.js', 'ratelimit/throttler.d.ts']) {
     expect(fs.existsSync(path.join(pkg, 'dist', f))).toBe(true)
   }
   // Sources, tests and the Rust build stay out of the package.

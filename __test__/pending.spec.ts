@@ -1,5 +1,5 @@
 // The in-flight table: lookups by id survive wrap-around, growth and out-of-order completion.
-import { PendingTable, type Pending } from '../lib/pending'
+import { PendingTable, type Pending } from '../lib/core/pending'
 
 const call = (id: number, log: number[]): Pending => ({ id, resolve: () => log.push(id), reject: () => log.push(-id) })
 

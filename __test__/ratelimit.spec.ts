@@ -3,7 +3,7 @@
 // policy, and rateLimitHeaders.
 import { RedisClient, rateLimitHeaders } from '../lib'
 import type { RateLimitResult, RateLimitRule } from '../lib'
-import { DeniedCache, SCRIPT_BATCH, ScriptPacer } from '../lib/ratelimit'
+import { DeniedCache, SCRIPT_BATCH, ScriptPacer } from '../lib/ratelimit/ratelimit'
 import { startRedis, stopAll, RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, realRedisTest, rejection, sleep } from './helpers'
 

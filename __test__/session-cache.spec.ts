@@ -5,7 +5,7 @@ import { betterAuth } from 'better-auth'
 import { memoryAdapter } from 'better-auth/adapters/memory'
 
 import { RedisClient } from '../lib'
-import { redisSecondaryStorage, sessionVerifier } from '../lib/better-auth'
+import { redisSecondaryStorage, sessionVerifier } from '../lib/sessions/better-auth'
 import { RedisServer, startRedis, stopAll } from './harness'
 
 // These cases depend on wall-clock timing against a live server (window edges, a 50 ms

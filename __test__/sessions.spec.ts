@@ -3,7 +3,7 @@
 // per-user index (list, revokeAll, pruning), and argument checks before any I/O.
 import { createHash } from 'crypto'
 import { RedisClient, Sessions } from '../lib'
-import { parseStored, tokenId } from '../lib/sessions'
+import { parseStored, tokenId } from '../lib/sessions/sessions'
 import { startRedis, stopAll, RedisServer } from './harness'
 import { closeAll, connect, ns, rejection, sleep } from './helpers'
 

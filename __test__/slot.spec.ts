@@ -1,7 +1,7 @@
 // lib/slot.ts: the Redis Cluster key slot, against known values and a real
 // cluster-enabled redis-server's CLUSTER KEYSLOT.
 import { RedisClient } from '../lib'
-import { SLOTS, crc16, keySlot } from '../lib/slot'
+import { SLOTS, crc16, keySlot } from '../lib/core/slot'
 import { startRedis, stopAll } from './harness'
 import { closeAll, connect, prng } from './helpers'
 

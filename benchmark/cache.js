@@ -74,7 +74,7 @@ const CONTENDERS = {
     const { createCache } = require('cache-manager')
     const { Keyv } = require('keyv')
     const { RedisClient } = require(path.join(ROOT, 'dist'))
-    const { KeyvRedisStore } = require(path.join(ROOT, 'dist', 'keyv'))
+    const { KeyvRedisStore } = require(path.join(ROOT, 'dist', 'caching', 'keyv'))
     const client = await RedisClient.connect(url)
     const cache = createCache({ stores: [new Keyv({ store: new KeyvRedisStore(client), namespace: 'cm' })] })
     return {

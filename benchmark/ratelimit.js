@@ -54,7 +54,7 @@ const keyOf = (c, n) => `bench:${(c * 7919 + n) % KEYS}`
 const THROTTLERS = {
   'atlas RedisThrottlerStorage': async (url) => {
     const { RedisClient } = require(path.join(ROOT, 'dist'))
-    const { RedisThrottlerStorage } = require(path.join(ROOT, 'dist', 'throttler'))
+    const { RedisThrottlerStorage } = require(path.join(ROOT, 'dist', 'ratelimit', 'throttler'))
     const client = await RedisClient.connect(url)
     const s = new RedisThrottlerStorage(client)
     return { storage: s, close: () => client.close(), stats: () => client.stats() }

@@ -257,7 +257,7 @@ function buildInfo() {
   try {
     const bin = fs.readdirSync(root).filter((f) => f.endsWith('.node')).map((f) => fs.statSync(path.join(root, f)).mtime)
     if (bin.length) parts.push(`native binary built ${bin.sort((a, b) => b - a)[0].toISOString()}`)
-    parts.push(`dist built ${fs.statSync(path.join(root, 'dist', 'client.js')).mtime.toISOString()}`)
+    parts.push(`dist built ${fs.statSync(path.join(root, 'dist', 'core', 'client.js')).mtime.toISOString()}`)
   } catch { /* not built */ }
   return parts.join(', ')
 }

@@ -64,7 +64,7 @@ async function makeAuth(secondaryStorage) {
 /** Everything the cases share: clients, auth instances, signed-in cookies, own-store tokens. */
 async function setup(url) {
   const { RedisClient } = require(path.join(ROOT, 'dist'))
-  const { redisSecondaryStorage, sessionVerifier } = require(path.join(ROOT, 'dist', 'better-auth'))
+  const { redisSecondaryStorage, sessionVerifier } = require(path.join(ROOT, 'dist', 'sessions', 'better-auth'))
   const { redisStorage } = await import('@better-auth/redis-storage')
   const io = await ioredis(url)
   const atlas = await RedisClient.connect(url)

@@ -1,12 +1,12 @@
-export { RedisClient, ENV_VARS } from './client'
-export { RedisError, ErrorCode } from './errors'
-export type * from './types'
-export { rateLimitHeaders } from './ratelimit'
-export type { RateLimitAlgorithm, RateLimitReason, RateLimitResult, RateLimitRule, UnavailablePolicy } from './ratelimit'
-export type { RedisCache, WrapOptions } from './cache'
-export type { KeyvRedisStoreOptions } from './keyv'
-export { Sessions } from './sessions'
-export type { Session, CreatedSession, CheckOptions, SessionsOptions } from './sessions'
+export { RedisClient, ENV_VARS } from './core/client'
+export { RedisError, ErrorCode } from './core/errors'
+export type * from './core/types'
+export { rateLimitHeaders } from './ratelimit/ratelimit'
+export type { RateLimitAlgorithm, RateLimitReason, RateLimitResult, RateLimitRule, UnavailablePolicy } from './ratelimit/ratelimit'
+export type { RedisCache, WrapOptions } from './caching/cache'
+export type { KeyvRedisStoreOptions } from './caching/keyv'
+export { Sessions } from './sessions/sessions'
+export type { Session, CreatedSession, CheckOptions, SessionsOptions } from './sessions/sessions'
 export type {
   BetterAuthSessionRecord,
   BetterAuthUser,
@@ -15,4 +15,4 @@ export type {
   SessionVerifier,
   SessionVerifierOptions,
   VerifiedSession,
-} from './better-auth'
+} from './sessions/better-auth'

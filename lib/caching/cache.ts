@@ -4,9 +4,9 @@
 // instance that takes the lock loads and stores, the others wait for its value.
 // See the README's "Caching" section.
 import { randomBytes } from 'node:crypto'
-import type { RedisClient } from './client'
-import { ErrorCode, RedisError, argumentError, invalidArgument, isArray } from './errors'
-import { isUnavailable } from './ratelimit'
+import type { RedisClient } from '../core/client'
+import { ErrorCode, RedisError, argumentError, invalidArgument, isArray } from '../core/errors'
+import { isUnavailable } from '../ratelimit/ratelimit'
 
 export interface WrapOptions {
   /**

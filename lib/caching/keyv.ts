@@ -3,9 +3,9 @@
 // anything else built on Keyv. Nothing is imported from 'keyv': it stays an
 // optional peer, and this file loads without it.
 import { EventEmitter } from 'node:events'
-import type { RedisClient } from './client'
-import { argumentError, checkArgs, invalidArgument, isArray } from './errors'
-import type { RedisValue } from './types'
+import type { RedisClient } from '../core/client'
+import { argumentError, checkArgs, invalidArgument, isArray } from '../core/errors'
+import type { RedisValue } from '../core/types'
 
 export interface KeyvRedisStoreOptions {
   /**

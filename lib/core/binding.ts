@@ -1,10 +1,10 @@
 // The native binding that `napi build` generates at the package root.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const binding: typeof import('../index') = require('../index.js')
+const binding: typeof import('../../index') = require('../../index.js')
 
 export const { NativeClient } = binding
 export type NativeClient = InstanceType<typeof binding.NativeClient>
-export type NativeStats = import('../index').NativeStats
+export type NativeStats = import('../../index').NativeStats
 
 /** Op codes by name, as the native command table numbers them. */
 export const OP: Readonly<Record<string, number>> = Object.freeze(

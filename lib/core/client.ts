@@ -3,10 +3,10 @@ import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument, isArr
 import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
 import type { ClientCacheOptions, ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
-import { rateLimit, rateLimitAll, rateLimitCacheHits } from './ratelimit'
-import type { RateLimitResult, RateLimitRule } from './ratelimit'
-import { cacheOf, type RedisCache } from './cache'
-import { sessionsOf, type Sessions } from './sessions'
+import { rateLimit, rateLimitAll, rateLimitCacheHits } from '../ratelimit/ratelimit'
+import type { RateLimitResult, RateLimitRule } from '../ratelimit/ratelimit'
+import { cacheOf, type RedisCache } from '../caching/cache'
+import { sessionsOf, type Sessions } from '../sessions/sessions'
 
 /** Command ids wrap at 2^30, as in the native layer. */
 const ID_MASK = 0x3fffffff

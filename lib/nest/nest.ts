@@ -10,9 +10,9 @@ import {
   type Provider,
 } from '@nestjs/common'
 
-import { RedisClient } from './client'
-import { ErrorCode, RedisError } from './errors'
-import type { ConnectOptions, RedisKey, RedisValue } from './types'
+import { RedisClient } from '../core/client'
+import { ErrorCode, RedisError } from '../core/errors'
+import type { ConnectOptions, RedisKey, RedisValue } from '../core/types'
 
 /** What a connection is made from: options, a URL, or nothing (the environment). */
 export type RedisConnection = ConnectOptions | string | undefined

@@ -1,8 +1,8 @@
 // Rate limiting over the package's `ratelimit` Lua script: rule validation, the
 // script's argument packing, result shaping, the in-process cache of denied
 // keys, the fail policy, and the IETF RateLimit headers.
-import { ErrorCode, RedisError, checkArgs, invalidArgument } from './errors'
-import type { RedisClient } from './client'
+import { ErrorCode, RedisError, checkArgs, invalidArgument } from '../core/errors'
+import type { RedisClient } from '../core/client'
 
 /** How a rule counts. See the README's "Rate limiting" section. */
 export type RateLimitAlgorithm = 'gcra' | 'fixed-window' | 'sliding-window'

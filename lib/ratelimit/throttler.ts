@@ -2,10 +2,10 @@
 // instance. Only types come from '@nestjs/throttler': importing this file never
 // loads Nest.
 import type { ThrottlerStorage } from '@nestjs/throttler'
-import type { RedisClient } from './client'
-import { ErrorCode, RedisError, invalidArgument } from './errors'
+import type { RedisClient } from '../core/client'
+import { ErrorCode, RedisError, invalidArgument } from '../core/errors'
 import { RATE_LIMIT_CACHE_SIZE, deniedCache, hashTag, isUnavailable, type UnavailablePolicy } from './ratelimit'
-import { keySlot } from './slot'
+import { keySlot } from '../core/slot'
 
 export interface RedisThrottlerStorageOptions {
   /**

@@ -4,8 +4,8 @@
 // here imports better-auth: the shapes below mirror its SecondaryStorage
 // interface (@better-auth/core/db) and getSession's result.
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import type { RedisClient } from './client'
-import { ErrorCode, RedisError, invalidArgument } from './errors'
+import type { RedisClient } from '../core/client'
+import { ErrorCode, RedisError, invalidArgument } from '../core/errors'
 
 type ClientLike = RedisClient | { readonly client: RedisClient }
 

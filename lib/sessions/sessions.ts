@@ -17,9 +17,9 @@
 // give, and raises the bound in the background (two more calls, at most once per
 // slide period and session).
 import { createHash, randomBytes } from 'node:crypto'
-import type { RedisClient } from './client'
-import { ErrorCode, RedisError, argumentError, invalidArgument } from './errors'
-import { hashTag } from './ratelimit'
+import type { RedisClient } from '../core/client'
+import { ErrorCode, RedisError, argumentError, invalidArgument } from '../core/errors'
+import { hashTag } from '../ratelimit/ratelimit'
 
 /** A live session, as `check` and `list` return it. */
 export interface Session<T = unknown> {
