@@ -13,7 +13,7 @@ import request from 'supertest'
 
 import type { RedisClient } from '../lib'
 import { KeyvRedisStore } from '../lib/caching/keyv'
-import { RedisModule, getRedisToken } from '../lib/nest/nest'
+import { RedisModule, getRedisToken } from '../lib/nest'
 import { startRedis, stopAll, type RedisServer } from './harness'
 import { closeAll, connect, eventually, rejection } from './helpers'
 

@@ -5,7 +5,7 @@ import { Test } from '@nestjs/testing'
 import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminus'
 
 import { RedisClient } from '../lib'
-import { InjectRedis, RedisHealthIndicator, RedisModule, RedisService, getRedisToken } from '../lib/nest/nest'
+import { InjectRedis, RedisHealthIndicator, RedisModule, RedisService, getRedisToken } from '../lib/nest'
 import { RedisServer, startRedis, stopAll } from './harness'
 
 let plain: RedisServer

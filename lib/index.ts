@@ -1,13 +1,15 @@
-export { RedisClient, ENV_VARS } from './core/client'
-export { RedisError, ErrorCode } from './core/errors'
-export type * from './core/types'
-export { rateLimitHeaders } from './ratelimit/ratelimit'
-export type { RateLimitAlgorithm, RateLimitReason, RateLimitResult, RateLimitRule, UnavailablePolicy } from './ratelimit/ratelimit'
-export type { RedisCache, WrapOptions } from './caching/cache'
-export type { KeyvRedisStoreOptions } from './caching/keyv'
-export { Sessions } from './sessions/sessions'
-export type { Session, CreatedSession, CheckOptions, SessionsOptions } from './sessions/sessions'
+// `@atlas-erp/redis`: the client with every feature installed, and the features' names.
+import './features'
+export * from './core'
+export { rateLimitHeaders } from './ratelimit'
+export type { RateLimitAlgorithm, RateLimitReason, RateLimitResult, RateLimitRule, UnavailablePolicy } from './ratelimit'
+export type { RedisCache, WrapOptions, KeyvRedisStoreOptions } from './caching'
+export { Sessions } from './sessions'
 export type {
+  Session,
+  CreatedSession,
+  CheckOptions,
+  SessionsOptions,
   BetterAuthSessionRecord,
   BetterAuthUser,
   RedisSecondaryStorage,
@@ -15,4 +17,4 @@ export type {
   SessionVerifier,
   SessionVerifierOptions,
   VerifiedSession,
-} from './sessions/better-auth'
+} from './sessions'

@@ -2,11 +2,26 @@
 // the loader once per key per process (callers of a key in flight share one
 // promise) and, across instances, once per key under a short load lock: the
 // instance that takes the lock loads and stores, the others wait for its value.
-// See the README's "Caching" section.
+// See the README's "Caching" section. Installs `client.cache` on RedisClient.
 import { randomBytes } from 'node:crypto'
+import { checkNonEmptyString, checkOptions, isInt, show, showReply } from '../core/args'
 import type { RedisClient } from '../core/client'
-import { ErrorCode, RedisError, argumentError, invalidArgument, isArray } from '../core/errors'
-import { isUnavailable } from '../ratelimit/ratelimit'
+import { ErrorCode, RedisError, argumentError, invalidArgument, isUnavailable } from '../core/errors'
+import { extendClient } from '../core/extend'
+
+declare module '../core/client' {
+  interface RedisClient {
+    /**
+     * Read-through caching: `wrap(key, ttlMs, loader)` runs the loader once per
+     * key per process and, under a short load lock, once across instances.
+     *
+     * ```ts
+     * const coa = await redis.cache.wrap(`coa:${tenant}`, 300_000, () => db.chartOfAccounts(tenant))
+     * ```
+     */
+    readonly cache: RedisCache
+  }
+}
 
 export interface WrapOptions {
   /**
@@ -31,9 +46,9 @@ export interface WrapOptions {
   waitMs?: number
 }
 
-/** Default `lockMs`. */
+/** Default `lockMs`. @internal */
 export const DEFAULT_LOCK_MS = 5000
-/** The load lock of `key`: the key with this suffix (same client keyPrefix). */
+/** The load lock of `key`: the key with this suffix (same client keyPrefix). @internal */
 export const LOCK_SUFFIX = ':wrap-lock'
 
 /**
@@ -59,10 +74,6 @@ let tokens = 0
 function newToken(): string {
   tokens = (tokens + 1) % Number.MAX_SAFE_INTEGER
   return `${PROCESS_ID}.${tokens}`
-}
-
-export function lockKeyOf(key: string): string {
-  return key + LOCK_SUFFIX
 }
 
 /**
@@ -138,7 +149,7 @@ export class RedisCache {
    */
   invalidate(key: string): Promise<boolean> {
     try {
-      checkKey(key, 'invalidate')
+      checkNonEmptyString(key, 'cache.invalidate()')
     } catch (e) {
       return Promise.reject(argumentError(e, 'cache.invalidate()'))
     }
@@ -186,7 +197,7 @@ export class RedisCache {
         if (isUnavailable(e)) return this.loadHere(key, loader)
         throw e
       }
-      if (!Array.isArray(reply)) throw new RedisError(ErrorCode.Reply, `cache_lock script: unexpected reply ${show(reply)}`)
+      if (!Array.isArray(reply)) throw new RedisError(ErrorCode.Reply, `cache_lock script: unexpected reply ${showReply(reply)}`)
       const state = Number(reply[0])
       if (state === 1) return parse(key, String(reply[1]))
       if (state === 2) return this.loadLocked(key, lock, token, ttlMs, loader)
@@ -284,42 +295,23 @@ export class RedisCache {
   }
 }
 
-const caches = new WeakMap<RedisClient, RedisCache>()
+/** The client's RedisCache, in its `featureState`. */
+const CACHE = Symbol('caching.cache')
 
-/** The client's cache (made on first use). @internal */
-export function cacheOf(client: RedisClient): RedisCache {
-  let c = caches.get(client)
-  if (c === undefined) {
-    c = new RedisCache(client)
-    caches.set(client, c)
-  }
-  return c
-}
+extendClient({
+  get cache(): RedisCache {
+    return this.featureState(CACHE, () => new RedisCache(this))
+  },
+})
 
 // ---- helpers -------------------------------------------------------------------------------
 
-function checkKey(key: unknown, method: string): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw invalidArgument(`cache.${method}(): key must be a non-empty string, got ${show(key)}`)
-  }
-}
-
-function isInt(v: unknown, min: number): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min
-}
-
 function check(key: unknown, ttlMs: unknown, loader: unknown, options: unknown): Resolved {
-  checkKey(key, 'wrap')
+  checkNonEmptyString(key, 'cache.wrap()')
   if (!isInt(ttlMs, 1)) throw invalidArgument(`cache.wrap(): ttlMs must be a positive integer, got ${show(ttlMs)}`)
   if (typeof loader !== 'function') throw invalidArgument(`cache.wrap(): loader must be a function, got ${show(loader)}`)
   if (options === undefined) return { refreshAheadMs: 0, lockMs: DEFAULT_LOCK_MS, waitMs: DEFAULT_LOCK_MS }
-  if (options === null || typeof options !== 'object' || isArray(options)) {
-    throw invalidArgument('cache.wrap(): options must be an object')
-  }
-  const opts = options as Record<string, unknown>
-  for (const k of Object.keys(opts)) {
-    if (!OPTION_KEYS.has(k)) throw invalidArgument(`cache.wrap(): unknown option ${JSON.stringify(k)}`)
-  }
+  const opts = checkOptions('cache.wrap()', options, OPTION_KEYS)
   const { refreshAheadMs = 0, lockMs = DEFAULT_LOCK_MS } = opts
   const waitMs = opts.waitMs ?? lockMs
   if (!isInt(refreshAheadMs, 0)) {
@@ -355,14 +347,6 @@ function parse<T>(key: string, json: string): T {
   } catch {
     throw new RedisError(ErrorCode.Reply, `cache.wrap(${JSON.stringify(key)}): the cached value is not JSON (was it written by something else?)`)
   }
-}
-
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v)
-  if (typeof v === 'function') return 'a function'
-  if (typeof v === 'bigint') return `${v}n`
-  if (v === null || typeof v !== 'object') return String(v)
-  return isArray(v) ? 'an array' : 'an object'
 }
 
 function sleep(ms: number): Promise<void> {

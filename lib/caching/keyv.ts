@@ -3,8 +3,10 @@
 // anything else built on Keyv. Nothing is imported from 'keyv': it stays an
 // optional peer, and this file loads without it.
 import { EventEmitter } from 'node:events'
+import '../features' // a package entry: the client it is given has every feature
+import { checkOptions, isArray, isFiniteNumber, isInt, show } from '../core/args'
 import type { RedisClient } from '../core/client'
-import { argumentError, checkArgs, invalidArgument, isArray } from '../core/errors'
+import { checkArgs, invalidArgument } from '../core/errors'
 import type { RedisValue } from '../core/types'
 
 export interface KeyvRedisStoreOptions {
@@ -64,14 +66,9 @@ export class KeyvRedisStore extends EventEmitter {
       if (c === null || typeof c !== 'object' || typeof c.get !== 'function' || typeof c.command !== 'function') {
         throw invalidArgument('new KeyvRedisStore(client): client must be a RedisClient')
       }
-      if (options === null || typeof options !== 'object' || isArray(options)) {
-        throw invalidArgument('new KeyvRedisStore(): options must be an object')
-      }
-      for (const k of Object.keys(options)) {
-        if (!OPTION_KEYS.has(k)) throw invalidArgument(`new KeyvRedisStore(): unknown option ${JSON.stringify(k)}`)
-      }
+      checkOptions('new KeyvRedisStore()', options, OPTION_KEYS)
       const batch = options.clearBatchSize ?? DEFAULT_BATCH
-      if (typeof batch !== 'number' || !Number.isSafeInteger(batch) || batch < 1) {
+      if (!isInt(batch, 1)) {
         throw invalidArgument(`new KeyvRedisStore(): clearBatchSize must be a positive integer, got ${show(batch)}`)
       }
       // `url` is only ever tested for the word "redis" by Keyv; it carries no address or credentials.
@@ -215,7 +212,7 @@ export class KeyvRedisStore extends EventEmitter {
 
 function checkTtl(ttl: unknown, where: string): number | undefined {
   if (ttl === undefined || ttl === null || ttl === 0) return undefined
-  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl < 0) {
+  if (!isFiniteNumber(ttl) || ttl < 0) {
     throw invalidArgument(`KeyvRedisStore.${where}: ttl must be a non-negative number of milliseconds, got ${show(ttl)}`)
   }
   return Math.ceil(ttl)
@@ -235,14 +232,6 @@ function keysArg(keys: unknown, method: string): string[] {
     if (!isArray(keys)) throw invalidArgument(`KeyvRedisStore.${method}(): keys must be an array, got ${show(keys)}`)
     return Array.from(keys) as string[]
   })
-}
-
-/** A short description of a value, that runs none of its code. */
-function show(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)
-  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined) return String(v)
-  if (v === null) return 'null'
-  return isArray(v) ? 'an array' : typeof v
 }
 
 /** Escapes glob metacharacters so that a namespace matches only itself. */

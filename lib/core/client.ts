@@ -1,12 +1,9 @@
 import { NativeClient, OP, SCRIPT } from './binding'
-import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument, isArray } from './errors'
+import { checkOptionKeys, isArray, isPlainObject } from './args'
+import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument } from './errors'
 import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
 import type { ClientCacheOptions, ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
-import { rateLimit, rateLimitAll, rateLimitCacheHits } from '../ratelimit/ratelimit'
-import type { RateLimitResult, RateLimitRule } from '../ratelimit/ratelimit'
-import { cacheOf, type RedisCache } from '../caching/cache'
-import { sessionsOf, type Sessions } from '../sessions/sessions'
 
 /** Command ids wrap at 2^30, as in the native layer. */
 const ID_MASK = 0x3fffffff
@@ -34,13 +31,6 @@ const SCAN_OPTIONS = new Set(['match', 'count', 'type'])
 
 type State = 'connecting' | 'ready' | 'closing' | 'closed'
 
-/** @internal */
-export function checkOptionKeys(method: string, options: object, allowed: Set<string>): void {
-  for (const k of Object.keys(options)) {
-    if (!allowed.has(k)) throw invalidArgument(`${method}(): unknown option ${JSON.stringify(k)}`)
-  }
-}
-
 /** The environment's REDIS_* variables, for the native config reader. */
 function envSnapshot(): Record<string, string> {
   const env: Record<string, string> = {}
@@ -49,19 +39,6 @@ function envSnapshot(): Record<string, string> {
     if (v !== undefined) env[k] = v
   }
   return env
-}
-
-/** Plain `{ … }` objects only: a Date or an array is not an options bag. */
-/** @internal */
-export function isPlainObject(v: unknown): v is Record<string, unknown> {
-  if (v === null || typeof v !== 'object') return false
-  let proto: unknown
-  try {
-    proto = Object.getPrototypeOf(v)
-  } catch {
-    return false // a revoked Proxy: not options; the native layer refuses it as an argument
-  }
-  return proto === Object.prototype || proto === null
 }
 
 function serializeOptions(options: ConnectOptions): string {
@@ -96,14 +73,16 @@ function serializeOptions(options: ConnectOptions): string {
  * ```
  */
 export class RedisClient {
+  /** @internal */
   protected native!: NativeClient
+  /** @internal */
   protected state: State = 'connecting'
   private queue: unknown[] = []
   private scheduled = false
   private firstId = 0
   private nextId = 0
   private readonly pending = new PendingTable()
-  /** Set when `clientCache` is configured. */
+  /** Set when `clientCache` is configured. @internal */
   protected localCache?: LocalCache
   private connectWaiter?: Omit<Pending, "id">
   private closeWaiters: Array<() => void> = []
@@ -203,7 +182,7 @@ export class RedisClient {
     let o: Record<string, unknown>
     try {
       if (!isPlainObject(ttl)) return this.send(OP.Set, key, value, ttl) // the native check names it
-      checkOptionKeys('set', ttl, SET_OPTIONS)
+      checkOptionKeys('set()', ttl, SET_OPTIONS)
       o = { ttlSeconds: ttl.ttlSeconds, ttlMs: ttl.ttlMs, nx: ttl.nx, xx: ttl.xx, keepTtl: ttl.keepTtl }
     } catch (e) {
       return Promise.reject(argumentError(e, 'set()'))
@@ -269,7 +248,7 @@ export class RedisClient {
     let o: Record<string, unknown>
     try {
       if (!isPlainObject(options)) throw invalidArgument('getEx(): options must be a plain object')
-      checkOptionKeys('getEx', options, GETEX_OPTIONS)
+      checkOptionKeys('getEx()', options, GETEX_OPTIONS)
       o = { ttlSeconds: options.ttlSeconds, ttlMs: options.ttlMs, persist: options.persist }
     } catch (e) {
       return Promise.reject(argumentError(e, 'getEx()'))
@@ -325,7 +304,7 @@ export class RedisClient {
   async *scan(options: ScanOptions = {}): AsyncIterableIterator<string> {
     const o = checkArgs('scan()', () => {
       if (!isPlainObject(options)) throw invalidArgument('scan(): options must be a plain object')
-      checkOptionKeys('scan', options, SCAN_OPTIONS)
+      checkOptionKeys('scan()', options, SCAN_OPTIONS)
       return { match: options.match, count: options.count, type: options.type }
     })
     let cursor = '0'
@@ -380,7 +359,7 @@ export class RedisClient {
       reconnects: s.reconnects,
       inFlight,
       latency,
-      rateLimitCacheHits: rateLimitCacheHits(this),
+      rateLimitCacheHits: this.rateLimitCacheHits,
       clientCache: this.localCache && {
         hits: this.localCache.hits,
         misses: this.localCache.misses,
@@ -388,6 +367,30 @@ export class RedisClient {
         entries: this.localCache.size,
       },
     }
+  }
+
+  /**
+   * Rate-limit calls answered from memory without a round trip (by `rateLimit`
+   * and by the throttler storage), which `stats()` reports. Counted by those
+   * features, so that the client needs none of them. @internal
+   */
+  rateLimitCacheHits = 0
+
+  /** Per-client state of the package's features, by key (see `featureState`). */
+  private readonly features = new Map<symbol, unknown>()
+
+  /**
+   * A feature's state for this client (its caches, its pacer…), made by `init`
+   * on first use: features keep what belongs to one client here, so it lives
+   * and goes with the client. @internal
+   */
+  featureState<T>(key: symbol, init: () => T): T {
+    let value = this.features.get(key) as T | undefined
+    if (value === undefined) {
+      value = init()
+      this.features.set(key, value)
+    }
+    return value
   }
 
   /**
@@ -413,54 +416,6 @@ export class RedisClient {
     return done
   }
 
-  // ---- rate limiting (lib/ratelimit.ts) ---------------------------------------------
-
-  /**
-   * Counts one request against `rule` for `key`, atomically and with the Redis
-   * server's clock; resolves whether it may go ahead. A denied key is answered
-   * from memory (no round trip) until its retry time. When Redis is unreachable
-   * or slower than `commandTimeoutMs`, `rule.onUnavailable` ('allow') decides.
-   *
-   * ```ts
-   * const r = await redis.rateLimit(`login:${ip}`, { limit: 5, windowMs: 60_000 })
-   * if (!r.allowed) throw new TooManyRequests(r.retryAfterMs)
-   * ```
-   */
-  rateLimit(key: string, rule: RateLimitRule): Promise<RateLimitResult> {
-    return rateLimit(this, key, rule)
-  }
-
-  /** Several limits for one key in one atomic script: if any denies, none is charged. */
-  rateLimitAll(key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
-    return rateLimitAll(this, key, rules)
-  }
-
-  /**
-   * Read-through caching (lib/cache.ts): `wrap(key, ttlMs, loader)` runs the loader
-   * once per key per process and, under a short load lock, once across instances.
-   *
-   * ```ts
-   * const coa = await redis.cache.wrap(`coa:${tenant}`, 300_000, () => db.chartOfAccounts(tenant))
-   * ```
-   */
-  get cache(): RedisCache {
-    return cacheOf(this)
-  }
-
-  /**
-   * The package's session store (lib/sessions.ts), for apps without Better Auth:
-   * `create`, `check` (one round trip), `touch`, `revoke`, `revokeAll`, `list`.
-   * Redis holds the SHA-256 of each token, never the token.
-   *
-   * ```ts
-   * const { token } = await redis.sessions.create(user.id, { role }, 8 * 3600)
-   * const s = await redis.sessions.check(token, { slideSeconds: 3600 })   // Session | null
-   * ```
-   */
-  get sessions(): Sessions {
-    return sessionsOf(this)
-  }
-
   /**
    * Runs one of the package's Lua scripts by EVALSHA, and by EVAL when the
    * server does not have it (NOSCRIPT means nothing ran, so this is no retry).
@@ -479,7 +434,7 @@ export class RedisClient {
 
   // ---- plumbing ------------------------------------------------------------------
 
-  /** Queues one command for this tick's batch. */
+  /** Queues one command for this tick's batch. @internal */
   protected send<T>(op: number, ...args: unknown[]): Promise<T> {
     if (this.state !== 'ready') {
       return Promise.reject(

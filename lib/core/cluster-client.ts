@@ -3,7 +3,8 @@
 // the slot map reloaded when the cluster changes. Loaded by RedisClient.connect()
 // only when `cluster` is given, so the standalone client does no extra work.
 import { OP } from './binding'
-import { RedisClient, checkOptionKeys, isPlainObject } from './client'
+import { checkOptionKeys, isPlainObject } from './args'
+import { RedisClient } from './client'
 import { addressOf, clusterOptionsFromEnv, keyIndices, parseAddress, parseClusterSlots, parseRedirect, tagForSlot } from './cluster'
 import type { NodeAddress, SlotRange } from './cluster'
 import { ErrorCode, RedisError, invalidArgument } from './errors'
@@ -135,7 +136,7 @@ export class ClusterClient extends RedisClient {
     const o = options === undefined ? clusterOptionsFromEnv() : options
     const { cluster, ...base } = o
     if (!isPlainObject(cluster)) throw invalidArgument('connect(): option cluster must be an object, e.g. { nodes: [\'host:port\'] }')
-    checkOptionKeys('connect() cluster', cluster, CLUSTER_OPTIONS)
+    checkOptionKeys('connect(): cluster', cluster, CLUSTER_OPTIONS)
     if ((base as Record<string, unknown>).sentinel !== undefined) throw invalidArgument('connect(): options cluster and sentinel cannot be combined')
     if (base.db !== undefined && base.db !== 0) throw invalidArgument('connect(): Redis Cluster has database 0 only (option db)')
     const nodes = cluster.nodes ?? []
@@ -579,7 +580,7 @@ export class ClusterClient extends RedisClient {
    */
   async *scan(options: ScanOptions = {}): AsyncIterableIterator<string> {
     if (!isPlainObject(options)) throw invalidArgument('scan(): options must be a plain object')
-    checkOptionKeys('scan', options, SCAN_OPTIONS)
+    checkOptionKeys('scan()', options, SCAN_OPTIONS)
     if (this.state !== 'ready') await super.send(O.Scan)
     for (const node of [...this.masters]) {
       let cursor = '0'

@@ -48,6 +48,7 @@ export class RedisError extends Error {
   }
 }
 
+/** @internal */
 export function invalidArgument(message: string): RedisError {
   return new RedisError(ErrorCode.InvalidArgument, message)
 }
@@ -57,6 +58,7 @@ export function invalidArgument(message: string): RedisError {
  * as they are; anything else — a throwing getter, a revoked Proxy, a throwing
  * `toString` met while reading the caller's arguments — becomes
  * ERR_INVALID_ARGUMENT naming the method, so that every refusal has a code.
+ * @internal
  */
 export function argumentError(e: unknown, method: string): RedisError {
   if (e instanceof RedisError) return e
@@ -70,7 +72,7 @@ export function argumentError(e: unknown, method: string): RedisError {
   return invalidArgument(`${method}: an argument could not be read (${why})`)
 }
 
-/** Runs an argument check, converting what it throws with `argumentError`. */
+/** Runs an argument check, converting what it throws with `argumentError`. @internal */
 export function checkArgs<T>(method: string, check: () => T): T {
   try {
     return check()
@@ -79,11 +81,16 @@ export function checkArgs<T>(method: string, check: () => T): T {
   }
 }
 
-/** `Array.isArray` that answers false, rather than throwing, for a revoked Proxy. */
-export function isArray(v: unknown): v is unknown[] {
-  try {
-    return Array.isArray(v)
-  } catch {
-    return false
-  }
+/** Server replies that mean "not now" rather than "wrong": treated like an unreachable server. */
+const UNAVAILABLE_REPLY = /\b(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/
+
+/**
+ * Whether an error means "Redis cannot answer now" (unreachable, too slow, or
+ * busy) rather than a bug: the features' fail policies apply to these.
+ * @internal
+ */
+export function isUnavailable(e: unknown): boolean {
+  const code = (e as { code?: unknown } | null)?.code
+  if (code === ErrorCode.Connection || code === ErrorCode.Timeout) return true
+  return code === ErrorCode.Reply && UNAVAILABLE_REPLY.test(String((e as Error).message))
 }

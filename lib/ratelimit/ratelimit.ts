@@ -1,8 +1,32 @@
 // Rate limiting over the package's `ratelimit` Lua script: rule validation, the
 // script's argument packing, result shaping, the in-process cache of denied
-// keys, the fail policy, and the IETF RateLimit headers.
-import { ErrorCode, RedisError, checkArgs, invalidArgument } from '../core/errors'
+// keys, the fail policy, and the IETF RateLimit headers. Installs
+// `client.rateLimit` and `client.rateLimitAll` on RedisClient.
+import { checkNonEmptyString, checkOptionKeys, isArray, isInt, show, showReply } from '../core/args'
 import type { RedisClient } from '../core/client'
+import { ErrorCode, RedisError, checkArgs, invalidArgument, isUnavailable } from '../core/errors'
+import { extendClient } from '../core/extend'
+import { hashTag } from '../core/hash-tag'
+import { ScriptPacer } from '../core/pacer'
+
+declare module '../core/client' {
+  interface RedisClient {
+    /**
+     * Counts one request against `rule` for `key`, atomically and with the Redis
+     * server's clock; resolves whether it may go ahead. A denied key is answered
+     * from memory (no round trip) until its retry time. When Redis is unreachable
+     * or slower than `commandTimeoutMs`, `rule.onUnavailable` ('allow') decides.
+     *
+     * ```ts
+     * const r = await redis.rateLimit(`login:${ip}`, { limit: 5, windowMs: 60_000 })
+     * if (!r.allowed) throw new TooManyRequests(r.retryAfterMs)
+     * ```
+     */
+    rateLimit(key: string, rule: RateLimitRule): Promise<RateLimitResult>
+    /** Several limits for one key in one atomic script: if any denies, none is charged. */
+    rateLimitAll(key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]>
+  }
+}
 
 /** How a rule counts. See the README's "Rate limiting" section. */
 export type RateLimitAlgorithm = 'gcra' | 'fixed-window' | 'sliding-window'
@@ -58,17 +82,15 @@ export interface RateLimitResult {
   reason?: RateLimitReason
 }
 
-/** Denied answers remembered per client (LRU). */
+/** Denied answers remembered per client (LRU). @internal */
 export const RATE_LIMIT_CACHE_SIZE = 10_000
-/** `retryAfterMs` of a denial made by `onUnavailable: 'deny'`. */
+/** `retryAfterMs` of a denial made by `onUnavailable: 'deny'`. @internal */
 export const UNAVAILABLE_RETRY_MS = 1000
 
 const RULE_FIELDS = new Set(['limit', 'windowMs', 'algorithm', 'burst', 'cost', 'blockMs', 'name', 'onUnavailable'])
 const ALGORITHMS: Record<RateLimitAlgorithm, number> = { gcra: 1, 'fixed-window': 2, 'sliding-window': 3 }
 const ALGO_TAG = ['', 'g', 'f', 's']
 const VERDICT_REASON: Array<RateLimitReason | undefined> = [/* 0 */ 'limit', /* 1 */ undefined, /* 2 */ 'blocked', /* 3 */ 'other-rule']
-/** Server replies that mean "not now" rather than "wrong": treated like an unreachable server. */
-const UNAVAILABLE_REPLY = /\b(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/
 
 interface Rule {
   algo: number
@@ -83,16 +105,10 @@ interface Rule {
   id: string
 }
 
-function isInt(v: unknown, min: number): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v >= min
-}
-
 function validateRule(rule: unknown, where: string): Rule {
-  if (rule === null || typeof rule !== 'object' || Array.isArray(rule)) throw invalidArgument(`${where}: a rule must be an object`)
+  if (rule === null || typeof rule !== 'object' || isArray(rule)) throw invalidArgument(`${where}: a rule must be an object`)
   const r = rule as Record<string, unknown>
-  for (const k of Object.keys(r)) {
-    if (!RULE_FIELDS.has(k)) throw invalidArgument(`${where}: unknown rule field ${JSON.stringify(k)}`)
-  }
+  checkOptionKeys(where, r, RULE_FIELDS, 'rule field')
   if (!isInt(r.limit, 1)) throw invalidArgument(`${where}: limit must be a positive integer, got ${show(r.limit)}`)
   if (!isInt(r.windowMs, 1)) throw invalidArgument(`${where}: windowMs must be a positive integer, got ${show(r.windowMs)}`)
   const algorithm = r.algorithm === undefined ? 'gcra' : r.algorithm
@@ -138,41 +154,6 @@ function validateRule(rule: unknown, where: string): Rule {
   }
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'number') return String(v)
-  try {
-    return JSON.stringify(v) ?? typeof v
-  } catch {
-    return typeof v
-  }
-}
-
-/**
- * The `{…}` hash tag for a caller's key: every Redis key of one call shares it,
- * so a script's keys live in one cluster slot. Keys holding a brace (or starting
- * with `~`) are encoded as `~` + base64url, so the mapping stays one-to-one.
- * @internal
- */
-export function hashTag(key: string): string {
-  if (key.includes('{') || key.includes('}') || key.startsWith('~')) {
-    return `{~${Buffer.from(key, 'utf8').toString('base64url')}}`
-  }
-  return `{${key}}`
-}
-
-function checkKey(key: unknown, method: string): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw invalidArgument(`${method}(): key must be a non-empty string, got ${show(key)}`)
-  }
-}
-
-/** Whether an error means "Redis cannot answer now" (the fail policy applies) rather than a bug. */
-export function isUnavailable(e: unknown): boolean {
-  const code = (e as { code?: unknown } | null)?.code
-  if (code === ErrorCode.Connection || code === ErrorCode.Timeout) return true
-  return code === ErrorCode.Reply && UNAVAILABLE_REPLY.test(String((e as Error).message))
-}
-
 // ---- the denied-key cache ------------------------------------------------------------
 
 interface Denial {
@@ -185,7 +166,6 @@ interface Denial {
 
 /** Per-client memory of denied calls (bounded, least recently used first out). @internal */
 export class DeniedCache {
-  hits = 0
   private readonly map = new Map<string, Denial>()
   constructor(private readonly max = RATE_LIMIT_CACHE_SIZE) {}
 
@@ -202,7 +182,6 @@ export class DeniedCache {
     }
     this.map.delete(id) // refresh its place in the LRU order
     this.map.set(id, d)
-    this.hits++
     const elapsed = now - d.at
     return d.results.map((r) => ({
       ...r,
@@ -231,93 +210,30 @@ export class DeniedCache {
   }
 }
 
-const caches = new WeakMap<RedisClient, DeniedCache>()
+// ---- per-client state --------------------------------------------------------------------
 
-// ---- pacing -----------------------------------------------------------------------------
-
-/** Rate-limit scripts handed to one client per turn of the event loop. */
+/** Rate-limit script calls started per client per turn of the event loop (see ScriptPacer). @internal */
 export const SCRIPT_BATCH = 32
 
-/**
- * Splits a burst of rate-limit scripts into batches of SCRIPT_BATCH, one per turn
- * of the event loop. The client writes everything a turn issues as one batch,
- * and Redis answers a batch when it has run all of it: with ~100 scripts of
- * several µs each, the process would wait idle for the whole batch, then Redis
- * for the process. Smaller batches let Redis run one while this process handles
- * the replies of the one before. @internal
- */
-export class ScriptPacer {
-  private issued = 0
-  private armed = false
-  private readonly waiting: Array<() => void> = []
-
-  run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.issued < SCRIPT_BATCH && this.waiting.length === 0) {
-      this.issued++
-      this.arm()
-      return call()
-    }
-    this.arm()
-    return new Promise<void>((resolve) => this.waiting.push(resolve)).then(call)
-  }
-
-  private arm(): void {
-    if (this.armed) return
-    this.armed = true
-    setImmediate(this.release)
-  }
-
-  private release = (): void => {
-    this.armed = false
-    const next = this.waiting.splice(0, SCRIPT_BATCH)
-    this.issued = next.length
-    for (const go of next) go()
-    if (this.waiting.length > 0 || this.issued > 0) this.arm()
-  }
-}
-
-const pacers = new WeakMap<RedisClient, ScriptPacer>()
-
-/** `client.runScript(name, keys, args)`, paced per client. @internal */
-export function runPaced(client: RedisClient, name: string, keys: string[], args: Array<string | number>): Promise<unknown> {
-  let p = pacers.get(client)
-  if (p === undefined) {
-    p = new ScriptPacer()
-    pacers.set(client, p)
-  }
-  return p.run(() => client.runScript(name, keys, args))
-}
-
-/** The client's denied-key cache (made on first use). @internal */
-export function deniedCache(client: RedisClient): DeniedCache {
-  let c = caches.get(client)
-  if (c === undefined) {
-    c = new DeniedCache()
-    caches.set(client, c)
-  }
-  return c
-}
-
-/** Calls answered from the denied-key cache since the client connected. @internal */
-export function rateLimitCacheHits(client: RedisClient): number {
-  return caches.get(client)?.hits ?? 0
-}
+/** The client's DeniedCache and ScriptPacer, in its `featureState`. */
+const DENIED = Symbol('ratelimit.denied')
+const PACER = Symbol('ratelimit.pacer')
 
 // ---- the calls -------------------------------------------------------------------------
 
-/** `client.rateLimit(key, rule)`. @internal */
-export async function rateLimit(client: RedisClient, key: string, rule: RateLimitRule): Promise<RateLimitResult> {
+/** `client.rateLimit(key, rule)`. */
+async function rateLimit(client: RedisClient, key: string, rule: RateLimitRule): Promise<RateLimitResult> {
   const rules = checkArgs('rateLimit()', () => {
-    checkKey(key, 'rateLimit')
+    checkNonEmptyString(key, 'rateLimit()')
     return [validateRule(rule, 'rateLimit()')]
   })
   return (await run(client, key, rules))[0]
 }
 
-/** `client.rateLimitAll(key, rules)`. @internal */
-export async function rateLimitAll(client: RedisClient, key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
+/** `client.rateLimitAll(key, rules)`. */
+async function rateLimitAll(client: RedisClient, key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
   const checked = checkArgs('rateLimitAll()', () => {
-    checkKey(key, 'rateLimitAll')
+    checkNonEmptyString(key, 'rateLimitAll()')
     if (!Array.isArray(rules) || rules.length === 0) throw invalidArgument('rateLimitAll(): rules must be a non-empty array')
     const list = rules.map((r, i) => validateRule(r, `rateLimitAll() rules[${i}]`))
     const ids = new Set<string>()
@@ -335,12 +251,15 @@ export async function rateLimitAll(client: RedisClient, key: string, rules: Rate
 }
 
 async function run(client: RedisClient, key: string, rules: Rule[]): Promise<RateLimitResult[]> {
-  const cache = deniedCache(client)
+  const cache = client.featureState(DENIED, () => new DeniedCache())
   let cacheId = key
   for (const r of rules) cacheId += `\n${r.id}|${r.limit}|${r.windowMs}|${r.burst}|${r.cost}|${r.blockMs}`
   const at = performance.now()
   const cached = cache.lookup(cacheId, at)
-  if (cached !== undefined) return cached
+  if (cached !== undefined) {
+    client.rateLimitCacheHits++
+    return cached
+  }
 
   const tag = hashTag(key)
   const keys: string[] = new Array(rules.length)
@@ -358,13 +277,14 @@ async function run(client: RedisClient, key: string, rules: Rule[]): Promise<Rat
   }
   let reply: number[]
   try {
-    reply = (await runPaced(client, 'ratelimit', keys, args)) as number[]
+    const pacer = client.featureState(PACER, () => new ScriptPacer(SCRIPT_BATCH))
+    reply = (await pacer.run(() => client.runScript('ratelimit', keys, args))) as number[]
   } catch (e) {
     if (isUnavailable(e)) return unavailable(rules)
     throw e
   }
   if (!Array.isArray(reply) || reply.length !== rules.length * 4) {
-    throw new RedisError(ErrorCode.Reply, `ratelimit script: unexpected reply ${show(reply)}`)
+    throw new RedisError(ErrorCode.Reply, `ratelimit script: unexpected reply ${showReply(reply)}`)
   }
   let allowed = true
   for (let i = 0; i < reply.length; i += 4) if (reply[i] !== 1) allowed = false
@@ -403,6 +323,15 @@ function unavailable(rules: Rule[]): RateLimitResult[] {
     return res
   })
 }
+
+extendClient({
+  rateLimit(key: string, rule: RateLimitRule): Promise<RateLimitResult> {
+    return rateLimit(this, key, rule)
+  },
+  rateLimitAll(key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
+    return rateLimitAll(this, key, rules)
+  },
+})
 
 // ---- headers ----------------------------------------------------------------------------
 

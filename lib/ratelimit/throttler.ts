@@ -2,10 +2,14 @@
 // instance. Only types come from '@nestjs/throttler': importing this file never
 // loads Nest.
 import type { ThrottlerStorage } from '@nestjs/throttler'
+import '../features' // a package entry: the client it is given has every feature
+import { checkOptions, clientArg, isFiniteNumber, showReply } from '../core/args'
 import type { RedisClient } from '../core/client'
-import { ErrorCode, RedisError, invalidArgument } from '../core/errors'
-import { RATE_LIMIT_CACHE_SIZE, deniedCache, hashTag, isUnavailable, type UnavailablePolicy } from './ratelimit'
+import { ErrorCode, RedisError, invalidArgument, isUnavailable } from '../core/errors'
+import { hashTag } from '../core/hash-tag'
+import { ScriptPacer } from '../core/pacer'
 import { keySlot } from '../core/slot'
+import { RATE_LIMIT_CACHE_SIZE, type UnavailablePolicy } from './ratelimit'
 
 export interface RedisThrottlerStorageOptions {
   /**
@@ -52,11 +56,12 @@ const IDLE_GRACE_MS = 60_000
 const UNAVAILABLE_RETRY_S = 1
 const OPTION_KEYS = new Set(['onUnavailable', 'prefix', 'batchAcrossSlots', 'idleGraceMs'])
 /**
- * Increments sent per turn of the event loop at most (in one script call, or
- * one per slot); the rest wait for the next turn. One script call stays short
- * (~150 µs of Redis time), and with a burst split over turns, Redis runs one
- * script call while this process handles the replies of the one before, where
- * one big batch would leave each waiting for the other.
+ * Increments per script call at most, and per turn of the event loop (this
+ * storage's ScriptPacer budget); the rest wait for the next turn. One script
+ * call stays short (~150 µs of Redis time), and with a burst split over turns,
+ * Redis runs one script call while this process handles the replies of the one
+ * before, where one big batch would leave each waiting for the other.
+ * @internal
  */
 export const THROTTLE_BATCH = 48
 
@@ -142,22 +147,15 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private queue: Call[] = []
   /** A microtask will send what this tick queued. */
   private scheduled = false
-  /** Increments this turn of the event loop may still send. */
-  private budget = THROTTLE_BATCH
-  /** A setImmediate will start the next turn's budget. */
-  private turnArmed = false
+  /** THROTTLE_BATCH increments per turn of the event loop, for this storage. */
+  private readonly pacer = new ScriptPacer(THROTTLE_BATCH)
+  /** `flush` waits for a later turn's room. */
+  private waiting = false
 
   /** `redis`: a `RedisClient`, or the `RedisService` of `@atlas-erp/redis/nest` (its `client` is used). */
   constructor(redis: RedisClient | { readonly client: RedisClient }, options: RedisThrottlerStorageOptions = {}) {
-    const client = isClient(redis) ? redis : isClient((redis as { client?: unknown } | null)?.client) ? (redis as { client: RedisClient }).client : undefined
-    if (client === undefined) {
-      throw invalidArgument('RedisThrottlerStorage: the first argument must be a RedisClient (or a RedisService)')
-    }
-    this.client = client
-    if (options === null || typeof options !== 'object') throw invalidArgument('RedisThrottlerStorage: options must be an object')
-    for (const k of Object.keys(options)) {
-      if (!OPTION_KEYS.has(k)) throw invalidArgument(`RedisThrottlerStorage: unknown option ${JSON.stringify(k)}`)
-    }
+    this.client = clientArg(redis, 'RedisThrottlerStorage')
+    checkOptions('RedisThrottlerStorage', options, OPTION_KEYS)
     const policy = options.onUnavailable ?? 'allow'
     if (policy !== 'allow' && policy !== 'deny') {
       throw invalidArgument(`RedisThrottlerStorage: onUnavailable must be 'allow' or 'deny'`)
@@ -215,12 +213,16 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     return promise
   }
 
-  /** The end of the tick: sends what it queued, as far as this turn's budget goes. */
+  /** The end of the tick: sends what it queued, as far as this turn's room goes; the rest waits for the next turn. */
   private flush = (): void => {
     this.scheduled = false
     const q = this.queue
-    if (q.length === 0 || this.budget === 0) return
-    const n = Math.min(q.length, this.budget)
+    const n = this.pacer.take(q.length)
+    if (n < q.length && !this.waiting) {
+      this.waiting = true
+      this.pacer.later(this.flushLater)
+    }
+    if (n === 0) return
     let calls: Call[]
     if (n === q.length) {
       calls = q
@@ -228,17 +230,11 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     } else {
       calls = q.splice(0, n)
     }
-    this.budget -= n
-    if (!this.turnArmed) {
-      this.turnArmed = true
-      setImmediate(this.nextTurn)
-    }
     this.send(calls, this.grouping)
   }
 
-  private nextTurn = (): void => {
-    this.turnArmed = false
-    this.budget = THROTTLE_BATCH
+  private flushLater = (): void => {
+    this.waiting = false
     this.flush()
   }
 
@@ -302,7 +298,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       const total = r[o]
       if (typeof total !== 'number' || typeof now !== 'number') {
         if (total === undefined || typeof now !== 'number') {
-          const e = new RedisError(ErrorCode.Reply, `throttle script: unexpected reply ${JSON.stringify(reply)}`)
+          const e = new RedisError(ErrorCode.Reply, `throttle script: unexpected reply ${showReply(reply)}`)
           for (let j = i; j < calls.length; j++) calls[j].reject(e)
           return
         }
@@ -399,7 +395,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       while (b.first < b.hits.length && b.hits[b.first] <= now) b.first++ // pruneExpiredHits
       total = b.hits.length - b.first
     }
-    deniedCache(this.client).hits++
+    this.client.rateLimitCacheHits++
     return {
       totalHits: total,
       timeToExpire: Math.ceil((b.e - now) / 1000),
@@ -417,12 +413,4 @@ function num(v: number | string): number {
 /** The identity of a call's answer in the memory of blocked keys. */
 function blockedId(key: string, name: string, ttl: number, limit: number, block: number): string {
   return `${key}\n${name}\n${ttl}\n${limit}\n${block}`
-}
-
-function isFiniteNumber(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v)
-}
-
-function isClient(v: unknown): v is RedisClient {
-  return v !== null && typeof v === 'object' && typeof (v as RedisClient).runScript === 'function'
 }

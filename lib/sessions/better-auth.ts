@@ -4,36 +4,12 @@
 // here imports better-auth: the shapes below mirror its SecondaryStorage
 // interface (@better-auth/core/db) and getSession's result.
 import { createHmac, timingSafeEqual } from 'node:crypto'
+import '../features' // a package entry: the client it is given has every feature
+import { checkNonEmptyString, checkOptions, clientArg, show } from '../core/args'
 import type { RedisClient } from '../core/client'
 import { ErrorCode, RedisError, invalidArgument } from '../core/errors'
 
 type ClientLike = RedisClient | { readonly client: RedisClient }
-
-function clientOf(redis: ClientLike, who: string): RedisClient {
-  const isClient = (v: unknown): v is RedisClient =>
-    v !== null && typeof v === 'object' && typeof (v as RedisClient).runScript === 'function'
-  if (isClient(redis)) return redis
-  const inner = (redis as { client?: unknown } | null)?.client
-  if (isClient(inner)) return inner
-  throw invalidArgument(`${who}: the first argument must be a RedisClient (or a RedisService)`)
-}
-
-function show(v: unknown): string {
-  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v)
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v)
-  return v === null ? 'null' : typeof v
-}
-
-function checkOptions(who: string, options: unknown, allowed: string[]): Record<string, unknown> {
-  if (options === undefined) return {}
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw invalidArgument(`${who}: options must be an object`)
-  }
-  for (const k of Object.keys(options)) {
-    if (!allowed.includes(k)) throw invalidArgument(`${who}: unknown option ${JSON.stringify(k)}`)
-  }
-  return options as Record<string, unknown>
-}
 
 function checkPrefix(who: string, prefix: unknown): string {
   if (prefix === undefined) return DEFAULT_KEY_PREFIX
@@ -77,14 +53,12 @@ export interface RedisSecondaryStorage {
   clear(): Promise<void>
 }
 
-const STORAGE_OPTIONS = ['keyPrefix']
+const STORAGE_OPTIONS = new Set(['keyPrefix'])
 /** Keys deleted per SCAN page in clear(). */
 const SCAN_COUNT = 500
 
 function checkKey(key: unknown, method: string): asserts key is string {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw invalidArgument(`secondaryStorage.${method}(): key must be a non-empty string, got ${show(key)}`)
-  }
+  checkNonEmptyString(key, `secondaryStorage.${method}()`)
 }
 
 /** A glob pattern matching `prefix` literally, then anything. */
@@ -103,7 +77,7 @@ function prefixPattern(prefix: string): string {
  */
 export function redisSecondaryStorage(redis: ClientLike, options?: RedisSecondaryStorageOptions): RedisSecondaryStorage {
   const who = 'redisSecondaryStorage()'
-  const client = clientOf(redis, who)
+  const client = clientArg(redis, who)
   const prefix = checkPrefix(who, checkOptions(who, options, STORAGE_OPTIONS).keyPrefix)
 
   async function* keys(): AsyncIterableIterator<string[]> {
@@ -239,7 +213,7 @@ export interface SessionVerifier {
   verify(cookieHeaderOrToken: string | null | undefined): Promise<VerifiedSession | null>
 }
 
-const VERIFIER_OPTIONS = ['secret', 'keyPrefix', 'cookieName', 'hiddenFields']
+const VERIFIER_OPTIONS = new Set(['secret', 'keyPrefix', 'cookieName', 'hiddenFields'])
 const DEFAULT_COOKIE_NAME = 'better-auth.session_token'
 /** Inputs longer than this are no cookie header a server would accept. */
 const MAX_INPUT = 64 * 1024
@@ -337,7 +311,7 @@ function omit(record: Record<string, unknown>, fields: readonly string[]): void 
  */
 export function sessionVerifier(redis: ClientLike, options: SessionVerifierOptions): SessionVerifier {
   const who = 'sessionVerifier()'
-  const client = clientOf(redis, who)
+  const client = clientArg(redis, who)
   if (options === undefined) throw invalidArgument(`${who}: options with a secret are required`)
   const o = checkOptions(who, options, VERIFIER_OPTIONS)
   const secret = o.secret

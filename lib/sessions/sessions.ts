@@ -17,9 +17,27 @@
 // give, and raises the bound in the background (two more calls, at most once per
 // slide period and session).
 import { createHash, randomBytes } from 'node:crypto'
+import { checkNonEmptyString, checkOptions, isInt, show, showReply } from '../core/args'
 import type { RedisClient } from '../core/client'
 import { ErrorCode, RedisError, argumentError, invalidArgument } from '../core/errors'
-import { hashTag } from '../ratelimit/ratelimit'
+import { extendClient } from '../core/extend'
+import { hashTag } from '../core/hash-tag'
+
+declare module '../core/client' {
+  interface RedisClient {
+    /**
+     * The package's session store, for apps without Better Auth: `create`,
+     * `check` (one round trip), `touch`, `revoke`, `revokeAll`, `list`.
+     * Redis holds the SHA-256 of each token, never the token.
+     *
+     * ```ts
+     * const { token } = await redis.sessions.create(user.id, { role }, 8 * 3600)
+     * const s = await redis.sessions.check(token, { slideSeconds: 3600 })   // Session | null
+     * ```
+     */
+    readonly sessions: Sessions
+  }
+}
 
 /** A live session, as `check` and `list` return it. */
 export interface Session<T = unknown> {
@@ -57,7 +75,7 @@ export interface SessionsOptions {
   prefix?: string
 }
 
-/** Characters of a token: 32 bytes in base64url, without padding. */
+/** Characters of a token: 32 bytes in base64url, without padding. @internal */
 export const TOKEN_LENGTH = 43
 /** The last character of a canonical 32-byte base64url string: its low two bits are zero. */
 const TOKEN_RE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/
@@ -77,20 +95,12 @@ export function isWellFormedToken(token: string): boolean {
   return token.length === TOKEN_LENGTH && TOKEN_RE.test(token)
 }
 
-function show(v: unknown): string {
-  if (typeof v === 'string') return v.length > 40 ? `a string of ${v.length} characters` : JSON.stringify(v)
-  if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v)
-  return v === null ? 'null' : typeof v
-}
-
 function checkUserId(userId: unknown, method: string): asserts userId is string {
-  if (typeof userId !== 'string' || userId.length === 0) {
-    throw invalidArgument(`sessions.${method}(): userId must be a non-empty string, got ${show(userId)}`)
-  }
+  checkNonEmptyString(userId, `sessions.${method}()`, 'userId')
 }
 
 function checkSeconds(v: unknown, method: string, name: string): asserts v is number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1 || v > MAX_TTL_SECONDS) {
+  if (!isInt(v, 1) || v > MAX_TTL_SECONDS) {
     throw invalidArgument(`sessions.${method}(): ${name} must be a positive integer (seconds), got ${show(v)}`)
   }
 }
@@ -107,13 +117,7 @@ function tokenArg(token: unknown, method: string): string | undefined {
 }
 
 function badReply(what: string, reply: unknown): RedisError {
-  let text: string
-  try {
-    text = JSON.stringify(reply)?.slice(0, 200) ?? typeof reply
-  } catch {
-    text = typeof reply
-  }
-  return new RedisError(ErrorCode.Reply, `sessions: unexpected ${what} reply ${text}`)
+  return new RedisError(ErrorCode.Reply, `sessions: unexpected ${what} reply ${showReply(reply)}`)
 }
 
 /** Width of a session value's header: e (15 digits, ms), x (15, ms), c (18, µs); see src/lua/session.lua. */
@@ -168,10 +172,7 @@ export class Sessions {
     private readonly client: RedisClient,
     options: SessionsOptions = {},
   ) {
-    if (options === null || typeof options !== 'object') throw invalidArgument('Sessions: options must be an object')
-    for (const k of Object.keys(options)) {
-      if (!STORE_OPTIONS.has(k)) throw invalidArgument(`Sessions: unknown option ${JSON.stringify(k)}`)
-    }
+    checkOptions('Sessions', options, STORE_OPTIONS)
     const prefix = options.prefix ?? 'sess:'
     if (typeof prefix !== 'string' || prefix.includes('{') || prefix.includes('}')) {
       throw invalidArgument('Sessions: prefix must be a string without braces')
@@ -228,10 +229,7 @@ export class Sessions {
     let t: string | undefined
     try {
       if (options !== undefined) {
-        if (options === null || typeof options !== 'object') throw invalidArgument('sessions.check(): options must be an object')
-        for (const k of Object.keys(options)) {
-          if (!CHECK_OPTIONS.has(k)) throw invalidArgument(`sessions.check(): unknown option ${JSON.stringify(k)}`)
-        }
+        checkOptions('sessions.check()', options, CHECK_OPTIONS)
         if (options.slideSeconds !== undefined) {
           checkSeconds(options.slideSeconds, 'check', 'slideSeconds')
           slideMs = options.slideSeconds * 1000
@@ -399,14 +397,11 @@ export class Sessions {
   }
 }
 
-const stores = new WeakMap<RedisClient, Sessions>()
+/** The client's Sessions, in its `featureState`. */
+const SESSIONS = Symbol('sessions.sessions')
 
-/** The client's `sessions` (made on first use). @internal */
-export function sessionsOf(client: RedisClient): Sessions {
-  let s = stores.get(client)
-  if (s === undefined) {
-    s = new Sessions(client)
-    stores.set(client, s)
-  }
-  return s
-}
+extendClient({
+  get sessions(): Sessions {
+    return this.featureState(SESSIONS, () => new Sessions(this))
+  },
+})

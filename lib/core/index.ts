@@ -1,0 +1,6 @@
+// The core: the client, its errors and its types. It imports no feature; the
+// features (../ratelimit, ../caching, ../sessions) install themselves on
+// RedisClient when loaded (see ../features.ts).
+export { RedisClient, ENV_VARS } from './client'
+export { RedisError, ErrorCode } from './errors'
+export type * from './types'
