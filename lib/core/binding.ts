@@ -2,16 +2,19 @@
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const binding: typeof import('../../index') = require('../../index.js')
 
+/** @internal */
 export const { NativeClient } = binding
+/** @internal */
 export type NativeClient = InstanceType<typeof binding.NativeClient>
+/** @internal */
 export type NativeStats = import('../../index').NativeStats
 
-/** Op codes by name, as the native command table numbers them. */
+/** Op codes by name, as the native command table numbers them. @internal */
 export const OP: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(binding.opNames().map((name, code) => [name, code])),
 )
 
-/** Ids of the package's Lua scripts, by name. */
+/** Ids of the package's Lua scripts, by name. @internal */
 export const SCRIPT: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(binding.scriptNames().map((name, id) => [name, id])),
 )

@@ -5,6 +5,7 @@ import { invalidArgument } from './errors'
 import { SLOTS, keySlot } from './slot'
 import type { ConnectOptions } from './types'
 
+/** @internal */
 export interface NodeAddress {
   host: string
   port: number
@@ -12,11 +13,12 @@ export interface NodeAddress {
   addr: string
 }
 
+/** @internal */
 export function addressOf(host: string, port: number): NodeAddress {
   return { host, port, addr: host.includes(':') ? `[${host}]:${port}` : `${host}:${port}` }
 }
 
-/** `'host:port'` or `'[v6]:port'`; throws ERR_INVALID_ARGUMENT otherwise. */
+/** `'host:port'` or `'[v6]:port'`; throws ERR_INVALID_ARGUMENT otherwise. @internal */
 export function parseAddress(text: unknown, what = 'cluster.nodes'): NodeAddress {
   if (typeof text !== 'string') throw invalidArgument(`${what}: a node must be a 'host:port' string, got ${typeof text}`)
   const t = text.trim()
@@ -26,7 +28,7 @@ export function parseAddress(text: unknown, what = 'cluster.nodes'): NodeAddress
   return addressOf(m[1], port)
 }
 
-/** One range of slots and the nodes that serve it, master first. */
+/** One range of slots and the nodes that serve it, master first. @internal */
 export interface SlotRange {
   from: number
   to: number
@@ -37,6 +39,7 @@ export interface SlotRange {
 /**
  * The ranges of a CLUSTER SLOTS reply. A node announced without an address
  * (`''` or `'?'`: "the address you reached me at") gets `fallbackHost`.
+ * @internal
  */
 export function parseClusterSlots(reply: unknown, fallbackHost: string): SlotRange[] {
   if (!Array.isArray(reply)) throw new Error(`CLUSTER SLOTS: unexpected reply ${typeof reply}`)
@@ -65,7 +68,7 @@ export function parseClusterSlots(reply: unknown, fallbackHost: string): SlotRan
   return out
 }
 
-/** `MOVED <slot> <host:port>` / `ASK <slot> <host:port>` from an error message. */
+/** `MOVED <slot> <host:port>` / `ASK <slot> <host:port>` from an error message. @internal */
 export function parseRedirect(message: string): { kind: 'MOVED' | 'ASK'; slot: number; to: NodeAddress; rawHost: string } | undefined {
   const m = /\b(MOVED|ASK) (\d+) (\S*):(\d+)\s*$/.exec(message)
   if (!m) return undefined
@@ -96,6 +99,7 @@ put('second', 'OBJECT XINFO XGROUP')
  * Indices (into `args`, the arguments after the name) of the keys of command
  * `upper`. Commands not in the table are taken to have their key first, as
  * nearly all Redis commands do.
+ * @internal
  */
 export function keyIndices(upper: string, args: ReadonlyArray<unknown>): number[] {
   const n = args.length
@@ -135,6 +139,7 @@ const TRUE = new Set(['1', 'true', 'yes', 'on'])
  * ConnectOptions from `REDIS_CLUSTER_NODES` and the other REDIS_* variables
  * (REDIS_URL for credentials/TLS, else REDIS_USERNAME, REDIS_PASSWORD, REDIS_TLS;
  * REDIS_KEY_PREFIX). The native layer checks the values as for any options.
+ * @internal
  */
 export function clusterOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): ConnectOptions {
   const get = (k: string) => {
@@ -170,6 +175,7 @@ let slotTags: string[] | undefined
  * A short string whose hash tag `{tag}` puts a key in `slot`: for keys that must
  * live next to a key they cannot share a `{…}` with (e.g. a lock beside a
  * caller's untagged cache key). Built once, on first use (~50 ms).
+ * @internal
  */
 export function tagForSlot(slot: number): string {
   if (slotTags === undefined) {

@@ -10,6 +10,7 @@ interface Entry {
  * the server: the connection tracks those prefixes (RESP3 `CLIENT TRACKING …
  * BCAST`), every write by anyone to such a key sends an invalidation, and a
  * lost connection drops everything. Bounded, least recently used out.
+ * @internal
  */
 export class LocalCache {
   readonly prefixes: string[]

@@ -1,4 +1,4 @@
-/** A call waiting for its reply. */
+/** A call waiting for its reply. @internal */
 export interface Pending {
   id: number
   resolve(value: unknown): void
@@ -9,6 +9,7 @@ export interface Pending {
  * The calls in flight, by id. Ids are handed out in sequence, so a ring
  * indexed by `id & mask` finds them without hashing; it doubles when a slot
  * is still taken (a call far older than the rest, e.g. a blocking BLPOP).
+ * @internal
  */
 export class PendingTable {
   private slots: Array<Pending | undefined> = new Array(1024)

@@ -2,7 +2,7 @@
 // value 0) of the key's hash tag — or of the whole key when it has none — mod 16384,
 // as in the Redis Cluster specification (keyHashSlot() in cluster.c).
 
-/** Slots of a Redis Cluster. */
+/** Slots of a Redis Cluster. @internal */
 export const SLOTS = 16384
 
 const TABLE = (() => {
@@ -15,7 +15,7 @@ const TABLE = (() => {
   return t
 })()
 
-/** CRC16/XMODEM of `bytes[from, to)`. */
+/** CRC16/XMODEM of `bytes[from, to)`. @internal */
 export function crc16(bytes: Uint8Array, from = 0, to = bytes.length): number {
   let crc = 0
   for (let i = from; i < to; i++) crc = ((crc << 8) & 0xffff) ^ TABLE[((crc >> 8) ^ bytes[i]) & 0xff]
@@ -31,6 +31,7 @@ export function crc16(bytes: Uint8Array, from = 0, to = bytes.length): number {
  * keySlot('foo')                                                   // 12182
  * keySlot('{user1000}.following') === keySlot('{user1000}.followers') // true
  * ```
+ * @internal
  */
 export function keySlot(key: string | Uint8Array): number {
   if (typeof key === 'string') {
