@@ -27,8 +27,8 @@ const common = {
  * - nest: a password-protected server and a killed one (its forRoot memory:// case
  *   runs on both)
  * - fuzz: option fuzzing over host/port URLs and a password server
- * - harness, slot, package, pending: the harness itself, cluster slots, the packed
- *   package, no server at all
+ * - harness, slot, package, pending, layout: the harness itself, cluster slots, the packed
+ *   package, lib/'s imports: no server at all
  * - sentinel, cluster*: topologies of redis-server processes (memory:// has neither)
  * - memory: memory://'s own cases and a differential corpus that compares its answers
  *   with a redis-server's (so it runs in the `redis` project)

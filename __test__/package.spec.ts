@@ -29,9 +29,10 @@ beforeAll(async () => {
   run('npm', ['install', '--no-audit', '--no-fund', '--offline', path.join(work, tarball)], app, {
     PATH: path.dirname(process.execPath) + ':/usr/bin:/bin',
   })
-  // What a Nest app on TypeScript has anyway, for the type check below (which,
-  // like Nest's own tsconfig, skips checking libraries' .d.ts among themselves).
-  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '@types/node@20', '@nestjs/throttler@6'], app)
+  // What a Nest app on TypeScript has anyway, for the type checks below (which,
+  // like Nest's own tsconfig, skip checking libraries' .d.ts among themselves) and
+  // for loading the nest entry (peers are installed by name: legacy-peer-deps may be set).
+  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '@types/node@20', '@nestjs/common@12', '@nestjs/throttler@6', 'reflect-metadata', 'rxjs@7'], app)
 }, 120_000)
 
 afterAll(async () => {
@@ -95,4 +96,114 @@ test('its types compile under TypeScript strict, entry points included', () => {
   // And a type error is reported (the check is real).
   fs.writeFileSync(path.join(app, 'bad.ts'), `import { RedisClient } from '@atlas-erp/redis'\nexport const n: number = RedisClient.connect()\n`)
   expect(() => run(process.execPath, [tsc, '--strict', '--noEmit', '--skipLibCheck', '--module', 'node16', '--moduleResolution', 'node16', 'bad.ts'], app)).toThrow()
+})
+
+// ---- the entry points' contents ------------------------------------------------------------
+
+/** What each entry exports by DESIGN.md's "Package entry points" (the entries that exist), and the rest of today's names. */
+const ENTRY_VALUES: Record<string, string[]> = {
+  '@atlas-erp/redis': ['RedisClient', 'RedisError', 'ErrorCode', 'ENV_VARS', 'rateLimitHeaders', 'Sessions'],
+  '@atlas-erp/redis/nest': ['RedisModule', 'RedisService', 'InjectRedis', 'RedisHealthIndicator', 'RedisClient', 'getRedisToken'],
+  '@atlas-erp/redis/throttler': ['RedisThrottlerStorage'],
+  '@atlas-erp/redis/better-auth': ['redisSecondaryStorage', 'sessionVerifier', 'DEFAULT_KEY_PREFIX'],
+  '@atlas-erp/redis/keyv': ['KeyvRedisStore'],
+}
+/** The main entry's option and result types. */
+const ROOT_TYPES = [
+  'ConnectOptions', 'TlsOptions', 'SentinelOptions', 'ClusterOptions', 'ClientCacheOptions', 'SetOptions', 'GetExOptions',
+  'ScanOptions', 'ClientStats', 'RedisKey', 'RedisValue', 'RateLimitRule', 'RateLimitResult', 'RateLimitAlgorithm',
+  'RateLimitReason', 'UnavailablePolicy', 'RedisCache', 'WrapOptions', 'KeyvRedisStoreOptions', 'Session', 'CreatedSession',
+  'CheckOptions', 'SessionsOptions', 'RedisSecondaryStorage', 'RedisSecondaryStorageOptions', 'SessionVerifier',
+  'SessionVerifierOptions', 'VerifiedSession', 'BetterAuthSessionRecord', 'BetterAuthUser',
+]
+
+/** The package's internals (marked @internal in lib/): none may reach the published types. */
+const INTERNAL_NAMES = [
+  'runScript', 'siblingKey', 'cachesKey', 'featureState', 'statsWith', 'ClusterClient', 'checkOptionKeys', 'checkOptions',
+  'checkNonEmptyString', 'clientArg', 'extendClient', 'ScriptPacer', 'SCRIPT_BATCH', 'THROTTLE_BATCH', 'DeniedCache',
+  'RATE_LIMIT_CACHE_SIZE', 'hashTag', 'isUnavailable', 'invalidArgument', 'argumentError', 'checkArgs', 'isPlainObject',
+  'showReply', 'NativeClient', 'PendingTable', 'LocalCache', 'keySlot', 'parseClusterSlots', 'parseStored', 'tokenId',
+  'LOCK_SUFFIX', 'pairsArg',
+]
+
+function filesUnder(dir: string, suffix: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith(suffix)).map((f) => path.join(dir, f))
+}
+
+test('the published .d.ts files name none of the internals', () => {
+  // Each name still exists in lib/, so a rename cannot empty this check unnoticed.
+  const sources = filesUnder(path.join(root, 'lib'), '.ts').map((f) => fs.readFileSync(f, 'utf8')).join('\n')
+  expect(INTERNAL_NAMES.filter((n) => !new RegExp(`\\b${n}\\b`).test(sources))).toEqual([])
+  const dts = filesUnder(path.join(app, 'node_modules', '@atlas-erp', 'redis', 'dist'), '.d.ts')
+  expect(dts.length).toBeGreaterThan(10)
+  const leaks: string[] = []
+  for (const f of dts) {
+    const text = fs.readFileSync(f, 'utf8')
+    for (const n of INTERNAL_NAMES) if (new RegExp(`\\b${n}\\b`).test(text)) leaks.push(`${path.relative(app, f)}: ${n}`)
+  }
+  expect(leaks).toEqual([])
+})
+
+test('every entry point exports its public names, at run time and in its types', () => {
+  const js = `
+    const entries = ${JSON.stringify(ENTRY_VALUES)}
+    const missing = []
+    for (const [entry, names] of Object.entries(entries)) {
+      const m = require(entry)
+      for (const n of names) if (m[n] === undefined) missing.push(entry + ' ' + n)
+    }
+    console.log(JSON.stringify(missing))`
+  expect(JSON.parse(run(process.execPath, ['-e', js], app))).toEqual([])
+  const ts = [
+    ...Object.entries(ENTRY_VALUES).map(([entry, names], i) => `import { ${names.map((n) => `${n} as v${i}_${n}`).join(', ')} } from '${entry}'`),
+    `import type { ${ROOT_TYPES.join(', ')} } from '@atlas-erp/redis'`,
+    `export const values = [${Object.entries(ENTRY_VALUES).flatMap(([, names], i) => names.map((n) => `v${i}_${n}`)).join(', ')}]`,
+    `export type Types = [${ROOT_TYPES.join(', ')}]`,
+  ].join('\n')
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const flags = ['--strict', '--noEmit', '--skipLibCheck', '--experimentalDecorators']
+  fs.writeFileSync(path.join(app, 'entries.ts'), ts)
+  run(process.execPath, [tsc, ...flags, '--module', 'node16', '--moduleResolution', 'node16', 'entries.ts'], app)
+  run(process.execPath, [tsc, ...flags, '--module', 'commonjs', '--moduleResolution', 'node', 'entries.ts'], app)
+})
+
+test("RedisClient has every feature whichever entry it came from, in its types and at run time", () => {
+  // The features' members, typed, on the RedisClient of the /nest entry alone.
+  const ts = `
+    import { RedisClient } from '@atlas-erp/redis/nest'
+    export async function f(c: RedisClient): Promise<[boolean, number, string | undefined]> {
+      const r = await c.rateLimit('k', { limit: 1, windowMs: 1000 })
+      const n: number = await c.cache.wrap('k', 1000, () => 1)
+      const s = await c.sessions.check('t')
+      return [r.allowed, n, s?.userId]
+    }`
+  fs.writeFileSync(path.join(app, 'features.ts'), ts)
+  const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
+  for (const resolution of [['node16', 'node16'], ['commonjs', 'node']]) {
+    run(process.execPath, [tsc, '--strict', '--noEmit', '--skipLibCheck', '--experimentalDecorators', '--module', resolution[0], '--moduleResolution', resolution[1], 'features.ts'], app)
+  }
+  // At run time: each entry, loaded alone in a fresh process, gives a RedisClient with the
+  // three features (the nest entry exports RedisClient; the others load the same class).
+  for (const entry of Object.keys(ENTRY_VALUES)) {
+    const js = `
+      require(${JSON.stringify(entry)})
+      const core = Object.keys(require.cache).find((f) => /[\\\\/]dist[\\\\/]core[\\\\/]client\\.js$/.test(f))
+      const proto = core === undefined ? {} : require(core).RedisClient.prototype
+      console.log(['rateLimit', 'rateLimitAll', 'cache', 'sessions'].filter((m) => !(m in proto)).join(' ') || 'all')`
+    expect(`${entry}: ${run(process.execPath, ['-e', js], app).trim()}`).toBe(`${entry}: all`)
+  }
+})
+
+test('the main entry and the throttler, keyv and better-auth entries load no framework package', () => {
+  const js = `
+    for (const e of ['@atlas-erp/redis', '@atlas-erp/redis/throttler', '@atlas-erp/redis/keyv', '@atlas-erp/redis/better-auth']) require(e)
+    const frameworks = /[\\\\/]node_modules[\\\\/](@nestjs|keyv|@keyv|better-auth|@better-auth|bullmq|@opentelemetry|reflect-metadata|rxjs)[\\\\/]/
+    const ours = Object.keys(require.cache).filter((f) => f.includes('@atlas-erp'))
+    console.log(JSON.stringify({ frameworks: Object.keys(require.cache).filter((f) => frameworks.test(f)), ours: ours.length }))`
+  const loaded = JSON.parse(run(process.execPath, ['-e', js], app))
+  expect(loaded.frameworks).toEqual([])
+  expect(loaded.ours).toBeGreaterThan(10) // the package itself was loaded
+  // …while the nest entry does load Nest (so the pattern above finds a framework when there is one).
+  const nest = `require('@atlas-erp/redis/nest'); console.log(Object.keys(require.cache).some((f) => /[\\\\/]node_modules[\\\\/]@nestjs[\\\\/]common[\\\\/]/.test(f)))`
+  expect(run(process.execPath, ['-e', nest], app).trim()).toBe('true')
 })

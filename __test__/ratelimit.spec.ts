@@ -391,6 +391,33 @@ describe('pacing', () => {
     expect(started).toEqual(Array.from({ length: 100 }, (_, i) => i))
     expect(await Promise.all(done)).toEqual(started)
   })
+
+  test("take and later (the throttler's way): a turn's room at once, the rest turn by turn, in order with run()", async () => {
+    const pacer = new ScriptPacer(10)
+    const sent: string[] = []
+    let queue = 25
+    const flush = () => {
+      const n = pacer.take(queue)
+      queue -= n
+      sent.push(`batch ${n}`)
+      if (queue > 0) pacer.later(flush)
+    }
+    flush()
+    const single = pacer.run(async () => sent.push('run'))
+    const turns = [sent.join(', ')]
+    while (turns.length < 4) {
+      await new Promise((r) => setImmediate(r))
+      turns.push(sent.join(', '))
+    }
+    await single
+    expect(turns).toEqual([
+      'batch 10',
+      'batch 10, batch 10',
+      'batch 10, batch 10, batch 5, run', // the run() call waited behind the batch's rest
+      'batch 10, batch 10, batch 5, run',
+    ])
+    expect(pacer.take(20)).toBe(10) // a fresh turn: its whole room
+  })
 })
 
 describe('scripts and keys', () => {

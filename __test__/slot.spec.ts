@@ -1,4 +1,4 @@
-// lib/slot.ts: the Redis Cluster key slot, against known values and a real
+// lib/core/slot.ts: the Redis Cluster key slot, against known values and a real
 // cluster-enabled redis-server's CLUSTER KEYSLOT.
 import { RedisClient } from '../lib'
 import { SLOTS, crc16, keySlot } from '../lib/core/slot'

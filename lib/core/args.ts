@@ -1,5 +1,5 @@
 // Argument checks and value descriptions shared by the client and every feature.
-// Each throws ERR_INVALID_ARGUMENT (see errors.ts) with the caller's name first.
+// The checks throw ERR_INVALID_ARGUMENT (see errors.ts) naming the caller first.
 import type { RedisClient } from './client'
 import { invalidArgument } from './errors'
 

@@ -101,7 +101,7 @@ export class RedisClient {
    * Rejects with `ERR_CONNECTION`, `ERR_AUTH`, `ERR_TLS` or `ERR_INVALID_ARGUMENT`.
    */
   static connect(options?: string | ConnectOptions): Promise<RedisClient> {
-    // Redis Cluster: one standalone connection per master, routed in lib/cluster-client.ts
+    // Redis Cluster: one standalone connection per master, routed in cluster-client.ts
     // (loaded on demand; the standalone path below does no extra work per command).
     if (isPlainObject(options) ? options.cluster !== undefined : options === undefined && !!process.env.REDIS_CLUSTER_NODES?.trim()) {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -376,7 +376,7 @@ export class RedisClient {
    */
   rateLimitCacheHits = 0
 
-  /** Per-client state of the package's features, by key (see `featureState`). */
+  /** Per-client state of the package's features, by key. */
   private readonly features = new Map<symbol, unknown>()
 
   /**

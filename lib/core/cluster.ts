@@ -1,6 +1,6 @@
 // Redis Cluster helpers that need no connection: addresses, the CLUSTER SLOTS
 // reply, the key positions of commands (for routing `command()`), and the
-// environment's cluster settings. The client itself is lib/cluster-client.ts.
+// environment's cluster settings. The client itself is cluster-client.ts.
 import { invalidArgument } from './errors'
 import { SLOTS, keySlot } from './slot'
 import type { ConnectOptions } from './types'

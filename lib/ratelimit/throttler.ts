@@ -147,7 +147,8 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private queue: Call[] = []
   /** A microtask will send what this tick queued. */
   private scheduled = false
-  /** THROTTLE_BATCH increments per turn of the event loop, for this storage. */
+  // THROTTLE_BATCH increments per turn of the event loop, for this storage (a line
+  // comment: the published types name no internal constant)
   private readonly pacer = new ScriptPacer(THROTTLE_BATCH)
   /** `flush` waits for a later turn's room. */
   private waiting = false
@@ -238,7 +239,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     this.flush()
   }
 
-  /** Sends `calls` in as few script calls as `by` allows, at most THROTTLE_BATCH increments each. */
+  // Sends `calls` in as few script calls as `by` allows, at most THROTTLE_BATCH increments each.
   private send(calls: Call[], by: Grouping): void {
     if (by === Grouping.All) {
       for (let i = 0; i < calls.length; i += THROTTLE_BATCH) {
