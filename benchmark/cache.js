@@ -9,6 +9,7 @@
 //   node benchmark/cache.js --quick         1 s per case
 //   node benchmark/cache.js --duration=5 --json
 //   node benchmark/cache.js --only=stampede the cases whose group or name contains this text
+//   node benchmark/cache.js --baseline-engine  also the own engine (npm run bench:baseline)
 //
 // From another script (benchmark/run.js):
 //   const cache = require('./cache')
@@ -23,10 +24,9 @@
 //              them); the loader takes LOADER_MS (a database query). Per round: the
 //              time until every caller has its value, and how many times the loader ran.
 //              C=1 is a plain miss (load, store) on one instance.
-const path = require('path')
 const { hrnow, redisCpuUs, runPhase, suiteOf, runStandalone } = require('./feature-common')
+const { load, resolveEngines } = require('./engines')
 
-const ROOT = path.resolve(__dirname, '..')
 const TTL_MS = 300_000
 const LOADER_MS = 20
 
@@ -47,17 +47,18 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // ---- contenders ------------------------------------------------------------------------
 // Each makes one "instance": { wrap(key, loader) → Promise, close(), stats?() }.
+// This package's contenders come once per engine (engines.js).
 
-const CONTENDERS = {
-  'atlas cache.wrap': async (url) => {
-    const { RedisClient } = require(path.join(ROOT, 'dist'))
+const contenders = (engines) => ({
+  ...Object.fromEntries(engines.map((engine) => [`${engine.name} cache.wrap`, async (url) => {
+    const { RedisClient } = load(engine)
     const client = await RedisClient.connect(url)
     return {
       wrap: (key, loader) => client.cache.wrap(key, TTL_MS, loader),
       close: () => client.close(),
       stats: () => client.stats(),
     }
-  },
+  }])),
   'cache-manager wrap, @keyv/redis': async (url) => {
     const { createCache } = require('cache-manager')
     const { Keyv } = require('keyv')
@@ -70,11 +71,11 @@ const CONTENDERS = {
       close: () => cache.disconnect(),
     }
   },
-  'cache-manager wrap, atlas KeyvRedisStore': async (url) => {
+  ...Object.fromEntries(engines.map((engine) => [`cache-manager wrap, ${engine.name} KeyvRedisStore`, async (url) => {
     const { createCache } = require('cache-manager')
     const { Keyv } = require('keyv')
-    const { RedisClient } = require(path.join(ROOT, 'dist'))
-    const { KeyvRedisStore } = require(path.join(ROOT, 'dist', 'caching', 'keyv'))
+    const { RedisClient } = load(engine)
+    const { KeyvRedisStore } = load(engine, 'keyv')
     const client = await RedisClient.connect(url)
     const cache = createCache({ stores: [new Keyv({ store: new KeyvRedisStore(client), namespace: 'cm' })] })
     return {
@@ -82,8 +83,8 @@ const CONTENDERS = {
       close: () => client.close(),
       stats: () => client.stats(),
     }
-  },
-}
+  }])),
+})
 
 // ---- phases --------------------------------------------------------------------------------
 
@@ -132,14 +133,14 @@ async function runStampede(instances, concurrency, ms, tag) {
  * so it must be a throwaway server) and resolves one row per case. `cpuUs()`
  * reads the server's CPU time (µs) for the per-call CPU columns.
  */
-async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log = () => {} }) {
+async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, engines = resolveEngines(), log = () => {} }) {
   const rows = []
   const cases = []
-  for (const callers of [1, 100]) {
-    for (const name of Object.keys(CONTENDERS)) cases.push({ group: 'warm', name, callers })
-  }
-  for (const callers of [1, 100]) {
-    for (const name of Object.keys(CONTENDERS)) cases.push({ group: 'stampede', name, callers })
+  const makers = contenders(engines)
+  for (const group of ['warm', 'stampede']) {
+    for (const callers of [1, 100]) {
+      for (const name of Object.keys(makers)) cases.push({ group, name, callers })
+    }
   }
   let tag = 0
   for (const k of cases) {
@@ -147,7 +148,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log
     await flush()
     const instances = []
     try {
-      const make = CONTENDERS[k.name]
+      const make = makers[k.name]
       if (k.group === 'warm') {
         const inst = await make(url)
         instances.push(inst)
@@ -170,7 +171,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log
         }
         if (before && after) row.commandsPerCall = (after.commands - before.commands) / r.ops
         rows.push(row)
-        log(`warm     C=${String(k.callers).padEnd(3)} ${k.name.padEnd(42)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s  p50 ${r.p50Us.toFixed(0)} µs  p99 ${r.p99Us.toFixed(0)} µs  cpu/call node ${row.nodeCpuUs.toFixed(1)} µs redis ${row.redisCpuUs.toFixed(2)} µs${row.commandsPerCall !== undefined ? `  commands/call ${row.commandsPerCall.toFixed(3)}` : ''}`)
+        log(`warm     C=${String(k.callers).padEnd(3)} ${k.name.padEnd(50)} ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s  p50 ${r.p50Us.toFixed(0)} µs  p99 ${r.p99Us.toFixed(0)} µs  cpu/call node ${row.nodeCpuUs.toFixed(1)} µs redis ${row.redisCpuUs.toFixed(2)} µs${row.commandsPerCall !== undefined ? `  commands/call ${row.commandsPerCall.toFixed(3)}` : ''}`)
       } else {
         instances.push(await make(url))
         if (k.callers > 1) instances.push(await make(url))
@@ -184,7 +185,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log
           row.commandsPerRound = after.reduce((s, a, i) => s + a.commands - before[i].commands, 0) / r.rounds
         }
         rows.push(row)
-        log(`stampede C=${String(k.callers).padEnd(3)} ${k.name.padEnd(42)} ${String(r.rounds).padStart(5)} rounds  all served p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  loader runs/round ${r.loadsPerRound.toFixed(2)}${row.commandsPerRound !== undefined ? `  commands/round ${row.commandsPerRound.toFixed(1)}` : ''}`)
+        log(`stampede C=${String(k.callers).padEnd(3)} ${k.name.padEnd(50)} ${String(r.rounds).padStart(5)} rounds  all served p50 ${r.p50Ms.toFixed(1)} ms  p99 ${r.p99Ms.toFixed(1)} ms  loader runs/round ${r.loadsPerRound.toFixed(2)}${row.commandsPerRound !== undefined ? `  commands/round ${row.commandsPerRound.toFixed(1)}` : ''}`)
       }
     } catch (e) {
       rows.push({ group: k.group, name: k.name, callers: k.callers, error: String(e && e.message) })

@@ -12,6 +12,7 @@
 // broken package only fails its own rows.
 const fs = require('fs')
 const path = require('path')
+const engines = require('./engines')
 
 const ROOT = path.resolve(__dirname, '..')
 
@@ -54,14 +55,16 @@ function ioredisAdapter(autoPipelining) {
   }
 }
 
-async function connectAtlas({ url }) {
-  const { RedisClient } = require(path.join(ROOT, 'dist'))
-  const client = await RedisClient.connect(url)
-  return {
-    get: (k) => client.get(k),
-    set: (k, v) => client.set(k, v),
-    mget: (keys) => client.mget(keys),
-    close: () => client.close(),
+function atlasAdapter(engine) {
+  return async ({ url }) => {
+    const { RedisClient } = engines.load(engine)
+    const client = await RedisClient.connect(url)
+    return {
+      get: (k) => client.get(k),
+      set: (k, v) => client.set(k, v),
+      mget: (keys) => client.mget(keys),
+      close: () => client.close(),
+    }
   }
 }
 
@@ -104,12 +107,24 @@ async function connectGlide({ host, port }) {
   }
 }
 
+/** An engine of this package (engines.js) as a client. */
+function atlasClient(engine) {
+  if (engine.current) return { id: engine.id, label: engine.label, pkg: '.', pkgName: '@atlas-erp/redis', connect: atlasAdapter(engine) }
+  const from = path.relative(ROOT, engine.dir)
+  return {
+    id: engine.id,
+    label: engine.label,
+    pkgName: '@atlas-erp/redis (own engine)',
+    version: engine.commit ? `${engine.version} (git ${engine.commit.slice(0, 7)}, packed in ${from})` : `${engine.version} (from ${from})`,
+    connect: atlasAdapter(engine),
+  }
+}
+
 /**
- * The clients, in report order. `id` is what --only takes; `baseline` marks the
- * client the ratio column divides by.
+ * The other clients, in report order after this package's engines. `id` is what
+ * --only takes; `baseline` marks the client the ratio column divides by.
  */
-const CLIENTS = [
-  { id: 'atlas', label: '@atlas-erp/redis', pkg: '.', pkgName: '@atlas-erp/redis', connect: connectAtlas },
+const PEERS = [
   { id: 'ioredis', label: 'ioredis (default)', pkg: 'ioredis', pkgName: 'ioredis', connect: ioredisAdapter(false) },
   { id: 'ioredis-auto', label: 'ioredis (auto-pipelining)', pkg: 'ioredis', pkgName: 'ioredis', connect: ioredisAdapter(true), baseline: true },
   { id: 'node-redis', label: 'node-redis', pkg: 'redis', pkgName: 'redis (node-redis)', connect: connectNodeRedis },
@@ -118,4 +133,13 @@ const CLIENTS = [
 
 const BASELINE_ID = 'ioredis-auto'
 
-module.exports = { CLIENTS, BASELINE_ID, packageVersion }
+/** Every client of a run: the engines' (engines.resolveEngines), then the peers. */
+const clientsFor = (list) => [...list.map(atlasClient), ...PEERS]
+
+/** The other clients' ids. */
+const PEER_IDS = PEERS.map((c) => c.id)
+
+/** Every id --only can name. */
+const CLIENT_IDS = ['atlas', engines.OWN_ENGINE_ID, ...PEER_IDS]
+
+module.exports = { clientsFor, CLIENT_IDS, PEER_IDS, BASELINE_ID, packageVersion }

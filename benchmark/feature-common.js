@@ -3,13 +3,18 @@
 const fs = require('fs')
 const harness = require('../__test__/harness')
 const { Histogram, runPhase: runClosedLoop } = require('./workloads')
+const { ENGINE_HELP, engineArgs, resolveEngines } = require('./engines')
 
 const hrnow = process.hrtime.bigint
 
-/** `--quick`, `--only=TEXT`, `--json`, `--duration=SECONDS`, `--help` (prints the file's header comment). */
+/**
+ * `--quick`, `--only=TEXT`, `--json`, `--duration=SECONDS`, `--baseline-engine[=DIR]`,
+ * `--no-baseline-engine`, `--help` (prints the file's header comment).
+ */
 function parseArgs(argv, file) {
+  const { choice, rest } = engineArgs(argv)
   const o = { duration: 3, warmup: 0.5, json: false, only: undefined }
-  for (const a of argv) {
+  for (const a of rest) {
     if (a === '--quick') {
       o.duration = 1
       o.warmup = 0.25
@@ -18,7 +23,7 @@ function parseArgs(argv, file) {
     else if (a.startsWith('--duration=')) o.duration = Number(a.slice(11))
     else if (a === '--help' || a === '-h') {
       const header = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('//'))
-      console.log(header.join('\n'))
+      console.log(`${header.join('\n')}\n\noptions: --quick, --duration=SECONDS, --only=TEXT, --json\n${ENGINE_HELP}`)
       process.exit(0)
     } else {
       console.error(`unknown argument ${a}`)
@@ -27,6 +32,12 @@ function parseArgs(argv, file) {
   }
   if (!(o.duration > 0)) {
     console.error('--duration needs a positive number')
+    process.exit(2)
+  }
+  try {
+    o.engines = resolveEngines(choice)
+  } catch (e) {
+    console.error(e.message)
     process.exit(2)
   }
   return o
@@ -48,9 +59,10 @@ async function redisCpuUs(srv) {
 
 /** The `suite()` benchmark/run.js calls: the feature's markdown section of a full run. */
 function suiteOf(title, runAll, table) {
-  return async ({ url, server, durationMs, warmupMs, log }) => {
+  return async ({ url, server, durationMs, warmupMs, log, engines = resolveEngines() }) => {
     const rows = await runAll({
       url,
+      engines,
       duration: durationMs / 1000,
       warmup: warmupMs / 1000,
       flush: () => server.cli('FLUSHALL'), // run.js' own throwaway server
@@ -74,6 +86,7 @@ function runStandalone(mod, file, runAll, table) {
         duration: opts.duration,
         warmup: opts.warmup,
         only: opts.only,
+        engines: opts.engines,
         flush: () => srv.cli('FLUSHALL'),
         cpuUs: () => redisCpuUs(srv),
         log: (...a) => console.error(...a),

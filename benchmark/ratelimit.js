@@ -9,6 +9,7 @@
 //   node benchmark/ratelimit.js --quick         1 s per case
 //   node benchmark/ratelimit.js --duration=5 --json
 //   node benchmark/ratelimit.js --only=throttler-allowed   the cases whose group or name contains this text
+//   node benchmark/ratelimit.js --baseline-engine          also the own engine (npm run bench:baseline)
 //
 // From another script (benchmark/run.js):
 //   const rl = require('./ratelimit')
@@ -27,11 +28,10 @@
 //   ratelimit-hot       one key, 100/min: denied after 100 calls (atlas answers from its
 //                       denied-key cache; rate-limiter-flexible has an in-memory block
 //                       option, inMemoryBlockOnConsumed, used here for a fair comparison)
-const path = require('path')
 const { runPhase, redisCpuUs, suiteOf, runStandalone } = require('./feature-common')
 const { Histogram, runPhase: runClosedLoop } = require('./workloads')
+const { load, resolveEngines } = require('./engines')
 
-const ROOT = path.resolve(__dirname, '..')
 const KEYS = 10_000
 /** Turns each contender of a group takes (interleaved) within the measured duration. */
 const SLICES = 6
@@ -51,14 +51,15 @@ async function ioredis(url, autoPipelining = false) {
 
 const keyOf = (c, n) => `bench:${(c * 7919 + n) % KEYS}`
 
-const THROTTLERS = {
-  'atlas RedisThrottlerStorage': async (url) => {
-    const { RedisClient } = require(path.join(ROOT, 'dist'))
-    const { RedisThrottlerStorage } = require(path.join(ROOT, 'dist', 'ratelimit', 'throttler'))
+/** The throttler storages by name: one per engine of this package (engines.js), then the peers. */
+const throttlers = (engines) => ({
+  ...Object.fromEntries(engines.map((engine) => [`${engine.name} RedisThrottlerStorage`, async (url) => {
+    const { RedisClient } = load(engine)
+    const { RedisThrottlerStorage } = load(engine, 'throttler')
     const client = await RedisClient.connect(url)
     const s = new RedisThrottlerStorage(client)
     return { storage: s, close: () => client.close(), stats: () => client.stats() }
-  },
+  }])),
   '@nest-lab/throttler-storage-redis (ioredis)': async (url) => {
     const { ThrottlerStorageRedisService } = require('@nest-lab/throttler-storage-redis')
     const c = await ioredis(url)
@@ -94,21 +95,19 @@ const THROTTLERS = {
     }
     return { storage, close: () => c.quit() }
   },
-}
+})
 
-const LIMITERS = {
-  'atlas rateLimit (GCRA)': async (url, hot) => {
-    const { RedisClient } = require(path.join(ROOT, 'dist'))
-    const client = await RedisClient.connect(url)
-    const rule = hot ? { limit: 100, windowMs: 60_000 } : { limit: 1000, windowMs: 60_000 }
-    return { check: (key) => client.rateLimit(key, rule), close: () => client.close(), stats: () => client.stats() }
-  },
-  'atlas rateLimit (sliding window)': async (url, hot) => {
-    const { RedisClient } = require(path.join(ROOT, 'dist'))
-    const client = await RedisClient.connect(url)
-    const rule = { limit: hot ? 100 : 1000, windowMs: 60_000, algorithm: 'sliding-window' }
-    return { check: (key) => client.rateLimit(key, rule), close: () => client.close(), stats: () => client.stats() }
-  },
+/** rateLimit() with GCRA and the sliding window on each engine, then rate-limiter-flexible. */
+const limiters = (engines) => ({
+  ...Object.fromEntries(engines.flatMap((engine) => [['GCRA', undefined], ['sliding window', 'sliding-window']].map(([title, algorithm]) => [
+    `${engine.name} rateLimit (${title})`,
+    async (url, hot) => {
+      const { RedisClient } = load(engine)
+      const client = await RedisClient.connect(url)
+      const rule = { limit: hot ? 100 : 1000, windowMs: 60_000, ...(algorithm && { algorithm }) }
+      return { check: (key) => client.rateLimit(key, rule), close: () => client.close(), stats: () => client.stats() }
+    },
+  ]))),
   'rate-limiter-flexible RateLimiterRedis (ioredis)': async (url, hot) => {
     const { RateLimiterRedis } = require('rate-limiter-flexible')
     const c = await ioredis(url)
@@ -121,7 +120,7 @@ const LIMITERS = {
     })
     return { check: (key) => rl.consume(key).catch((r) => { if (r instanceof Error) throw r; return r }), close: () => c.quit() }
   },
-}
+})
 
 // ---- run ------------------------------------------------------------------------------
 
@@ -130,11 +129,11 @@ const LIMITERS = {
  * by `flush`, so it must be a throwaway server) and resolves one row per case.
  * `cpuUs()` reads the server's CPU time (µs) for the per-call CPU columns.
  */
-async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log = () => {} }) {
+async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, engines = resolveEngines(), log = () => {} }) {
   const rows = []
   const cases = []
   for (const hot of [false, true]) {
-    for (const [name, make] of Object.entries(THROTTLERS)) {
+    for (const [name, make] of Object.entries(throttlers(engines))) {
       cases.push({
         group: hot ? 'throttler-hot' : 'throttler-allowed',
         name,
@@ -148,7 +147,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, log
   }
   for (const hot of [false, true]) {
     for (const callers of hot ? [100] : [1, 100]) {
-      for (const [name, make] of Object.entries(LIMITERS)) {
+      for (const [name, make] of Object.entries(limiters(engines))) {
         cases.push({
           group: hot ? 'ratelimit-hot' : 'ratelimit-allowed',
           name,

@@ -82,11 +82,14 @@ function resultsMarkdown(meta, sections) {
 
 const COLORS = {
   atlas: '#d62728',
+  'atlas-own-engine': '#d62728',
   ioredis: '#1f77b4',
   'ioredis-auto': '#ff7f0e',
   'node-redis': '#2ca02c',
   glide: '#9467bd',
 }
+/** Drawn dashed: the package's baseline engine, in the colour of the current one. */
+const DASHED = new Set(['atlas-own-engine'])
 const FALLBACK_COLORS = ['#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf']
 
 const escapeXml = (s) =>
@@ -113,9 +116,11 @@ function fmtAxis(v) {
  * Log-scale x (concurrency), linear y from 0.
  */
 function opsVsConcurrencySvg(series, { title, xs }) {
-  const W = 860
+  // The legend column grows with the longest label (about 6.5 px a character at 12 px).
+  const legend = Math.max(230, Math.ceil(56 + 6.5 * Math.max(0, ...series.map((s) => String(s.label).length))))
+  const W = 630 + legend
   const H = 500
-  const M = { left: 84, right: 230, top: 52, bottom: 64 }
+  const M = { left: 84, right: legend, top: 52, bottom: 64 }
   const pw = W - M.left - M.right
   const ph = H - M.top - M.bottom
 
@@ -162,7 +167,7 @@ function opsVsConcurrencySvg(series, { title, xs }) {
     const width = s.id === 'atlas' ? 3 : 2
     if (pts.length > 1) {
       const d = pts.map((p, j) => `${j ? 'L' : 'M'}${f(sx(p.x))},${f(sy(p.y))}`).join(' ')
-      o.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="${width}" stroke-linejoin="round"/>`)
+      o.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="${width}" stroke-linejoin="round"${DASHED.has(s.id) ? ' stroke-dasharray="6 4"' : ''}/>`)
     }
     for (const p of pts) {
       o.push(`<circle cx="${f(sx(p.x))}" cy="${f(sy(p.y))}" r="4" fill="${color}"><title>${escapeXml(s.label)}: ${fmtOps(p.y)} ops/s at ${p.x} caller${p.x === 1 ? '' : 's'}</title></circle>`)
@@ -176,7 +181,7 @@ function opsVsConcurrencySvg(series, { title, xs }) {
   ly += 20
   series.forEach((s, i) => {
     const color = COLORS[s.id] || FALLBACK_COLORS[i % FALLBACK_COLORS.length]
-    o.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 24}" y2="${ly - 4}" stroke="${color}" stroke-width="${s.id === 'atlas' ? 3 : 2}"/>`)
+    o.push(`<line x1="${lx}" y1="${ly - 4}" x2="${lx + 24}" y2="${ly - 4}" stroke="${color}" stroke-width="${s.id === 'atlas' ? 3 : 2}"${DASHED.has(s.id) ? ' stroke-dasharray="6 4"' : ''}/>`)
     o.push(`<circle cx="${lx + 12}" cy="${ly - 4}" r="4" fill="${color}"/>`)
     o.push(`<text x="${lx + 32}" y="${ly}">${escapeXml(s.label)}${s.points.length ? '' : ' (no data)'}</text>`)
     ly += 20

@@ -5,9 +5,11 @@
 // redis-server started by the test harness.
 //
 //   node benchmark/run.js                    full run; writes benchmark/results.md and ops-vs-concurrency.svg
-//   node benchmark/run.js --quick            CI smoke: GET/SET at 1 and 100 callers, 1 s each, 3 clients
+//   node benchmark/run.js --quick            CI smoke: GET/SET at 1 and 100 callers, 1 s each, 3 clients (+ the baseline engine)
 //   node benchmark/run.js --duration=5       seconds per case (default 3)
 //   node benchmark/run.js --only=atlas,ioredis-auto
+//   node benchmark/run.js --baseline-engine  also the package built by `npm run bench:baseline`
+//                                            (the own engine, before redis-rs), in every suite
 //   node benchmark/run.js --soak             5,000,000 mixed ops through @atlas-erp/redis; RSS growth check
 //
 // See --help for the rest.
@@ -17,7 +19,8 @@ const os = require('os')
 const path = require('path')
 
 const harness = require('../__test__/harness')
-const { CLIENTS, BASELINE_ID, packageVersion } = require('./clients')
+const { clientsFor, CLIENT_IDS, PEER_IDS, BASELINE_ID, packageVersion } = require('./clients')
+const engines = require('./engines')
 const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, Histogram, runCase, runSoak, verify } = require('./workloads')
 const report = require('./report')
 
@@ -27,11 +30,11 @@ const EXTRA_SUITES = ['client-cache', 'cache', 'sessions', 'ratelimit', 'cluster
 const HELP = `usage: node benchmark/run.js [options]
 
   --quick             small subset for CI smoke: GET/SET at 1 and 100 callers, 1 s per case,
-                      clients atlas,ioredis,ioredis-auto (unless --only); report files are
-                      rendered but only written with --out
+                      clients atlas,ioredis,ioredis-auto and, when built, atlas-own-engine
+                      (unless --only); report files are rendered but only written with --out
   --duration=SECONDS  measured duration per case (default 3; --quick: 1)
   --warmup=SECONDS    warm-up per case, not measured (default 0.5; --quick: 0.25)
-  --only=IDS          comma-separated clients: ${CLIENTS.map((c) => c.id).join(', ')}
+  --only=IDS          comma-separated clients: ${CLIENT_IDS.join(', ')}
   --out=DIR           where results.md and ops-vs-concurrency.svg go (default: benchmark/)
   --retries=N         measure a row again (at most N times; default 2, --quick: 0) when other processes
                       used more than --max-foreign cores during its measured phase
@@ -40,12 +43,20 @@ const HELP = `usage: node benchmark/run.js [options]
                       ${MIX_CALLERS} callers) through @atlas-erp/redis; prints RSS every 500,000 ops
                       and exits 1 if RSS grew by more than 10 MB after the first 500,000
   --soak-ops=N        total operations for --soak (default 5000000)
-  --help`
+${engines.ENGINE_HELP}
+  --help
+
+Both engines side by side: \`npm run bench:baseline\` once (builds commit ${engines.DEFAULT_COMMIT} into
+benchmark/.engines/), then \`npm run bench -- --baseline-engine\`: "${engines.OWN_ENGINE_ID}" gets a row in every
+GET/SET/MGET/mix table (ratios still ÷ ioredis auto-pipelining) and its own rows in the client-cache, cache,
+sessions, rate-limit and cluster suites.`
 
 // ---- CLI --------------------------------------------------------------------------
 
 function parseArgs(argv) {
+  const { choice, rest } = engines.engineArgs(argv)
   const opts = {
+    engineChoice: choice,
     quick: false,
     soak: false,
     duration: undefined,
@@ -56,7 +67,7 @@ function parseArgs(argv) {
     retries: undefined,
     foreignLimit: 0.15,
   }
-  for (const arg of argv) {
+  for (const arg of rest) {
     const [name, value] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined]
     const num = () => {
       const v = Number(value)
@@ -71,7 +82,7 @@ function parseArgs(argv) {
       case '--only': {
         if (!value) usage('--only needs a list of client ids')
         const ids = value.split(',').map((s) => s.trim()).filter(Boolean)
-        const unknown = ids.filter((id) => !CLIENTS.some((c) => c.id === id))
+        const unknown = ids.filter((id) => !CLIENT_IDS.includes(id))
         if (unknown.length) usage(`unknown client id(s): ${unknown.join(', ')}`)
         opts.only = ids
         break
@@ -83,6 +94,13 @@ function parseArgs(argv) {
       case '--help': case '-h': console.log(HELP); process.exit(0); break
       default: usage(`unknown argument ${arg}`)
     }
+  }
+  const wantsOwn = opts.only?.includes(engines.OWN_ENGINE_ID)
+  if (wantsOwn && opts.engineChoice === false) usage(`--only=${engines.OWN_ENGINE_ID} and --no-baseline-engine contradict each other`)
+  try {
+    opts.engines = engines.resolveEngines(wantsOwn ? opts.engineChoice ?? true : opts.engineChoice)
+  } catch (e) {
+    usage(e.message)
   }
   return opts
 }
@@ -101,6 +119,19 @@ function targetsMarkdown(cases, results) {
     const b = row(kind, 100, 'ioredis-auto')
     if (a && b) check(`${kind.toUpperCase()} at 100 callers: ≥ 2× the ops/s of ioredis (auto-pipelining)`, `${(a.opsPerSec / b.opsPerSec).toFixed(2)}×`, a.opsPerSec >= 2 * b.opsPerSec)
   }
+  for (const kind of ['get', 'set']) {
+    const a = row(kind, 10, 'atlas')
+    const b = row(kind, 10, 'ioredis')
+    if (a && b) check(`${kind.toUpperCase()} at 10 callers: ahead of ioredis (default)`, `${(a.opsPerSec / b.opsPerSec).toFixed(2)}×`, a.opsPerSec > b.opsPerSec)
+  }
+  for (const kind of ['get', 'set']) {
+    const a = row(kind, 1000, 'atlas')
+    const peers = PEER_IDS.map((id) => [id, row(kind, 1000, id)]).filter(([, r]) => r)
+    if (a && peers.length) {
+      const [bestId, best] = peers.reduce((x, y) => (y[1].opsPerSec > x[1].opsPerSec ? y : x))
+      check(`${kind.toUpperCase()} at 1,000 callers: ahead of every other client`, `${(a.opsPerSec / best.opsPerSec).toFixed(2)}× the best (${bestId})`, a.opsPerSec > best.opsPerSec)
+    }
+  }
   const a1 = row('get', 1, 'atlas')
   const d1 = row('get', 1, 'ioredis')
   if (a1 && d1) check('One caller (GET): p50 latency ≤ 1.1× ioredis (default)', `${(a1.p50Ns / d1.p50Ns).toFixed(2)}× (${report.fmtLatency(a1.p50Ns)} vs ${report.fmtLatency(d1.p50Ns)})`, a1.p50Ns <= 1.1 * d1.p50Ns)
@@ -109,6 +140,28 @@ function targetsMarkdown(cases, results) {
   if (m && mi) check('MGET 100 × 1 KB: ≥ 1.5× the ops/s of ioredis (default)', `${(m.opsPerSec / mi.opsPerSec).toFixed(2)}×`, m.opsPerSec >= 1.5 * mi.opsPerSec)
   if (!lines.length) return ''
   return ['', '## Targets', '', '| target | this run | |', '| --- | --- | --- |', ...lines, ''].join('\n')
+}
+
+/** This build against the baseline engine, case by case, from this run's rows (empty without a baseline). */
+function engineComparisonMarkdown(cases, results, list) {
+  const old = list.find((e) => !e.current)
+  if (!old || !list.includes(engines.CURRENT)) return ''
+  const lines = [
+    '',
+    `## ${engines.CURRENT.label} against ${old.label}`,
+    '',
+    'ops/s and p50 of this build ÷ those of the baseline engine, in the same run.',
+    '',
+    '| case | ops/s × | p50 × |',
+    '| --- | ---: | ---: |',
+  ]
+  for (const c of cases) {
+    const row = results.get(c.id)
+    const a = row && row.get(engines.CURRENT.id) && row.get(engines.CURRENT.id).result
+    const b = row && row.get(old.id) && row.get(old.id).result
+    lines.push(a && b ? `| ${c.table} | ${report.fmtRatio(a.opsPerSec / b.opsPerSec)} | ${report.fmtRatio(a.p50Ns / b.p50Ns)} |` : `| ${c.table} | — | — |`)
+  }
+  return lines.join('\n') + '\n'
 }
 
 /** The README's benchmark table: ops/s per client for the headline cases, from this run. */
@@ -268,6 +321,10 @@ function packageList(clients) {
   for (const c of clients) {
     if (seen.has(c.pkgName)) continue
     seen.add(c.pkgName)
+    if (c.version) {
+      list.push({ name: c.pkgName, version: c.version })
+      continue
+    }
     const version = packageVersion(c.pkg)
     list.push({ name: c.pkgName, version: c.pkg === '.' ? `${version} (${buildInfo()})` : version })
   }
@@ -369,8 +426,10 @@ async function bench(opts) {
   const quick = opts.quick
   const durationMs = 1000 * (opts.duration ?? (quick ? 1 : 3))
   const warmupMs = 1000 * (opts.warmup ?? (quick ? 0.25 : 0.5))
-  const ids = opts.only ?? (quick ? ['atlas', 'ioredis', 'ioredis-auto'] : CLIENTS.map((c) => c.id))
-  const selected = CLIENTS.filter((c) => ids.includes(c.id))
+  const clients = clientsFor(opts.engines)
+  const ids = opts.only ?? (quick ? [...opts.engines.map((e) => e.id), 'ioredis', 'ioredis-auto'] : clients.map((c) => c.id))
+  const selected = clients.filter((c) => ids.includes(c.id))
+  const measured = opts.engines.filter((e) => ids.includes(e.id))
   const cases = quick ? quickCases() : fullCases()
   const outDir = opts.out ?? (quick ? null : __dirname)
   opts.retries = opts.retries ?? (quick ? 0 : 2)
@@ -399,6 +458,7 @@ async function bench(opts) {
       'Clients run one after another for each case (workload-major order), so the rows of a table are measured minutes apart at most; all clients stay connected (idle) while another runs.',
       '× ioredis-autopipelining = ops/s ÷ ops/s of "ioredis (auto-pipelining)" in the same case.',
       `Interference check: CPU time of processes other than this one and its redis-server is read from /proc around each measured phase; above ${opts.foreignLimit} cores the row is measured again (at most ${opts.retries} time(s)), and rows still above it are marked ⚠.`,
+      ...measured.filter((e) => !e.current).map(engines.describe),
       'Non-default options, none on the hot path: ioredis `retryStrategy: () => null` + `lazyConnect` (fail fast instead of retrying); node-redis `reconnectStrategy: false`; valkey-glide `requestTimeout: 5000` (its 250 ms default can trip on a GC pause at 1000 callers) and its logger set to "off".',
     ],
     notes: [],
@@ -411,6 +471,7 @@ async function bench(opts) {
   log(`  ${meta.cpuModel}, ${meta.cores} cores, Node ${meta.node}, redis ${meta.redisVersion}`)
 
   const entries = await connectAll(selected, server)
+  const labelWidth = Math.max(28, ...selected.map((c) => c.label.length))
   const hist = new Histogram()
   const cpu = cpuProbe(server.pid)
   let rerun = 0
@@ -433,7 +494,7 @@ async function bench(opts) {
           r = await withTimeout(runCase(entry.conn, spec, { warmupMs, durationMs, hist, sampleCpu: cpu.sample }), budget, 'case')
           r.foreign = cpu.foreignCores(r.cpuBefore, r.cpuAfter)
           if (!(r.foreign > opts.foreignLimit) || attempt >= opts.retries) break
-          log(`  ${entry.spec.label.padEnd(28)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  — other processes used ${r.foreign.toFixed(2)} cores: measuring again`)
+          log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  — other processes used ${r.foreign.toFixed(2)} cores: measuring again`)
           rerun++
           await cpu.waitQuiet(opts.foreignLimit, 15_000)
         }
@@ -441,11 +502,11 @@ async function bench(opts) {
         if (r.foreign > opts.foreignLimit) {
           disturbed.push(`${entry.spec.label} in "${spec.table}" (${r.foreign.toFixed(2)} cores)`)
         }
-        log(`  ${entry.spec.label.padEnd(28)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  p50 ${report.fmtLatency(r.p50Ns)}  p99 ${report.fmtLatency(r.p99Ns)}${Number.isFinite(r.foreign) ? `  (others: ${r.foreign.toFixed(2)} cores)` : ''}`)
+        log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  p50 ${report.fmtLatency(r.p50Ns)}  p99 ${report.fmtLatency(r.p99Ns)}${Number.isFinite(r.foreign) ? `  (others: ${r.foreign.toFixed(2)} cores)` : ''}`)
       } catch (e) {
         const msg = errorMessage(e)
         row.set(entry.spec.id, { error: msg })
-        log(`  ${entry.spec.label.padEnd(28)} failed: ${msg}`)
+        log(`  ${entry.spec.label.padEnd(labelWidth)} failed: ${msg}`)
         meta.notes.push(`${entry.spec.label} failed in "${spec.table}": ${msg}`)
         if (/timed out after/.test(msg)) {
           // Commands may still be hanging on this client: skip it from now on.
@@ -475,7 +536,7 @@ async function bench(opts) {
     for (const name of EXTRA_SUITES) {
       log(`\n== ${name}`)
       try {
-        extraSections.push(await require(`./${name}`).suite({ url: server.url, server, durationMs, warmupMs, log }))
+        extraSections.push(await require(`./${name}`).suite({ url: server.url, server, durationMs, warmupMs, log, engines: measured }))
       } catch (e) {
         extraSections.push(`\n## ${name}\n\nfailed: ${errorMessage(e)}\n`)
       }
@@ -511,6 +572,7 @@ async function bench(opts) {
   meta.notes.push(`Wall time of this run: ${elapsedS.toFixed(0)} s.`)
   let md = report.resultsMarkdown(meta, sections) + '\n![GET ops/s vs concurrency](ops-vs-concurrency.svg)\n'
   md += targetsMarkdown(cases, results)
+  md += engineComparisonMarkdown(cases, results, measured)
   md += extraSections.join('\n')
   const profile = path.join(__dirname, 'profile.md')
   if (!quick && fs.existsSync(profile)) md += '\n' + fs.readFileSync(profile, 'utf8')
@@ -549,7 +611,7 @@ async function soak(opts) {
   const every = Math.min(500_000, total)
   const limitBytes = 10 * 1024 * 1024
   const gc = loadGc()
-  const atlas = CLIENTS.find((c) => c.id === 'atlas')
+  const atlas = clientsFor([engines.CURRENT])[0]
 
   log(`soak: ${total.toLocaleString('en-US')} ops of the 80/20 GET/SET mix (4 KB values), ${MIX_CALLERS} callers, through ${atlas.label} ${packageVersion('.')}`)
   const server = await startServer()

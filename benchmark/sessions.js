@@ -8,6 +8,7 @@
 //   node benchmark/sessions.js --quick          1 s per case
 //   node benchmark/sessions.js --duration=5 --json
 //   node benchmark/sessions.js --only=verify    cases whose name contains "verify"
+//   node benchmark/sessions.js --baseline-engine  also the own engine (npm run bench:baseline)
 //
 // From benchmark/run.js: add 'sessions' to its EXTRA_SUITES (it then calls
 // suite({ url, server, durationMs, warmupMs, log }) and appends the section), or
@@ -22,12 +23,12 @@
 //   getSession (atlas)    the same, with this package's redisSecondaryStorage
 //   verify (atlas)        sessionVerifier(client, { secret }).verify(cookieHeader)
 //   sessions.check        client.sessions.check(token), and with { slideSeconds }
+// The atlas contenders come once per engine (engines.js), each with its own client.
 // The Better Auth cases sign in 20 sessions (all stored by @better-auth/redis-storage,
 // which both adapters and the verifier read alike); callers take turns over them.
-const path = require('path')
 const { runPhase, redisCpuUs, suiteOf, runStandalone } = require('./feature-common')
+const { load, resolveEngines } = require('./engines')
 
-const ROOT = path.resolve(__dirname, '..')
 const SECRET = 'benchmark-secret-0123456789abcdefghijklmnopqrstuvwxyz'
 const BA_SESSIONS = 20
 const OWN_SESSIONS = 1000
@@ -61,15 +62,60 @@ async function makeAuth(secondaryStorage) {
   })
 }
 
-/** Everything the cases share: clients, auth instances, signed-in cookies, own-store tokens. */
-async function setup(url) {
-  const { RedisClient } = require(path.join(ROOT, 'dist'))
-  const { redisSecondaryStorage, sessionVerifier } = require(path.join(ROOT, 'dist', 'sessions', 'better-auth'))
+/**
+ * One engine's contenders (engines.js): its client, a Better Auth instance on its
+ * redisSecondaryStorage, its verifier, and sessions of its own store. Checks that
+ * it answers as Better Auth on ioredis does (`expected`) before anything is measured.
+ */
+async function engineCases(engine, url, cookies, headers, expected) {
+  const { RedisClient } = load(engine)
+  const { redisSecondaryStorage, sessionVerifier } = load(engine, 'better-auth')
+  const client = await RedisClient.connect(url)
+  try {
+    const auth = await makeAuth(redisSecondaryStorage(client))
+    const verifier = sessionVerifier(client, { secret: SECRET })
+    for (let i = 0; i < cookies.length; i++) {
+      const b = JSON.stringify(await auth.api.getSession({ headers: headers[i] }))
+      const v = JSON.stringify(await verifier.verify(cookies[i]))
+      if (b !== expected[i] || v !== expected[i]) throw new Error(`${engine.name} disagrees with Better Auth on ioredis on session ${i}:\n${expected[i]}\n${b}\n${v}`)
+    }
+    const tokens = []
+    for (let i = 0; i < OWN_SESSIONS; i += 100) {
+      const batch = await Promise.all(
+        Array.from({ length: 100 }, (_, j) => client.sessions.create(`user-${(i + j) % 100}`, { role: 'accountant', tenant: 7 }, 86_400)),
+      )
+      for (const s of batch) tokens.push(s.token)
+    }
+    if ((await client.sessions.check(tokens[0])) === null) throw new Error(`${engine.name} sessions.check found no session`)
+    const stats = () => client.stats()
+    const token = (c, n) => tokens[(c * 7919 + n) % tokens.length]
+    return {
+      cases: {
+        [`Better Auth getSession (${engine.name} redisSecondaryStorage)`]: { op: (c, n) => auth.api.getSession({ headers: headers[(c + n) % headers.length] }), stats },
+        [`${engine.name} sessionVerifier.verify`]: { op: (c, n) => verifier.verify(cookies[(c + n) % cookies.length]), stats },
+        [`${engine.name} sessions.check`]: { op: (c, n) => client.sessions.check(token(c, n)), stats },
+        [`${engine.name} sessions.check { slideSeconds }`]: { op: (c, n) => client.sessions.check(token(c, n), { slideSeconds: 3600 }), stats },
+      },
+      close: async () => {
+        await client.sessions.settled?.()
+        await client.close()
+      },
+    }
+  } catch (e) {
+    await client.close().catch(() => {})
+    throw e
+  }
+}
+
+/**
+ * Everything the cases share: Better Auth on ioredis (the baseline), signed-in
+ * cookies, and each engine's cases. `cases` maps a name to { op, stats? } or,
+ * for an engine whose setup failed, { error }.
+ */
+async function setup(url, engines) {
   const { redisStorage } = await import('@better-auth/redis-storage')
   const io = await ioredis(url)
-  const atlas = await RedisClient.connect(url)
   const authIo = await makeAuth(redisStorage({ client: io }))
-  const authAtlas = await makeAuth(redisSecondaryStorage(atlas))
 
   const cookies = []
   const email = 'bench@example.com'
@@ -80,39 +126,27 @@ async function setup(url) {
     cookies.push(c.split(';')[0])
   }
   const headers = cookies.map((cookie) => new Headers({ cookie }))
-  const verifier = sessionVerifier(atlas, { secret: SECRET })
+  const expected = []
+  for (const h of headers) expected.push(JSON.stringify(await authIo.api.getSession({ headers: h })))
+  if (expected.includes('null')) throw new Error('Better Auth on ioredis found no session for a cookie it issued')
 
-  // Same answers from all three before anything is measured.
-  for (let i = 0; i < cookies.length; i++) {
-    const a = JSON.stringify(await authIo.api.getSession({ headers: headers[i] }))
-    const b = JSON.stringify(await authAtlas.api.getSession({ headers: headers[i] }))
-    const v = JSON.stringify(await verifier.verify(cookies[i]))
-    if (a === 'null' || a !== b || a !== v) throw new Error(`the contenders disagree on session ${i}:\n${a}\n${b}\n${v}`)
+  const cases = {
+    'Better Auth getSession (@better-auth/redis-storage on ioredis)': { op: (c, n) => authIo.api.getSession({ headers: headers[(c + n) % headers.length] }) },
   }
-
-  const tokens = []
-  for (let i = 0; i < OWN_SESSIONS; i += 100) {
-    const batch = await Promise.all(
-      Array.from({ length: 100 }, (_, j) => atlas.sessions.create(`user-${(i + j) % 100}`, { role: 'accountant', tenant: 7 }, 86_400)),
-    )
-    for (const s of batch) tokens.push(s.token)
+  const closers = [async () => io.quit().catch(() => io.disconnect())]
+  for (const engine of engines) {
+    try {
+      const e = await engineCases(engine, url, cookies, headers, expected)
+      Object.assign(cases, e.cases)
+      closers.unshift(e.close)
+    } catch (err) {
+      cases[`${engine.name} (setup)`] = { error: String(err && err.message) }
+    }
   }
-  if ((await atlas.sessions.check(tokens[0])) === null) throw new Error('sessions.check found no session')
-
   return {
-    atlas,
-    cases: {
-      'Better Auth getSession (@better-auth/redis-storage on ioredis)': (c, n) => authIo.api.getSession({ headers: headers[(c + n) % headers.length] }),
-      'Better Auth getSession (atlas redisSecondaryStorage)': (c, n) => authAtlas.api.getSession({ headers: headers[(c + n) % headers.length] }),
-      'atlas sessionVerifier.verify': (c, n) => verifier.verify(cookies[(c + n) % cookies.length]),
-      'atlas sessions.check': (c, n) => atlas.sessions.check(tokens[(c * 7919 + n) % tokens.length]),
-      'atlas sessions.check { slideSeconds }': (c, n) => atlas.sessions.check(tokens[(c * 7919 + n) % tokens.length], { slideSeconds: 3600 }),
-    },
-    atlasCase: (name) => name.startsWith('atlas') || name.includes('(atlas'),
+    cases,
     close: async () => {
-      await atlas.sessions.settled()
-      await atlas.close()
-      await io.quit().catch(() => io.disconnect())
+      for (const close of closers) await close()
     },
   }
 }
@@ -123,16 +157,17 @@ async function setup(url) {
  * Runs every case against the server at `url` and resolves one row per case.
  * `cpuUs()` reads the server's CPU time (µs) for the per-call CPU columns.
  */
-async function runAll({ url, duration = 3, warmup = 0.5, cpuUs, only, log = () => {} }) {
-  const env = await setup(url)
+async function runAll({ url, duration = 3, warmup = 0.5, cpuUs, only, engines = resolveEngines(), log = () => {} }) {
+  const env = await setup(url, engines)
   const rows = []
   try {
     for (const callers of [1, 100]) {
-      for (const [name, op] of Object.entries(env.cases)) {
+      for (const [name, { op, stats, error }] of Object.entries(env.cases)) {
         if (only !== undefined && !name.includes(only)) continue
         try {
+          if (error) throw new Error(error)
           await runPhase(op, callers, warmup * 1000)
-          const before = env.atlasCase(name) ? env.atlas.stats() : undefined
+          const before = stats?.()
           const cpu0 = process.cpuUsage()
           const redis0 = await cpuUs()
           const r = await runPhase(op, callers, duration * 1000)
@@ -146,7 +181,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, cpuUs, only, log = () =
             redisCpuUs: (redis1 - redis0) / r.ops,
           }
           if (before) {
-            const after = env.atlas.stats()
+            const after = stats()
             row.commandsPerCall = (after.commands - before.commands) / r.ops
           }
           rows.push(row)
