@@ -27,6 +27,8 @@
 //   code with their code;
 // - close, reconnect: child processes that must exit once closed and events sent from
 //   the I/O thread, i.e. threadsafe functions and whether they hold the event loop;
+// - security: a child process whose failing calls print errors, stats and an unhandled
+//   rejection through Node's own inspect, which changes across lines; no password may show;
 // - tls: the harness checks a TLS server is up with Node's own TLS (its bundled OpenSSL
 //   and its defaults) before the client (rustls) connects;
 // - nest, better-auth: the ESM-only framework packages (NestJS 12, Better Auth 1.7; jest
@@ -35,7 +37,7 @@
 // No suite uses worker_threads today. The OpenTelemetry suite (diagnostics_channel,
 // whose TracingChannel changed across Node lines) and pub/sub belong here when they land.
 // Only the `redis` jest project runs: the `memory` project repeats some of these
-// suites over the same bridge.
+// suites over the same bridge. The subset takes about 25 s per version.
 'use strict'
 
 const { execFileSync, spawn } = require('child_process')
@@ -45,7 +47,7 @@ const os = require('os')
 const path = require('path')
 
 const MAJORS = [22, 24, 26]
-const SUBSET = ['package', 'client', 'validation', 'close', 'reconnect', 'tls', 'nest', 'better-auth']
+const SUBSET = ['package', 'client', 'validation', 'close', 'reconnect', 'security', 'tls', 'nest', 'better-auth']
 
 const root = path.resolve(__dirname, '..')
 const cacheDir = path.join(root, '.cache', 'node-matrix')
