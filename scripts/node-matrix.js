@@ -108,12 +108,17 @@ function nodeBinDir(major, refresh) {
     if (fs.existsSync(path.join(target, 'bin', 'node'))) return path.join(target, 'bin')
     // Unpacked beside the cache, then renamed into it: a half-written copy is never taken for a cached one.
     const staging = fs.mkdtempSync(path.join(cacheDir, '.staging-'))
-    fs.chmodSync(staging, 0o755)
-    execFileSync('tar', ['-xzf', path.join(tmp, packed.filename), '-C', staging, '--strip-components=1', 'package/bin/node'])
-    linkNpm(path.join(staging, 'bin'))
-    const reported = execFileSync(path.join(staging, 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim()
-    if (reported !== `v${packed.version}`) fail(`${spec} holds ${reported}, not v${packed.version}`)
-    fs.renameSync(staging, target)
+    try {
+      fs.chmodSync(staging, 0o755)
+      execFileSync('tar', ['-xzf', path.join(tmp, packed.filename), '-C', staging, '--strip-components=1', 'package/bin/node'])
+      linkNpm(path.join(staging, 'bin'))
+      const reported = execFileSync(path.join(staging, 'bin', 'node'), ['--version'], { encoding: 'utf8' }).trim()
+      if (reported !== `v${packed.version}`) throw new Error(`${spec} holds ${reported}, not v${packed.version}`)
+      fs.renameSync(staging, target)
+    } catch (err) {
+      fs.rmSync(staging, { recursive: true, force: true })
+      throw err
+    }
     return path.join(target, 'bin')
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true })
@@ -144,7 +149,7 @@ function subsetPaths() {
   }).flat()
 }
 
-/** The built binary, and what each Node reports after loading it (path, Node version, N-API version). */
+/** The binary `npm run build` left in the repo root, and its sha256. */
 function builtBinary() {
   const files = fs.readdirSync(root).filter((f) => f.endsWith('.node'))
   if (files.length !== 1) fail(`expected one built .node in the repo root, found ${files.length}: run npm run build`)
@@ -154,6 +159,7 @@ function builtBinary() {
   return { file, sha256 }
 }
 
+/** What a Node reports once it has loaded index.js: its version, its N-API version, the .node files it loaded. */
 function loadBinary(nodeBin) {
   const probe = `
     require(${JSON.stringify(path.join(root, 'index.js'))})
