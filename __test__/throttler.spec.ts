@@ -292,7 +292,7 @@ describe('RedisThrottlerStorage', () => {
     const prefix = ns('names')
     const storage = new RedisThrottlerStorage(client, { prefix })
     const rec = `${prefix}{k}`
-    // src/lua/throttle.lua's record: 4 bytes of format, 6 doubles, then per
+    // src/scripts/throttle.lua's record: 4 bytes of format, 6 doubles, then per
     // name t (double), its length (u32), the name, xn, h (doubles)
     const entries = async () => {
       const buf = (await client.getBuffer(rec))!

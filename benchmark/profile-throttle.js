@@ -11,7 +11,7 @@
 // (Under callgrind the server runs ~50× slower; the modes are tuned to that.)
 // Usage: node benchmark/profile-throttle.js <port> <mode> [script.lua]
 // With a script file, that script is loaded and run instead of the package's own
-// (src/lua/throttle.lua): to compare versions without rebuilding.
+// (src/scripts/throttle.lua): to compare versions without rebuilding.
 const fs = require('fs')
 const { RedisClient } = require('../dist')
 
@@ -31,7 +31,7 @@ async function main() {
   let seed = 1
   const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
   for (let call = 0; call < 400; call++) {
-    // the layout of src/lua/throttle.lua: the records, then the hit lists; one rule
+    // the layout of src/scripts/throttle.lua: the records, then the hit lists; one rule
     const recs = []
     for (let i = 0; i < 25; i++) recs.push(`throttler:{ip:${Math.floor(next() * m.trackers)}}`)
     const keys = [...recs, ...recs.map((rec) => `${rec}:default`)]

@@ -2,7 +2,7 @@
 # Instructions redis-server spends per throttler increment (inside EVALSHA), counted
 # by callgrind: deterministic, unlike timings on a shared VM. Needs valgrind.
 # Usage: benchmark/profile-throttle.sh [fresh|busy|steady|sparse] [script.lua]   (after npm run build)
-#   e.g. git show HEAD~1:src/lua/throttle.lua > /tmp/old.lua; benchmark/profile-throttle.sh steady /tmp/old.lua
+#   e.g. git show HEAD~1:src/scripts/throttle.lua > /tmp/old.lua; benchmark/profile-throttle.sh steady /tmp/old.lua
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-fresh}

@@ -52,6 +52,8 @@ impl ErrorCode {
 pub struct Error {
   pub code: ErrorCode,
   pub message: String,
+  /// For a server's error reply: its first word (`WRONGTYPE`, `NOSCRIPT`, `READONLY`, …).
+  pub server_code: Option<String>,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -61,6 +63,7 @@ impl Error {
     Error {
       code,
       message: message.into(),
+      server_code: None,
     }
   }
 
@@ -86,7 +89,13 @@ impl Error {
     } else {
       ErrorCode::Reply
     };
-    Self::new(code, text)
+    let mut e = Self::new(code, text);
+    e.server_code = text
+      .split(' ')
+      .next()
+      .filter(|w| !w.is_empty())
+      .map(str::to_string);
+    e
   }
 
   /// Removes every occurrence of `secret` from the message (defence in depth:
@@ -147,10 +156,9 @@ mod tests {
       Error::from_server("WRONGPASS invalid username-password pair or user is disabled.").code,
       ErrorCode::Auth
     );
-    assert_eq!(
-      Error::from_server("WRONGTYPE Operation against a key holding the wrong kind of value").code,
-      ErrorCode::Reply
-    );
+    let e = Error::from_server("WRONGTYPE Operation against a key holding the wrong kind of value");
+    assert_eq!(e.code, ErrorCode::Reply);
+    assert_eq!(e.server_code.as_deref(), Some("WRONGTYPE"));
   }
 
   #[test]

@@ -3,41 +3,40 @@
 
 #![deny(clippy::all)]
 
-pub mod bridge;
 pub mod commands;
-pub mod config;
-pub mod connection;
+pub mod engine;
 pub mod error;
 pub mod memory;
-pub mod outbox;
-pub mod resp;
+// `napi` is also the crate this file's macros expand to: the module takes
+// another name here.
+#[path = "napi/mod.rs"]
+pub mod bridge;
 pub mod scripts;
-pub mod sentinel;
 pub mod stats;
 #[cfg(test)]
 mod test_rng;
-pub mod tls;
 
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
 
-use crate::config::Config;
+use crate::engine::config::Config;
 
 /// Runs `f`, turning a panic into a JS exception: a bug in this package must
 /// never unwind into Node (which would abort the process).
 fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
   std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
     Err(napi::Error::from_reason(format!(
-      "ERR_INTERNAL: a bug in @atlas-erp/redis: {}",
+      "a bug in @atlas-erp/redis: {}",
       bridge::panic_message(&p)
     )))
   })
 }
 
-fn to_napi(e: error::Error) -> napi::Error {
-  // The TS layer turns "CODE: message" back into a RedisError with `code`.
-  napi::Error::from_reason(e.to_string())
+/// A thrown error that carries its `code` as a property (napi-rs sets `code`
+/// from the status), so the TypeScript side reads it without parsing text.
+fn to_napi(e: error::Error) -> napi::Error<String> {
+  napi::Error::new(e.code.as_str().to_string(), e.message)
 }
 
 /// Counters of one client (see `ClientStats` in the TypeScript API).
@@ -65,19 +64,23 @@ impl NativeClient {
   /// `source` is `"options"` (payload: ConnectOptions as JSON), `"url"` or
   /// `"env"` (payload: the REDIS_* variables as a JSON object).
   #[napi(constructor)]
-  pub fn new(env: Env, source: String, payload: String, on_events: Unknown<'_>) -> Result<Self> {
+  pub fn new(
+    env: Env,
+    source: String,
+    payload: String,
+    on_events: Unknown<'_>,
+  ) -> Result<Self, String> {
     let config = match source.as_str() {
       "url" => Config::from_url(&payload),
       "options" => Config::from_options_json(&payload),
-      "env" => {
-        let vars: std::collections::HashMap<String, String> =
-          serde_json::from_str(&payload).map_err(|e| napi::Error::from_reason(e.to_string()))?;
-        Config::from_env(|k| vars.get(k).cloned())
-      }
+      "env" => serde_json::from_str::<std::collections::HashMap<String, String>>(&payload)
+        .map_err(|e| error::Error::invalid(e.to_string()))
+        .and_then(|vars| Config::from_env(|k| vars.get(k).cloned())),
       _ => Err(error::Error::invalid("unknown config source")),
     }
     .map_err(to_napi)?;
-    let inner = guard(|| unsafe { bridge::Client::open(env.raw(), config, on_events.raw()) })?;
+    let inner = guard(|| unsafe { bridge::Client::open(env.raw(), config, on_events.raw()) })
+      .map_err(|e| napi::Error::new("ERR_INTERNAL".to_string(), e.reason))?;
     Ok(NativeClient { inner })
   }
 
@@ -162,7 +165,7 @@ mod tests {
     let r: Result<()> = guard(|| panic!("boom"));
     let msg = r.unwrap_err().reason;
     assert!(
-      msg.starts_with("ERR_INTERNAL: ") && msg.contains("boom"),
+      msg.starts_with("a bug in @atlas-erp/redis") && msg.contains("boom"),
       "{msg}"
     );
     assert_eq!(guard(|| Ok(7)).unwrap(), 7);

@@ -73,7 +73,12 @@ fn bucket_top(b: usize) -> u64 {
 
 impl Stats {
   pub fn record_latency_us(&self, us: u64) {
-    self.latency[bucket(us).min(BUCKETS - 1)].fetch_add(1, Relaxed);
+    self.record_replies(us, 1);
+  }
+
+  /// `n` replies that each took `us` (the replies of one pipeline).
+  pub fn record_replies(&self, us: u64, n: u64) {
+    self.latency[bucket(us).min(BUCKETS - 1)].fetch_add(n, Relaxed);
   }
 
   pub fn snapshot(&self) -> Snapshot {

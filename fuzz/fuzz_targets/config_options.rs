@@ -2,7 +2,7 @@
 //! engine) on arbitrary text: never panics; an accepted object gives a usable
 //! config; a string password is never quoted by an error or by `Debug`.
 #![no_main]
-use atlas_redis::config::Config;
+use atlas_redis::engine::config::Config;
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `Config::from_url` on arbitrary text: never panics; an accepted URL gives a
 //! usable config; neither an error nor `Debug` shows the password it held.
 #![no_main]
-use atlas_redis::config::Config;
+use atlas_redis::engine::config::Config;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

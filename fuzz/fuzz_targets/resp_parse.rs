@@ -1,11 +1,11 @@
-//! `resp::parse` (every byte the server sends goes through it) on arbitrary
+//! `memory::resp::parse` (memory:// reads every command its clients send with it) on arbitrary
 //! bytes: never panics; `Ok(None)` (incomplete) consumes nothing; a reply takes
 //! a non-empty prefix and leaves the rest as it was; fed in two pieces, the
 //! stream gives the same reply. Error replies go through `Error::from_server`
 //! (the reply conversion behind `ERR_REPLY` / `ERR_AUTH`).
 #![no_main]
 use atlas_redis::error::Error;
-use atlas_redis::resp::{parse, Reply};
+use atlas_redis::memory::resp::{parse, Reply};
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 

@@ -49,12 +49,16 @@ function serializeOptions(options: ConnectOptions): string {
     plain.tls = { ...tls, ca: pem(tls.ca), cert: pem(tls.cert), key: pem(tls.key) }
   }
   // JSON would turn NaN and Infinity into null, i.e. "not given": refuse them here.
-  return JSON.stringify(plain, (key, value) => {
-    if (typeof value === 'number' && !Number.isFinite(value)) {
-      throw invalidArgument(`connect(): option ${key} must be a finite number, got ${value}`)
-    }
-    return value
-  })
+  try {
+    return JSON.stringify(plain, (key, value) => {
+      if (typeof value === 'number' && !Number.isFinite(value)) {
+        throw invalidArgument(`connect(): option ${key} must be a finite number, got ${value}`)
+      }
+      return value
+    })
+  } catch (e) {
+    throw argumentError(e, 'connect()')
+  }
 }
 
 /**
@@ -426,7 +430,7 @@ export class RedisClient {
     const id = SCRIPT[name]
     if (id === undefined) return Promise.reject(invalidArgument(`unknown script ${JSON.stringify(name)}`))
     return this.send(OP.Script, id, keys, args, false).catch((e: RedisError) =>
-      e.code === ErrorCode.Reply && e.message.includes('NOSCRIPT')
+      e.serverCode === 'NOSCRIPT'
         ? this.send(OP.Script, id, keys, args, true)
         : Promise.reject(e),
     )

@@ -365,7 +365,7 @@ export class ClusterClient extends RedisClient {
   /** Sends to the owner of `slot`, following redirections and retrying what did not run. */
   private route<T>(slot: number, op: number, args: unknown[]): Promise<T> {
     if (slot === CROSS) {
-      return Promise.reject(new RedisError(ErrorCode.Reply, "CROSSSLOT Keys in request don't hash to the same slot"))
+      return Promise.reject(new RedisError(ErrorCode.Reply, "CROSSSLOT Keys in request don't hash to the same slot", 'CROSSSLOT'))
     }
     let node: Node
     try {

@@ -27,24 +27,33 @@ const CODES = new Set<string>(Object.values(ErrorCode))
 
 export class RedisError extends Error {
   readonly code: ErrorCode
+  /**
+   * For `ERR_REPLY` (and server refusals classified as `ERR_AUTH`): the first word of the
+   * server's error reply — `WRONGTYPE`, `NOSCRIPT`, `READONLY`, `MOVED`, `NOPERM`…
+   */
+  readonly serverCode?: string
 
-  constructor(code: ErrorCode, message: string) {
+  constructor(code: ErrorCode, message: string, serverCode?: string) {
     super(`${code}: ${message}`)
     this.name = 'RedisError'
     this.code = code
+    if (serverCode !== undefined) this.serverCode = serverCode
   }
 
-  /** From the native layer's `[code, message]` pair or its "CODE: message" text. */
+  /**
+   * From what the native layer hands over: a `[code, message, serverCode?]` tuple, or a
+   * thrown error whose `code` property holds the code. Never parsed out of message text.
+   */
   static from(value: unknown): RedisError {
-    if (Array.isArray(value)) return new RedisError(value[0] as ErrorCode, String(value[1]))
+    if (Array.isArray(value)) {
+      return new RedisError(value[0] as ErrorCode, String(value[1]), value[2] === undefined ? undefined : String(value[2]))
+    }
     // Not `instanceof Error`: errors made in native code may belong to another realm (jest).
-    const text =
-      typeof value === 'object' && value !== null && typeof (value as Error).message === 'string'
-        ? (value as Error).message
-        : String(value)
-    const m = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(text)
-    if (m && CODES.has(m[1])) return new RedisError(m[1] as ErrorCode, m[2])
-    return new RedisError(ErrorCode.InvalidArgument, text)
+    const isObject = typeof value === 'object' && value !== null
+    const message = isObject && typeof (value as Error).message === 'string' ? (value as Error).message : String(value)
+    const code = isObject ? (value as { code?: unknown }).code : undefined
+    if (typeof code === 'string' && CODES.has(code)) return new RedisError(code as ErrorCode, message)
+    return new RedisError(ErrorCode.Internal, message)
   }
 }
 
@@ -82,7 +91,7 @@ export function checkArgs<T>(method: string, check: () => T): T {
 }
 
 /** Server replies that mean "not now" rather than "wrong": treated like an unreachable server. */
-const UNAVAILABLE_REPLY = /\b(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/
+const UNAVAILABLE_REPLY = new Set(['LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN'])
 
 /**
  * Whether an error means "Redis cannot answer now" (unreachable, too slow, or
@@ -92,5 +101,6 @@ const UNAVAILABLE_REPLY = /\b(LOADING|BUSY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN)\b/
 export function isUnavailable(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code
   if (code === ErrorCode.Connection || code === ErrorCode.Timeout) return true
-  return code === ErrorCode.Reply && UNAVAILABLE_REPLY.test(String((e as Error).message))
+  const serverCode = (e as { serverCode?: unknown } | null)?.serverCode
+  return code === ErrorCode.Reply && typeof serverCode === 'string' && UNAVAILABLE_REPLY.has(serverCode)
 }

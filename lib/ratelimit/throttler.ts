@@ -47,7 +47,7 @@ export interface RedisThrottlerStorageRecord extends ThrottlerStorageRecord {
   reason?: 'unavailable'
 }
 
-/** The usual answer of src/lua/throttle.lua carries totalHits below this. */
+/** The usual answer of src/scripts/throttle.lua carries totalHits below this. */
 const USUAL_HITS = 2 ** 21
 
 /** `idleGraceMs` by default. */
@@ -289,7 +289,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     )
   }
 
-  /** Hands each call its part of the script's reply (see src/lua/throttle.lua). */
+  /** Hands each call its part of the script's reply (see src/scripts/throttle.lua). */
   private settle(calls: Call[], reply: unknown, sent: number): void {
     const r = (Array.isArray(reply) ? reply : []) as Array<number | string>
     const now = r[0] // the server's clock: the reply starts with it
@@ -349,7 +349,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       }
       return
     }
-    if (by < Grouping.Tag && calls.length > 1 && (e as RedisError | null)?.code === ErrorCode.Reply && /\bCROSSSLOT\b/.test((e as Error).message)) {
+    if (by < Grouping.Tag && calls.length > 1 && (e as RedisError | null)?.serverCode === 'CROSSSLOT') {
       // A cluster node refused keys of several slots before running anything:
       // group finer from now on, and resend these calls that way.
       if (this.grouping <= by) this.grouping = by + 1

@@ -12,7 +12,7 @@
 //
 // Why revokeAll() cannot miss a live session although check() slides sessions
 // without touching the index: a session's expiry `e` never passes its bound `x`,
-// and `x` is only raised after the index entry's score was (see src/lua/session.lua).
+// and `x` is only raised after the index entry's score was (see src/scripts/session.lua).
 // A check that wants to slide past `x` answers at once with the expiry it could
 // give, and raises the bound in the background (two more calls, at most once per
 // slide period and session).
@@ -120,7 +120,7 @@ function badReply(what: string, reply: unknown): RedisError {
   return new RedisError(ErrorCode.Reply, `sessions: unexpected ${what} reply ${showReply(reply)}`)
 }
 
-/** Width of a session value's header: e (15 digits, ms), x (15, ms), c (18, µs); see src/lua/session.lua. */
+/** Width of a session value's header: e (15 digits, ms), x (15, ms), c (18, µs); see src/scripts/session.lua. */
 const HEAD = 48
 
 interface Stored {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::fmt::{g17, human, parse_float, parse_int};
 use super::store::{Data, Db, Entry, Key, Value, ZSet, DATABASES};
-use crate::resp::Reply;
+use crate::memory::resp::Reply;
 
 pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 pub const NOT_INT: &str = "ERR value is not an integer or out of range";

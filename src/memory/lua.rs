@@ -23,7 +23,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 use super::commands::{self, err, Ctx};
 use super::fmt::g17;
 use super::store::Data;
-use crate::resp::Reply;
+use crate::memory::resp::Reply;
 
 /// Redis 7: an error raised by `redis.call` reaches the caller of `pcall` as
 /// its text. (`errtext` reads that text from the error value.)

@@ -13,6 +13,8 @@
 //! - [`fmt`]: number formatting as Redis does it (`%.17g`)
 
 pub mod commands;
+/// The RESP side of the in-process server (it reads commands, writes replies).
+pub mod resp;
 pub mod fmt;
 pub mod lua;
 pub mod lua_struct;

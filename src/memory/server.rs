@@ -12,7 +12,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use super::commands::{self, bulk, err, ok, wrong_args, Ctx};
 use super::fmt::g17;
 use super::store::{Invalidation, Shared, Store, Tracker};
-use crate::resp::{self, Reply};
+use crate::memory::resp::{self, Reply};
 
 /// The server's side of one connection.
 pub struct Session {

@@ -438,7 +438,7 @@ impl Shared {
 /// Sweeps the store every 100 ms for as long as it exists.
 pub fn start_sweeper(s: &Arc<Shared>) {
   let weak: Weak<Shared> = Arc::downgrade(s);
-  crate::connection::runtime().spawn(async move {
+  crate::engine::runtime().spawn(async move {
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -5,18 +5,51 @@
 //!
 //! ```
 //! use atlas_redis::commands::{encode, Arg, Op, Shape};
-//! let mut out = Vec::new();
-//! let shape = encode(Op::Get, &[Arg::Str(b"user:1")], b"app:", &mut out).unwrap();
+//! let (cmd, shape) = encode(Op::Get, &[Arg::Str(b"user:1")], b"app:").unwrap();
 //! assert_eq!(shape, Shape::Str);
-//! assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$10\r\napp:user:1\r\n");
+//! assert_eq!(cmd.get_packed_command(), b"*2\r\n$3\r\nGET\r\n$10\r\napp:user:1\r\n");
 //!
-//! let err = encode(Op::Set, &[Arg::Str(b"k"), Arg::Number(5.0), Arg::Undefined], b"", &mut out)
+//! let err = encode(Op::Set, &[Arg::Str(b"k"), Arg::Number(5.0), Arg::Undefined], b"")
 //!   .unwrap_err();
 //! assert_eq!(err.message, "set(): value must be a string or Buffer, got number");
 //! ```
 
 use crate::error::{Error, Result};
-use crate::resp::{push_array_header, push_bulk, push_bulk_int, push_bulk_prefixed};
+use redis::Cmd;
+
+// The encoders below append arguments to a redis-rs `Cmd`; redis-rs packs it
+// (RESP) when the batch is written.
+fn push_array_header(_out: &mut Cmd, _parts: usize) {}
+
+fn push_bulk(out: &mut Cmd, b: &[u8]) {
+  out.arg(b);
+}
+
+fn push_bulk_int(out: &mut Cmd, n: i64) {
+  out.arg(n);
+}
+
+/// `prefix` + `key` as one argument, written without an intermediate copy.
+struct Prefixed<'a>(&'a [u8], &'a [u8]);
+
+impl redis::ToRedisArgs for Prefixed<'_> {
+  fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+    use std::io::Write;
+    let mut w = out.writer_for_next_arg();
+    let _ = w.write_all(self.0);
+    let _ = w.write_all(self.1);
+  }
+}
+
+impl redis::ToSingleRedisArg for Prefixed<'_> {}
+
+fn push_bulk_prefixed(out: &mut Cmd, prefix: &[u8], key: &[u8]) {
+  if prefix.is_empty() {
+    out.arg(key);
+  } else {
+    out.arg(Prefixed(prefix, key));
+  }
+}
 
 /// A JavaScript argument, as the bridge read it. Strings are UTF-8 bytes.
 #[derive(Clone, Debug, PartialEq)]
@@ -248,13 +281,13 @@ impl Ctx<'_> {
   }
 
   /// `*<parts>`, the command name, then the (prefixed) key: how most commands begin.
-  fn start(&self, out: &mut Vec<u8>, parts: usize, name: &[u8], key: &[u8]) {
+  fn start(&self, out: &mut Cmd, parts: usize, name: &[u8], key: &[u8]) {
     push_array_header(out, parts);
     push_bulk(out, name);
     self.put_key(out, key);
   }
 
-  fn put_key(&self, out: &mut Vec<u8>, key: &[u8]) {
+  fn put_key(&self, out: &mut Cmd, key: &[u8]) {
     push_bulk_prefixed(out, self.prefix, key);
   }
 }
@@ -330,24 +363,20 @@ pub fn arity(op: Op) -> usize {
   }
 }
 
-/// Checks `args` and appends the RESP command to `out`. On error `out` is
-/// left exactly as it was.
-pub fn encode(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Result<Shape> {
-  let mark = out.len();
-  let r = encode_inner(op, args, prefix, out);
-  if r.is_err() {
-    out.truncate(mark);
-  }
-  r
+/// Checks `args` and builds the command, key prefix applied.
+pub fn encode(op: Op, args: &[Arg], prefix: &[u8]) -> Result<(Cmd, Shape)> {
+  let mut out = Cmd::new();
+  let shape = encode_inner(op, args, prefix, &mut out)?;
+  Ok((out, shape))
 }
 
-fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Vec<u8>) -> Result<Shape> {
+fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Cmd) -> Result<Shape> {
   check_arity(op, args, arity(op))?;
   let c = Ctx {
     method: op.method(),
     prefix,
   };
-  let simple_key = |name: &[u8], shape: Shape, out: &mut Vec<u8>| -> Result<Shape> {
+  let simple_key = |name: &[u8], shape: Shape, out: &mut Cmd| -> Result<Shape> {
     let k = c.key("key", &args[0])?;
     c.start(out, 2, name, k);
     Ok(shape)
@@ -564,7 +593,7 @@ fn word(c: &Ctx, name: &str, a: &Arg) -> Result<Vec<u8>> {
 /// `EVALSHA sha numkeys keys… args…` (or `EVAL source …` after NOSCRIPT) for
 /// one of the package's own scripts. Keys get the prefix; keys and
 /// arguments only ever travel as KEYS/ARGV, never inside script text.
-fn encode_script(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
+fn encode_script(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   // args: script id, keys, arguments, send the source (EVAL) instead of the hash
   let script = match &args[0] {
     Arg::Number(n) if n.fract() == 0.0 && *n >= 0.0 => crate::scripts::script(*n as u32),
@@ -611,7 +640,7 @@ pub fn escape_glob(prefix: &[u8]) -> Vec<u8> {
   out
 }
 
-fn encode_scan(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
+fn encode_scan(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   // args: cursor, match, count, type
   let cursor = match &args[0] {
     Arg::Str(s) if !s.is_empty() && s.iter().all(u8::is_ascii_digit) => *s,
@@ -821,7 +850,7 @@ pub fn key_indices(spec: KeySpec, args: &[&[u8]]) -> Option<Vec<usize>> {
   }
 }
 
-fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Vec<u8>) -> Result<Shape> {
+fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   let name = match &args[0] {
     Arg::Str(s)
       if !s.is_empty()
@@ -893,12 +922,8 @@ mod tests {
   use super::*;
 
   fn enc(op: Op, args: &[Arg], prefix: &[u8]) -> Result<String> {
-    let mut out = b"keep".to_vec();
-    let r = encode(op, args, prefix, &mut out);
-    if r.is_err() {
-      assert_eq!(out, b"keep", "output restored after an error");
-    }
-    r.map(|_| String::from_utf8_lossy(&out[4..]).replace("\r\n", " "))
+    encode(op, args, prefix)
+      .map(|(cmd, _)| String::from_utf8_lossy(&cmd.get_packed_command()).replace("\r\n", " "))
   }
 
   fn s(v: &str) -> Arg<'_> {

@@ -12,12 +12,16 @@ use std::sync::Arc;
 use napi_sys as sys;
 use tokio::time::Instant;
 
+pub mod outbox;
+
+use redis::Value;
+
+use self::outbox::{Completion, Event, Outbox};
 use crate::commands::{self, Arg, Op, Shape};
-use crate::config::Config;
-use crate::connection::{Batch, Connection, Entry};
+use crate::engine::config::Config;
+use crate::engine::standalone::Connection;
+use crate::engine::{Batch, Entry};
 use crate::error::{Error, ErrorCode};
-use crate::outbox::{Completion, Event, Outbox};
-use crate::resp::Reply;
 use crate::stats::Stats;
 
 /// Ids wrap here; the TypeScript side uses the same mask.
@@ -254,13 +258,13 @@ unsafe fn js_undefined(env: sys::napi_env) -> NapiResult<sys::napi_value> {
 }
 
 unsafe extern "C" fn drop_bytes(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-  drop(Box::from_raw(hint as *mut bytes::Bytes));
+  drop(Box::from_raw(hint as *mut Vec<u8>));
 }
 
-unsafe fn js_buffer(env: sys::napi_env, b: bytes::Bytes) -> NapiResult<sys::napi_value> {
+unsafe fn js_buffer(env: sys::napi_env, b: Vec<u8>) -> NapiResult<sys::napi_value> {
   let mut out = ptr::null_mut();
   if b.len() >= ZERO_COPY_MIN {
-    // Large values: JS gets the bytes where the socket put them.
+    // Large values: JS gets the bytes where the reply parser put them.
     let data = b.as_ptr() as *mut c_void;
     let len = b.len();
     let hint = Box::into_raw(Box::new(b)) as *mut c_void;
@@ -269,7 +273,7 @@ unsafe fn js_buffer(env: sys::napi_env, b: bytes::Bytes) -> NapiResult<sys::napi
       return Ok(out);
     }
     // Runtimes that forbid external buffers: fall back to a copy.
-    let b = *Box::from_raw(hint as *mut bytes::Bytes);
+    let b = *Box::from_raw(hint as *mut Vec<u8>);
     return js_buffer_copy(env, &b);
   }
   js_buffer_copy(env, &b)
@@ -344,7 +348,7 @@ unsafe fn js_array_of(
 
 /// Why a reply could not be given the asked-for shape.
 enum Convert {
-  Server(String),
+  Server(redis::ServerError),
   Unexpected(&'static str),
   Napi(napi::Error),
 }
@@ -355,56 +359,100 @@ impl From<napi::Error> for Convert {
   }
 }
 
-fn text(r: &Reply) -> Option<&[u8]> {
+fn text(r: &Value) -> Option<&[u8]> {
   match r {
-    Reply::Bulk(b) | Reply::Status(b) | Reply::BigNumber(b) => Some(b),
+    Value::BulkString(b) => Some(b),
+    Value::SimpleString(s) => Some(s.as_bytes()),
+    Value::Okay => Some(b"OK"),
+    Value::VerbatimString { text, .. } => Some(text.as_bytes()),
+    Value::BigNumber(b) => Some(b),
     _ => None,
   }
 }
 
+/// `obj[key] = val`, where a key named `__proto__` becomes an own property
+/// (assigning it would replace the object's prototype and lose the field).
+unsafe fn set_field(
+  env: sys::napi_env,
+  obj: sys::napi_value,
+  key: &[u8],
+  val: sys::napi_value,
+) -> NapiResult<()> {
+  let k = js_string(env, key)?;
+  if key == b"__proto__" {
+    let desc = sys::napi_property_descriptor {
+      utf8name: ptr::null(),
+      name: k,
+      method: None,
+      getter: None,
+      setter: None,
+      value: val,
+      attributes: sys::PropertyAttributes::writable
+        | sys::PropertyAttributes::enumerable
+        | sys::PropertyAttributes::configurable,
+      data: ptr::null_mut(),
+    };
+    ck!(sys::napi_define_properties(env, obj, 1, &desc), "define property");
+  } else {
+    ck!(sys::napi_set_property(env, obj, k, val), "set property");
+  }
+  Ok(())
+}
+
 /// Generic conversion for `command()`: text that is valid UTF-8 becomes a
-/// string, other bytes a Buffer.
+/// string, other bytes a Buffer; RESP3 maps become objects.
 unsafe fn raw_to_js(
   env: sys::napi_env,
   array_of: sys::napi_value,
-  r: Reply,
+  r: Value,
 ) -> std::result::Result<sys::napi_value, Convert> {
   Ok(match r {
-    Reply::Nil => js_null(env)?,
-    Reply::Status(b) | Reply::BigNumber(b) => js_string(env, &b)?,
-    Reply::Bulk(b) => match std::str::from_utf8(&b) {
+    Value::Nil => js_null(env)?,
+    Value::Okay => js_string(env, b"OK")?,
+    Value::SimpleString(s) => js_string(env, s.as_bytes())?,
+    Value::VerbatimString { text, .. } => js_string(env, text.as_bytes())?,
+    Value::BigNumber(b) => js_string(env, &b)?,
+    Value::BulkString(b) => match std::str::from_utf8(&b) {
       Ok(_) => js_string(env, &b)?,
       Err(_) => js_buffer(env, b)?,
     },
-    Reply::Error(e) => return Err(Convert::Server(e)),
-    Reply::Int(n) => js_number(env, n as f64)?,
-    Reply::Double(d) => js_number(env, d)?,
-    Reply::Bool(b) => js_bool(env, b)?,
-    Reply::Array(items) | Reply::Push(items) => {
+    Value::ServerError(e) => return Err(Convert::Server(e)),
+    Value::Int(n) => js_number(env, n as f64)?,
+    Value::Double(d) => js_number(env, d)?,
+    Value::Boolean(b) => js_bool(env, b)?,
+    Value::Attribute { data, .. } => raw_to_js(env, array_of, *data)?,
+    Value::Array(items) | Value::Set(items) | Value::Push { data: items, .. } => {
       let mut values = Vec::with_capacity(items.len());
       for it in items {
         values.push(match raw_to_js(env, array_of, it) {
           Ok(v) => v,
           // An error inside an array (EXEC) is a value, not a rejection.
-          Err(Convert::Server(e)) => js_string(env, e.as_bytes())?,
+          Err(Convert::Server(e)) => js_string(env, crate::engine::connect::server_text(&e).as_bytes())?,
           Err(other) => return Err(other),
         });
       }
       js_array_of(env, array_of, &values)?
     }
-    Reply::Map(pairs) => {
+    Value::Map(pairs) => {
       let mut obj = ptr::null_mut();
       ck!(sys::napi_create_object(env, &mut obj), "object");
       for (k, v) in pairs {
-        let key = match text(&k) {
-          Some(t) => js_string(env, t)?,
-          None => raw_to_js(env, array_of, k)?,
+        let val = match raw_to_js(env, array_of, v) {
+          Ok(v) => v,
+          Err(Convert::Server(e)) => js_string(env, crate::engine::connect::server_text(&e).as_bytes())?,
+          Err(other) => return Err(other),
         };
-        let val = raw_to_js(env, array_of, v)?;
-        ck!(sys::napi_set_property(env, obj, key, val), "set property");
+        match text(&k) {
+          Some(t) => set_field(env, obj, t, val)?,
+          None => {
+            let key = raw_to_js(env, array_of, k)?;
+            ck!(sys::napi_set_property(env, obj, key, val), "set property");
+          }
+        }
       }
       obj
     }
+    _ => return Err(Convert::Unexpected("a reply type this package knows")),
   })
 }
 
@@ -412,32 +460,41 @@ unsafe fn reply_to_js(
   env: sys::napi_env,
   array_of: sys::napi_value,
   shape: Shape,
-  reply: Reply,
+  reply: Value,
   prefix: &[u8],
 ) -> std::result::Result<sys::napi_value, Convert> {
-  if let Reply::Error(e) = reply {
+  if let Value::ServerError(e) = reply {
     return Err(Convert::Server(e));
   }
   Ok(match (shape, reply) {
     (Shape::Raw, r) => raw_to_js(env, array_of, r)?,
     (Shape::Void, _) => js_undefined(env)?,
-    (Shape::Str | Shape::Buf, Reply::Nil) => js_null(env)?,
-    (Shape::Str, r) => js_string(env, text(&r).ok_or(Convert::Unexpected("a string"))?)?,
-    (Shape::Buf, Reply::Bulk(b) | Reply::Status(b)) => js_buffer(env, b)?,
-    (Shape::Int, Reply::Int(n)) => js_number(env, n as f64)?,
-    (Shape::Bool, Reply::Nil) | (Shape::Bool, Reply::Int(0)) => js_bool(env, false)?,
-    (Shape::Bool, Reply::Status(_)) | (Shape::Bool, Reply::Int(1)) => js_bool(env, true)?,
-    (Shape::StrArray, Reply::Array(items)) => {
+    (Shape::Str | Shape::Buf, Value::Nil) => js_null(env)?,
+    (Shape::Buf, Value::BulkString(b)) => js_buffer(env, b)?,
+    (Shape::Str | Shape::Buf, r) => {
+      let t = text(&r).ok_or(Convert::Unexpected("a string"))?;
+      if shape == Shape::Str {
+        js_string(env, t)?
+      } else {
+        js_buffer_copy(env, t)?
+      }
+    }
+    (Shape::Int, Value::Int(n)) => js_number(env, n as f64)?,
+    (Shape::Bool, Value::Nil | Value::Int(0) | Value::Boolean(false)) => js_bool(env, false)?,
+    (Shape::Bool, Value::Okay | Value::SimpleString(_) | Value::Int(1) | Value::Boolean(true)) => {
+      js_bool(env, true)?
+    }
+    (Shape::StrArray, Value::Array(items) | Value::Set(items)) => {
       let mut values = Vec::with_capacity(items.len());
       for it in items {
         values.push(match it {
-          Reply::Nil => js_null(env)?,
+          Value::Nil => js_null(env)?,
           other => js_string(env, text(&other).ok_or(Convert::Unexpected("strings"))?)?,
         });
       }
       js_array_of(env, array_of, &values)?
     }
-    (Shape::Map, Reply::Map(pairs)) => {
+    (Shape::Map, Value::Map(pairs)) => {
       // RESP3 (client-side caching on): HGETALL answers a map.
       let mut obj = ptr::null_mut();
       ck!(sys::napi_create_object(env, &mut obj), "object");
@@ -445,32 +502,25 @@ unsafe fn reply_to_js(
         let (Some(k), Some(v)) = (text(&k), text(&v)) else {
           return Err(Convert::Unexpected("field/value pairs"));
         };
-        let key = js_string(env, k)?;
-        ck!(
-          sys::napi_set_property(env, obj, key, js_string(env, v)?),
-          "set property"
-        );
+        set_field(env, obj, k, js_string(env, v)?)?;
       }
       obj
     }
-    (Shape::Map, Reply::Array(items)) => {
+    (Shape::Map, Value::Array(items)) => {
       let mut obj = ptr::null_mut();
       ck!(sys::napi_create_object(env, &mut obj), "object");
       for kv in items.chunks(2) {
         let (Some(k), Some(v)) = (kv.first().and_then(text), kv.get(1).and_then(text)) else {
           return Err(Convert::Unexpected("field/value pairs"));
         };
-        let key = js_string(env, k)?;
-        ck!(
-          sys::napi_set_property(env, obj, key, js_string(env, v)?),
-          "set property"
-        );
+        set_field(env, obj, k, js_string(env, v)?)?;
       }
       obj
     }
-    (Shape::Scan, Reply::Array(mut parts)) if parts.len() == 2 => {
-      let Reply::Array(keys) = parts.pop().unwrap() else {
-        return Err(Convert::Unexpected("a key list"));
+    (Shape::Scan, Value::Array(mut parts)) if parts.len() == 2 => {
+      let keys = match parts.pop() {
+        Some(Value::Array(keys)) | Some(Value::Set(keys)) => keys,
+        _ => return Err(Convert::Unexpected("a key list")),
       };
       let cursor = text(&parts[0]).ok_or(Convert::Unexpected("a cursor"))?;
       let out = js_array(env, 2)?;
@@ -487,11 +537,15 @@ unsafe fn reply_to_js(
   })
 }
 
-/// `[code, message]` for a rejection.
+/// `[code, message, serverCode?]` for a rejection: structured, so that the
+/// TypeScript side never parses a message.
 unsafe fn js_error(env: sys::napi_env, e: &Error) -> NapiResult<sys::napi_value> {
-  let arr = js_array(env, 2)?;
+  let arr = js_array(env, 3)?;
   set_element(env, arr, 0, js_string(env, e.code.as_str().as_bytes())?)?;
   set_element(env, arr, 1, js_string(env, e.message.as_bytes())?)?;
+  if let Some(sc) = &e.server_code {
+    set_element(env, arr, 2, js_string(env, sc.as_bytes())?)?;
+  }
   Ok(arr)
 }
 
@@ -651,11 +705,12 @@ unsafe fn deliver_items(
       Completion::Reply { id, shape, reply } => {
         match reply_to_js(env, array_of, shape, reply, &side.prefix) {
           Ok(v) => (id as i64, v),
-          Err(Convert::Server(text)) => {
+          Err(Convert::Server(server)) => {
             // NOSCRIPT is answered by re-sending the script's source: not a failure.
-            if !text.starts_with("NOSCRIPT") {
+            if server.code() != "NOSCRIPT" {
               errors += 1;
             }
+            let text = crate::engine::connect::server_text(&server);
             let e = Error::from_server(&text).redact(side.secret.as_deref());
             (-(id as i64) - 1, js_error(env, &e)?)
           }
@@ -879,7 +934,7 @@ impl Client {
       sys::napi_get_array_length(env, queue, &mut len),
       "queue length"
     );
-    let mut bytes = Vec::with_capacity(len as usize * 24);
+    let mut cmds = Vec::with_capacity(len as usize / 2);
     let mut entries = Vec::with_capacity(len as usize / 2);
     let mut refused: Vec<(u32, Error)> = Vec::new();
     let mut arena = self.arena.borrow_mut();
@@ -929,8 +984,11 @@ impl Client {
       }
       let args: Vec<Arg> = raw.iter().map(|a| resolve(a, &arena)).collect();
       let id = first_id.wrapping_add(index) & ID_MASK;
-      match commands::encode(op, &args, &self.prefix, &mut bytes) {
-        Ok(shape) => entries.push(Entry { id, shape }),
+      match commands::encode(op, &args, &self.prefix) {
+        Ok((cmd, shape)) => {
+          cmds.push(cmd);
+          entries.push(Entry { id, shape });
+        }
         Err(e) => refused.push((index, e)),
       }
       i += 1 + n;
@@ -947,7 +1005,7 @@ impl Client {
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         side.owe(env, entries.len());
         self.conn.send(Batch {
-          bytes,
+          cmds,
           entries,
           created: Instant::now(),
         });

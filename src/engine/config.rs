@@ -2,7 +2,7 @@
 //! TypeScript layer), or from the environment the API already uses.
 //!
 //! ```
-//! use atlas_redis::config::Config;
+//! use atlas_redis::engine::config::Config;
 //! let c = Config::from_url("rediss://app:s3cret@cache.internal:6380/2").unwrap();
 //! assert_eq!(c.port, 6380);
 //! assert_eq!(c.db, 2);

@@ -1,8 +1,8 @@
-//! RESP2/RESP3 wire format: an encoder for requests and an incremental,
-//! zero-copy parser for replies (bulk strings are slices of the read buffer).
+//! memory://'s side of RESP: it parses the commands its clients send and
+//! encodes its replies (the client side is redis-rs).
 //!
 //! ```
-//! use atlas_redis::resp::{encode_command, parse, Reply};
+//! use atlas_redis::memory::resp::{encode_command, parse, Reply};
 //! let mut out = Vec::new();
 //! encode_command(&mut out, &[b"GET".as_slice(), b"k"]);
 //! assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n");

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
-//! use atlas_redis::outbox::{Completion, Outbox};
+//! use atlas_redis::bridge::outbox::{Completion, Outbox};
 //! let rings = Arc::new(AtomicUsize::new(0));
 //! let r = rings.clone();
 //! let outbox = Outbox::new(Box::new(move || { r.fetch_add(1, Ordering::SeqCst); }));
@@ -19,13 +19,16 @@ use parking_lot::Mutex;
 
 use crate::commands::Shape;
 use crate::error::Error;
-use crate::resp::Reply;
 
 /// Something the JS thread must act on.
 #[derive(Debug)]
 pub enum Completion {
   /// The reply to command `id` (possibly an error reply from the server).
-  Reply { id: u32, shape: Shape, reply: Reply },
+  Reply {
+    id: u32,
+    shape: Shape,
+    reply: redis::Value,
+  },
   /// Command `id` failed without a reply (timeout, connection lost, …).
   Error { id: u32, error: Error },
   /// A connection-level event.
@@ -41,7 +44,7 @@ pub enum Event {
   /// `close()` finished: everything in flight was answered.
   Closed,
   /// Client-side caching: these keys (all keys when `None`) changed on the server.
-  Invalidate(Option<Vec<bytes::Bytes>>),
+  Invalidate(Option<Vec<Vec<u8>>>),
   /// Client-side caching: the connection was lost, drop every cached entry.
   CacheReset,
 }

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{Config, TlsConfig};
+use crate::engine::config::{Config, TlsConfig};
 use crate::error::{Error, ErrorCode, Result};
 
 /// A ready-to-use TLS client configuration.

@@ -18,18 +18,18 @@ use std::sync::OnceLock;
 pub const SCRIPTS: &[(&str, &str)] = &[
   // @nestjs/throttler's in-memory storage semantics, for the increments of one
   // tick in one call, one after another (lib/throttler.ts)
-  ("throttle", include_str!("lua/throttle.lua")),
+  ("throttle", include_str!("throttle.lua")),
   // GCRA, fixed and sliding windows, several rules at once (lib/ratelimit.ts)
-  ("ratelimit", include_str!("lua/ratelimit.lua")),
+  ("ratelimit", include_str!("ratelimit.lua")),
   // client.cache.wrap(): value-or-lock, store-if-still-locked, release (lib/cache.ts)
-  ("cache_lock", include_str!("lua/cache_lock.lua")),
-  ("cache_store", include_str!("lua/cache_store.lua")),
-  ("cache_unlock", include_str!("lua/cache_unlock.lua")),
+  ("cache_lock", include_str!("cache_lock.lua")),
+  ("cache_store", include_str!("cache_store.lua")),
+  ("cache_unlock", include_str!("cache_unlock.lua")),
   // client.sessions: one session by its token's hash; a user's index (lib/sessions.ts)
-  ("session", include_str!("lua/session.lua")),
-  ("session_index", include_str!("lua/session_index.lua")),
+  ("session", include_str!("session.lua")),
+  ("session_index", include_str!("session_index.lua")),
   // Better Auth's SecondaryStorage.increment (lib/better-auth.ts)
-  ("better_auth_incr", include_str!("lua/better_auth_incr.lua")),
+  ("better_auth_incr", include_str!("better_auth_incr.lua")),
 ];
 
 /// A script with its SHA-1 (as `SCRIPT LOAD` would report it).

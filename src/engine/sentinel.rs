@@ -13,17 +13,17 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use futures_util::StreamExt;
 use parking_lot::Mutex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, RedisConnectionInfo, Value};
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout};
 
-use crate::config::{Config, SentinelConfig};
-use crate::error::{io_reason, Error, ErrorCode, Result};
-use crate::resp::{self, Reply};
-use crate::tls;
+use crate::engine::config::{Config, SentinelConfig};
+use crate::engine::connect::{self, Driver};
+use crate::engine::{backoff, tls};
+use crate::error::{Error, ErrorCode, Result};
 
 /// `host:port`, IPv6 in brackets.
 pub fn addr(host: &str, port: u16) -> String {
@@ -67,6 +67,11 @@ impl Sentinels {
   /// The order sentinels are asked in now (for tests).
   pub fn order(&self) -> Vec<(String, u16)> {
     self.order.lock().clone()
+  }
+
+  /// Whether a sentinel announced a new master since the live connection was made.
+  pub fn switched(&self) -> bool {
+    self.generation.load(SeqCst) != self.connected_generation.load(SeqCst)
   }
 
   pub fn set_current(&self, host: &str, port: u16) {
@@ -149,81 +154,50 @@ fn sentinel_side(cfg: &Config, host: &str, port: u16) -> Config {
   c
 }
 
-/// The commands that open a sentinel session (AUTH when it has a password).
-fn auth_command(sc: &SentinelConfig) -> Option<Vec<Vec<u8>>> {
-  let p = sc.password.as_ref()?;
-  let mut cmd = vec![b"AUTH".to_vec()];
-  if let Some(u) = &sc.username {
-    cmd.push(u.as_bytes().to_vec());
-  }
-  cmd.push(p.0.as_bytes().to_vec());
-  Some(cmd)
-}
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
+/// A redis-rs connection to one sentinel (AUTH when it has a password),
+/// with its driver running on this runtime until the connection is dropped.
 async fn open(
   cfg: &Config,
   tls: Option<&tls::Connector>,
   host: &str,
   port: u16,
-) -> Result<Box<dyn Io>> {
-  let tcp = TcpStream::connect((host, port)).await.map_err(|e| {
-    Error::new(
-      ErrorCode::Connection,
-      format!("cannot reach it: {}", io_reason(&e)),
-    )
+) -> Result<MultiplexedConnection> {
+  let side = sentinel_side(cfg, host, port);
+  let io = connect::stream(&side, tls).await.map_err(|e| {
+    // "cannot reach host:port (why)" → "cannot reach it (why)": the caller names the sentinel.
+    let why = e.message.rsplit_once(" (").map(|(_, w)| w.trim_end_matches(')')).unwrap_or("");
+    Error::new(e.code, format!("cannot reach it: {why}"))
   })?;
-  let _ = tcp.set_nodelay(true);
-  Ok(match tls {
-    Some(t) => Box::new(t.connect(&sentinel_side(cfg, host, port), tcp).await?),
-    None => Box::new(tcp),
-  })
+  let config = AsyncConnectionConfig::new()
+    .set_connection_timeout(None)
+    .set_response_timeout(Some(per_sentinel_timeout(cfg.connect_timeout)));
+  let (conn, driver) = MultiplexedConnection::new_with_config(&info(cfg), io, config)
+    .await
+    .map_err(|e| match e.kind() {
+      redis::ErrorKind::AuthenticationFailed => auth_refused(&e.to_string()),
+      _ => Error::new(ErrorCode::Connection, e.to_string()),
+    })?;
+  tokio::spawn(driver);
+  Ok(conn)
 }
 
-/// Writes `cmds` and reads as many replies (pushes skipped).
-pub async fn roundtrip<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
-  s: &mut S,
-  cmds: &[Vec<Vec<u8>>],
-  buf: &mut BytesMut,
-) -> Result<Vec<Reply>> {
-  let mut out = Vec::new();
-  for c in cmds {
-    let parts: Vec<&[u8]> = c.iter().map(|p| p.as_slice()).collect();
-    resp::encode_command(&mut out, &parts);
-  }
-  let io = |e: std::io::Error| Error::new(ErrorCode::Connection, io_reason(&e));
-  s.write_all(&out).await.map_err(io)?;
-  let mut replies = Vec::with_capacity(cmds.len());
-  while replies.len() < cmds.len() {
-    replies.push(read_reply(s, buf).await?);
-  }
-  Ok(replies)
-}
-
-/// The next reply that is not a push.
-async fn read_reply<S: AsyncRead + Unpin + ?Sized>(s: &mut S, buf: &mut BytesMut) -> Result<Reply> {
-  loop {
-    match resp::parse(buf) {
-      Ok(Some(Reply::Push(_))) => continue,
-      Ok(Some(r)) => return Ok(r),
-      Ok(None) => {}
-      Err(e) => return Err(Error::new(ErrorCode::Connection, e.to_string())),
-    }
-    let n = s
-      .read_buf(buf)
-      .await
-      .map_err(|e| Error::new(ErrorCode::Connection, io_reason(&e)))?;
-    if n == 0 {
-      return Err(Error::new(ErrorCode::Connection, "connection closed"));
+/// The sentinels' own credentials (the data connection has its own).
+fn info(cfg: &Config) -> RedisConnectionInfo {
+  let sc = cfg.sentinel.as_ref().expect("sentinel mode");
+  let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
+  if let Some(p) = &sc.password {
+    info = info.set_password(&p.0);
+    if let Some(u) = &sc.username {
+      info = info.set_username(u);
     }
   }
+  info
 }
 
-fn text(r: &Reply) -> Option<String> {
-  match r {
-    Reply::Bulk(b) | Reply::Status(b) => Some(String::from_utf8_lossy(b).into_owned()),
+fn text(v: &Value) -> Option<String> {
+  match v {
+    Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+    Value::SimpleString(s) => Some(s.clone()),
     _ => None,
   }
 }
@@ -240,22 +214,23 @@ async fn ask_master(
   host: &str,
   port: u16,
 ) -> Result<(String, u16)> {
-  let mut s = open(cfg, tls, host, port).await?;
-  let mut cmds: Vec<Vec<Vec<u8>>> = auth_command(sc).into_iter().collect();
-  let authed = !cmds.is_empty();
-  cmds.push(vec![
-    b"SENTINEL".to_vec(),
-    b"GET-MASTER-ADDR-BY-NAME".to_vec(),
-    sc.master_name.as_bytes().to_vec(),
-  ]);
-  let replies = roundtrip(&mut *s, &cmds, &mut BytesMut::new()).await?;
-  if authed {
-    if let Reply::Error(t) = &replies[0] {
-      return Err(auth_refused(t));
+  let mut conn = open(cfg, tls, host, port).await?;
+  let reply = conn
+    .send_packed_command(
+      redis::cmd("SENTINEL")
+        .arg("GET-MASTER-ADDR-BY-NAME")
+        .arg(&sc.master_name),
+    )
+    .await;
+  let reply = match reply {
+    Ok(v) => v,
+    Err(e) if e.kind() == redis::ErrorKind::AuthenticationFailed => {
+      return Err(auth_refused(&e.to_string()))
     }
-  }
-  match replies.last() {
-    Some(Reply::Array(a)) if a.len() == 2 => {
+    Err(e) => return Err(Error::new(ErrorCode::Connection, e.to_string())),
+  };
+  match reply {
+    Value::Array(a) if a.len() == 2 => {
       let h = text(&a[0]);
       let p = text(&a[1]).and_then(|p| p.parse::<u16>().ok());
       match (h, p) {
@@ -266,11 +241,15 @@ async fn ask_master(
         )),
       }
     }
-    Some(Reply::Nil) | Some(Reply::Array(_)) => Err(Error::new(
+    Value::Nil | Value::Array(_) => Err(Error::new(
       ErrorCode::Reply,
       format!("does not monitor a master named {:?}", sc.master_name),
     )),
-    Some(Reply::Error(t)) => Err(Error::from_server(t)),
+    Value::ServerError(e) => {
+      let t = connect::server_text(&e);
+      let e = Error::from_server(&t);
+      Err(if e.code == ErrorCode::Auth { auth_refused(&t) } else { e })
+    }
     _ => Err(Error::new(
       ErrorCode::Reply,
       "answered with an unexpected reply",
@@ -283,16 +262,14 @@ async fn ask_master(
 /// ROLE is in ACL category `@dangerous`, which restricted users often lack:
 /// when it is refused (`NOPERM`, or renamed away), the sentinels' word is
 /// taken and a `READONLY` reply remains the signal of a demoted master.
-pub async fn check_master<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
-  s: &mut S,
-  at: &str,
-) -> Result<()> {
-  let replies = roundtrip(s, &[vec![b"ROLE".to_vec()]], &mut BytesMut::new())
+pub async fn check_master(conn: &mut MultiplexedConnection, at: &str) -> Result<()> {
+  let reply = conn
+    .send_packed_command(&redis::cmd("ROLE"))
     .await
-    .map_err(|e| Error::new(e.code, format!("ROLE at {at} failed ({})", e.message)))?;
-  let role = match &replies[0] {
-    Reply::Array(a) => a.first().and_then(text),
-    Reply::Error(_) => return Ok(()),
+    .map_err(|e| Error::new(ErrorCode::Connection, format!("ROLE at {at} failed ({e})")))?;
+  let role = match &reply {
+    Value::Array(a) => a.first().and_then(text),
+    Value::ServerError(_) => return Ok(()),
     _ => None,
   };
   match role.as_deref() {
@@ -305,6 +282,56 @@ pub async fn check_master<S: AsyncRead + AsyncWrite + Unpin + ?Sized>(
       ErrorCode::Reply,
       format!("ROLE at {at} gave an unexpected reply"),
     )),
+  }
+}
+
+/// Sentinel mode's connect: ask the sentinels for the master, open a
+/// connection there and check with `ROLE` that it is the master; a server
+/// that is not (a failover under way) or cannot be reached is tried again,
+/// after backoff, until `connectTimeoutMs` runs out.
+pub async fn open_master(
+  cfg: &Config,
+  s: &Sentinels,
+  tls: Option<&tls::Connector>,
+  push: Option<Arc<dyn Fn(redis::PushInfo) + Send + Sync>>,
+) -> Result<(MultiplexedConnection, Driver)> {
+  let deadline = tokio::time::Instant::now() + cfg.connect_timeout;
+  let mut attempt = 0u32;
+  loop {
+    let generation = s.generation.load(SeqCst);
+    let (host, port) = s.resolve(cfg, tls).await?;
+    s.set_current(&host, port);
+    let mut master = cfg.clone();
+    master.host = host;
+    master.port = port;
+    master.sentinel = None;
+    let at = master.address();
+    let r = match connect::open(&master, tls, push.clone()).await {
+      Ok((mut conn, mut driver)) => {
+        let checked = tokio::select! {
+          r = check_master(&mut conn, &at) => r,
+          _ = &mut driver => Err(Error::new(ErrorCode::Connection, format!("{at} closed the connection"))),
+        };
+        checked.map(|_| (conn, driver))
+      }
+      Err(e) => Err(e),
+    };
+    match r {
+      Ok(c) => {
+        s.connected_generation.store(generation, SeqCst);
+        return Ok(c);
+      }
+      // Wrong credentials or TLS settings will not get better by retrying.
+      Err(e) if e.code != ErrorCode::Connection => return Err(cfg.redact(e)),
+      Err(e) => {
+        attempt += 1;
+        let delay = backoff(attempt, cfg.reconnect_min, cfg.reconnect_max);
+        if tokio::time::Instant::now() + delay >= deadline {
+          return Err(cfg.redact(e));
+        }
+        sleep(delay).await;
+      }
+    }
   }
 }
 
@@ -337,7 +364,7 @@ pub fn watch_all(
           }
         }
         attempt = attempt.saturating_add(1);
-        let delay = crate::connection::backoff(attempt, cfg.reconnect_min, cfg.reconnect_max)
+        let delay = backoff(attempt, cfg.reconnect_min, cfg.reconnect_max)
           .max(Duration::from_millis(100));
         tokio::select! {
           _ = stop.changed() => return,
@@ -359,27 +386,21 @@ async fn watch_one(
 ) -> bool {
   let sc = cfg.sentinel.as_ref().expect("sentinel mode");
   let per = per_sentinel_timeout(cfg.connect_timeout);
-  let mut buf = BytesMut::new();
   let setup = async {
-    let mut io = open(cfg, tls, host, port).await?;
-    let mut cmds: Vec<Vec<Vec<u8>>> = auth_command(sc).into_iter().collect();
-    cmds.push(vec![b"SUBSCRIBE".to_vec(), b"+switch-master".to_vec()]);
-    let replies = roundtrip(&mut *io, &cmds, &mut buf).await?;
-    if replies.iter().any(|r| matches!(r, Reply::Error(_))) {
-      return Err(Error::new(ErrorCode::Reply, "refused"));
-    }
-    Ok(io)
+    let side = sentinel_side(cfg, host, port);
+    let io = connect::stream(&side, tls).await.ok()?;
+    let mut pubsub = redis::aio::PubSub::new(&info(cfg), io).await.ok()?;
+    pubsub.subscribe("+switch-master").await.ok()?;
+    Some(pubsub)
   };
-  let mut io = match timeout(per, setup).await {
-    Ok(Ok(io)) => io,
+  let mut pubsub = match timeout(per, setup).await {
+    Ok(Some(p)) => p,
     _ => return false,
   };
-  while let Ok(reply) = read_reply(&mut *io, &mut buf).await {
-    // ["message", "+switch-master", "<name> <old-ip> <old-port> <new-ip> <new-port>"]
-    let Reply::Array(parts) = reply else { continue };
-    let Some(payload) = parts.get(2).and_then(text) else {
-      continue;
-    };
+  let mut messages = pubsub.on_message();
+  while let Some(msg) = messages.next().await {
+    // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+    let payload = String::from_utf8_lossy(msg.get_payload_bytes()).into_owned();
     let f: Vec<&str> = payload.split(' ').collect();
     if f.len() == 5 && f[0] == sc.master_name {
       if let Ok(p) = f[4].parse::<u16>() {

@@ -1,0 +1,88 @@
+//! The engine: redis-rs connections under the bridge (DESIGN.md, "Engine").
+//!
+//! redis-rs does the protocol work — RESP, pipelining, the connection driver,
+//! pub/sub. This module adds what a shared Node client needs around it: one
+//! I/O thread for every client of the process, a supervisor per client that
+//! reconnects without replaying anything, fails fast while the server is
+//! unreachable and drops a connection that stopped answering, and Sentinel.
+//!
+//! ```
+//! use std::time::Duration;
+//! use atlas_redis::engine::backoff;
+//! let d = backoff(3, Duration::from_millis(50), Duration::from_secs(2));
+//! assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(200));
+//! ```
+
+pub mod config;
+pub mod connect;
+pub mod sentinel;
+pub mod standalone;
+pub mod tls;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::commands::Shape;
+
+/// The shared I/O runtime: one thread, started on first use.
+pub fn runtime() -> &'static tokio::runtime::Handle {
+  static RT: OnceLock<tokio::runtime::Handle> = OnceLock::new();
+  RT.get_or_init(|| {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .enable_all()
+      .build()
+      .expect("tokio runtime");
+    let handle = rt.handle().clone();
+    std::thread::Builder::new()
+      .name("atlas-redis-io".into())
+      .spawn(move || rt.block_on(std::future::pending::<()>()))
+      .expect("I/O thread");
+    handle
+  })
+}
+
+/// One command waiting for its reply.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+  pub id: u32,
+  pub shape: Shape,
+}
+
+/// Commands encoded together on the JS thread; they go out as one pipeline.
+pub struct Batch {
+  pub cmds: Vec<redis::Cmd>,
+  pub entries: Vec<Entry>,
+  pub created: Instant,
+}
+
+/// Delay before reconnect attempt `n`: none for the first, then exponential
+/// from `min`, capped at `max`, with "equal jitter" (half fixed, half random)
+/// so that many instances do not reconnect in lockstep.
+pub fn backoff(n: u32, min: Duration, max: Duration) -> Duration {
+  if n == 0 {
+    return Duration::ZERO;
+  }
+  let exp = min.saturating_mul(1u32 << (n - 1).min(20)).min(max);
+  let half = exp / 2;
+  half + half.mul_f64(rand::random::<f64>())
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn backoff_is_capped_and_jittered() {
+    let (min, max) = (Duration::from_millis(50), Duration::from_millis(2000));
+    assert_eq!(backoff(0, min, max), Duration::ZERO);
+    for n in 1..40 {
+      let d = backoff(n, min, max);
+      let cap = min.saturating_mul(1 << (n - 1).min(20)).min(max);
+      assert!(d >= cap / 2 && d <= cap, "attempt {n}: {d:?}");
+    }
+    let samples: std::collections::HashSet<_> = (0..20).map(|_| backoff(5, min, max)).collect();
+    assert!(samples.len() > 1, "jitter varies the delay");
+  }
+}
