@@ -230,8 +230,8 @@ pub fn key_positions(cmd: &Command, args: &[&[u8]]) -> Vec<usize> {
 /// INCOMPLETE, or a numkeys argument is not a number, or a position falls outside
 /// the call, the command's own key function instead (ported below for every command
 /// that has one in Redis 7.0). NOT_KEY specs (shard channels) are not keys here; see
-/// [`routing_positions`]. A call Redis would refuse for its arity may yield fewer
-/// keys; no index is ever out of `args`.
+/// [`routing_positions`]. Arity is not checked (`COMMAND GETKEYS` refuses such a
+/// call; see [`Command::arity_ok`]); no index is ever out of `args`.
 pub fn key_refs(cmd: &Command, args: &[&[u8]]) -> Vec<KeyRef> {
   let has_key_spec = cmd.key_specs.iter().any(|s| s.flags & NOT_KEY == 0);
   let has_variable_flags = cmd.key_specs.iter().any(|s| s.flags & VARIABLE_FLAGS != 0);
