@@ -5,7 +5,7 @@
 // command, argument checks, and — on memory:// — a clear refusal of what it lacks.
 import { RedisClient } from '../lib'
 import type { ConnectOptions, StreamEntry } from '../lib'
-import { startRedis, stopAll, type RedisServer } from './harness'
+import { startCluster, startRedis, stopAll, type RedisCluster, type RedisServer } from './harness'
 import { closeAll, connect, ns, onMemoryBackend, rejection } from './helpers'
 
 /** The commands memory:// does not have ('ZRANGE BYLEX': ZRANGE without that form); checked by the `memory:// lacks` group. */
@@ -1042,6 +1042,125 @@ describe('bad input rejects with ERR_INVALID_ARGUMENT before anything is sent', 
     })
   }
 })
+
+// ---- Redis Cluster -------------------------------------------------------------------------------
+
+if (!onMemoryBackend) {
+  describe("Redis Cluster: each typed command goes straight to its key's master", () => {
+    let cluster: RedisCluster
+    let c: RedisClient
+    beforeAll(async () => {
+      cluster = await startCluster({ masters: 3 })
+      c = await connect({ cluster: { nodes: [cluster.nodes[0]] } })
+    }, 60_000)
+    afterAll(async () => {
+      await c?.close()
+      await cluster?.stop()
+    })
+
+    /** Nine keys: spread over the three masters. */
+    const keys = (group: string) => Array.from({ length: 9 }, (_, i) => `${ns(group)}${i}`)
+
+    /** Runs `body` for every key; no call may be redirected (MOVED/ASK) or retried. */
+    async function straight(group: string, body: (k: string) => Promise<void>): Promise<void> {
+      const before = c.stats().cluster!
+      for (const k of keys(group)) await body(k)
+      const after = c.stats().cluster!
+      expect([after.moved - before.moved, after.ask - before.ask, after.retries - before.retries]).toEqual([0, 0, 0])
+    }
+
+    test('strings', () =>
+      straight('strings', async (k) => {
+        expect(await c.incrByFloat(k, 1.5)).toBe(1.5)
+        expect(await c.decrBy(k + 'd', 2)).toBe(-2)
+        expect(await c.append(k + 's', 'ab')).toBe(2)
+        expect(await c.setRange(k + 's', 2, 'c')).toBe(3)
+        expect([await c.strlen(k + 's'), await c.getRange(k + 's', 1, 2)]).toEqual([3, 'bc'])
+        expect(await c.msetnx({ [`{${k}}a`]: '1', [`{${k}}b`]: '2' })).toBe(true)
+      }))
+
+    test('hashes', () =>
+      straight('hashes', async (k) => {
+        await c.hset(k, { a: '1' })
+        expect(await c.hsetnx(k, 'b', '2')).toBe(true)
+        expect(await c.hmget(k, 'a', 'b')).toEqual(['1', '2'])
+        expect([await c.hincrBy(k, 'n', 2), await c.hincrByFloat(k, 'f', 0.5), await c.hexists(k, 'a'), await c.hlen(k)]).toEqual([2, 0.5, true, 4])
+        expect(sorted(await c.hkeys(k))).toEqual(['a', 'b', 'f', 'n'])
+        expect((await c.hvals(k)).length).toBe(4)
+        expect((await collect(c.hscan(k))).length).toBe(4)
+      }))
+
+    test('lists', () =>
+      straight('lists', async (k) => {
+        await c.rpush(k, 'a', 'b', 'c', 'd')
+        await c.lpush(k, 'z')
+        expect([await c.lpop(k), await c.rpop(k, 1), await c.llen(k), await c.lindex(k, 0)]).toEqual(['z', ['d'], 3, 'a'])
+        await c.lset(k, 0, 'A')
+        expect(await c.lrem(k, 0, 'b')).toBe(1)
+        await c.ltrim(k, 0, 5)
+        expect(await c.lmove(k, `{${k}}dst`, 'LEFT', 'RIGHT')).toBe('A')
+        expect(await c.lrange(k, 0, -1)).toEqual(['c'])
+      }))
+
+    test('sets; sets in different slots are refused by the server (CROSSSLOT)', async () => {
+      await straight('sets', async (k) => {
+        await c.sadd(`{${k}}1`, 'a', 'b')
+        await c.sadd(`{${k}}2`, 'b', 'c')
+        expect([await c.sismember(`{${k}}1`, 'a'), await c.smismember(`{${k}}1`, 'a', 'c'), await c.scard(`{${k}}1`)]).toEqual([true, [true, false], 2])
+        expect([await c.sinter(`{${k}}1`, `{${k}}2`), sorted(await c.sunion(`{${k}}1`, `{${k}}2`)), await c.sdiff(`{${k}}1`, `{${k}}2`)]).toEqual([['b'], ['a', 'b', 'c'], ['a']])
+        expect(sorted(await collect(c.sscan(`{${k}}1`)))).toEqual(['a', 'b'])
+        expect(['a', 'b']).toContain(await c.srandmember(`{${k}}1`))
+        expect(await c.spop(`{${k}}1`, 2)).toHaveLength(2)
+      })
+      const [a, b] = keys('cross')
+      const e = await rejection(c.sinter(a + 'x', b + 'yy'))
+      expect(e).toMatchObject({ code: 'ERR_REPLY' })
+      expect(e.message).toMatch(/CROSSSLOT/)
+    })
+
+    test('sorted sets', () =>
+      straight('zsets', async (k) => {
+        await c.zadd(k, [{ score: 1, value: 'a' }, { score: 2, value: 'b' }, { score: 3, value: 'c' }])
+        expect([await c.zincrBy(k, 1, 'a'), await c.zscore(k, 'a'), await c.zcard(k), await c.zcount(k, 2, 3)]).toEqual([2, 2, 3, 3])
+        expect([await c.zrank(k, 'c'), await c.zrevrank(k, 'c'), await c.zrem(k, 'b')]).toEqual([2, 0, 1])
+        expect(await c.zrange(k, 0, -1, { withScores: true })).toEqual([['a', 2], ['c', 3]])
+        expect(await collect(c.zscan(k))).toHaveLength(2)
+        expect([await c.zpopmin(k), await c.zpopmax(k)]).toEqual([['a', 2], ['c', 3]])
+      }))
+
+    test('streams, xread and xreadgroup included', () =>
+      straight('streams', async (k) => {
+        await c.xadd(k, '1-1', { a: '1' })
+        await c.xadd(`{${k}}2`, '1-1', { b: '2' })
+        expect([await c.xlen(k), (await c.xrange(k)).length, (await c.xrevrange(k)).length]).toEqual([1, 1, 1])
+        expect((await c.xread([{ key: k, id: '0' }, { key: `{${k}}2`, id: '0' }]))!.map((s) => s.name)).toEqual([k, `{${k}}2`])
+        await c.xgroupCreate(k, 'g', '0')
+        expect((await c.xreadgroup('g', 'c1', { key: k, id: '>' }, { count: 10 }))![0].messages).toHaveLength(1)
+        expect((await c.xpending(k, 'g')).pending).toBe(1)
+        expect(await c.xpending(k, 'g', { start: '-', end: '+', count: 5 })).toHaveLength(1)
+        expect(await c.xclaim(k, 'g', 'c2', 0, '1-1', { justId: true })).toEqual(['1-1'])
+        expect((await c.xautoclaim(k, 'g', 'c3', 0, '0-0')).entries).toHaveLength(1)
+        expect(await c.xack(k, 'g', '1-1')).toBe(1)
+        expect(await c.xadd(k, '2-1', { c: '3' }, { trim: { maxLen: 1 } })).toBe('2-1')
+        expect([await c.xdel(k, '2-1'), await c.xtrim(k, { maxLen: 0 })]).toEqual([1, 0])
+      }))
+
+    test('keys; unlink and touch over several slots are split by slot', async () => {
+      await straight('keys', async (k) => {
+        await c.set(k, 'v', 100)
+        expect(await c.type(k)).toBe('string')
+        expect(await c.copy(k, `{${k}}copy`)).toBe(true)
+        await c.rename(k, `{${k}}renamed`)
+        expect(await c.persist(`{${k}}renamed`)).toBe(true)
+        expect(await c.expireAt(`{${k}}renamed`, new Date(Date.now() + 100_000))).toBe(true)
+      })
+      const ks = keys('split')
+      for (const k of ks) await c.set(k, 'v')
+      expect(await c.touch(ks)).toBe(9)
+      expect(await c.unlink(...ks, 'missing')).toBe(9)
+    })
+  })
+}
 
 // ---- what memory:// lacks ------------------------------------------------------------------------
 
