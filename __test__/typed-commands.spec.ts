@@ -4,7 +4,7 @@
 // differ (doubles, maps, nested pairs) and must shape the same. Then: keyPrefix on every
 // command, argument checks, and — on memory:// — a clear refusal of what it lacks.
 import { RedisClient } from '../lib'
-import type { ConnectOptions, StreamEntry } from '../lib'
+import type { ConnectOptions, DeletedStreamEntry, StreamEntry, StreamMessages, XAutoClaimIdsResult, XAutoClaimResult, XPendingEntry, XPendingSummary, ZMemberScore } from '../lib'
 import { startCluster, startRedis, stopAll, type RedisCluster, type RedisServer } from './harness'
 import { closeAll, connect, ns, onMemoryBackend, rejection } from './helpers'
 
@@ -1160,6 +1160,36 @@ if (!onMemoryBackend) {
       expect(await c.unlink(...ks, 'missing')).toBe(9)
     })
   })
+}
+
+// ---- the declared types (checked by `tsc -p __test__`, never run) -------------------------------
+
+/** Overloads resolve the precise result type; a wrong one fails the type check. */
+export async function declaredTypes(c: RedisClient): Promise<void> {
+  const members: string[] = await c.zrange('k', 0, -1)
+  const pairs: ZMemberScore[] = await c.zrange('k', 0, -1, { withScores: true })
+  // @ts-expect-error: withScores gives pairs, not strings
+  const notStrings: string[] = await c.zrange('k', 0, -1, { withScores: true })
+  const added: number = await c.zadd('k', { score: 1, value: 'm' })
+  const score: number | null = await c.zadd('k', { score: 1, value: 'm' }, { incr: true })
+  // @ts-expect-error: with incr the score may be null
+  const notNull: number = await c.zadd('k', { score: 1, value: 'm' }, { incr: true })
+  const one: string | null = await c.lpop('k')
+  const some: string[] | null = await c.lpop('k', 2)
+  const popped: ZMemberScore | null = await c.zpopmin('k')
+  const poppedMany: ZMemberScore[] = await c.zpopmax('k', 2)
+  const flags: boolean[] = await c.smismember('k', 'a', 'b')
+  const read: StreamMessages[] | null = await c.xread({ key: 'k', id: '0' })
+  const grouped: Array<StreamMessages<StreamEntry | DeletedStreamEntry>> | null = await c.xreadgroup('g', 'c', { key: 'k', id: '>' })
+  const summary: XPendingSummary = await c.xpending('k', 'g')
+  const range: XPendingEntry[] = await c.xpending('k', 'g', { start: '-', end: '+', count: 1 })
+  const claimed: StreamEntry[] = await c.xclaim('k', 'g', 'c', 0, '1-1')
+  const ids: string[] = await c.xclaim('k', 'g', 'c', 0, '1-1', { justId: true })
+  const auto: XAutoClaimResult = await c.xautoclaim('k', 'g', 'c', 0, '0-0')
+  const autoIds: XAutoClaimIdsResult = await c.xautoclaim('k', 'g', 'c', 0, '0-0', { justId: true })
+  // @ts-expect-error: sides are 'LEFT' or 'RIGHT'
+  await c.lmove('a', 'b', 'left', 'RIGHT')
+  void [members, pairs, notStrings, added, score, notNull, one, some, popped, poppedMany, flags, read, grouped, summary, range, claimed, ids, auto, autoIds]
 }
 
 // ---- what memory:// lacks ------------------------------------------------------------------------

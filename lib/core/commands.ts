@@ -59,7 +59,7 @@ const EXPIRE_CONDITIONS = new Set(['NX', 'XX', 'GT', 'LT'])
  * `ERR_INVALID_ARGUMENT` before anything is sent. See docs/commands.md.
  */
 export abstract class TypedCommands {
-  /** Sends any command; see {@link RedisClient.command}. */
+  /** Sends any command (the client's generic `command()`): keys prefixed, raw replies. */
   abstract command(name: string, ...args: Array<RedisValue | number>): Promise<unknown>
 
   // ---- strings ----------------------------------------------------------------
