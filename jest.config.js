@@ -45,6 +45,7 @@ const MEMORY_SUITES = [
   'better-auth',
   'ratelimit',
   'throttler',
+  'typed-commands',
 ]
 
 /** @type {import('jest').Config} */

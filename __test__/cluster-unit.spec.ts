@@ -45,6 +45,10 @@ test('command key positions', () => {
   expect(keyIndices('EVAL', ['return 1', '2', 'k1', 'k2', 'arg'])).toEqual([2, 3])
   expect(keyIndices('EVALSHA', ['abc', '0', 'arg'])).toEqual([])
   expect(keyIndices('OBJECT', ['ENCODING', 'k'])).toEqual([1])
+  expect(keyIndices('XREAD', ['COUNT', 5, 'STREAMS', 'a', 'b', '0', '0'])).toEqual([3, 4])
+  expect(keyIndices('XREAD', ['STREAMS', 'a', '$'])).toEqual([1])
+  expect(keyIndices('XREADGROUP', ['GROUP', 'STREAMS', 'STREAMS', 'NOACK', 'STREAMS', 's', '>'])).toEqual([5])
+  expect(keyIndices('XREAD', ['STREAMS', 'a', 'b', '0'])).toEqual([]) // malformed: the server answers
   expect(keyIndices('PING', [])).toEqual([])
   expect(keyIndices('CLUSTER', ['INFO'])).toEqual([])
   expect(keyIndices('FOO.BAR', ['k', 'x'])).toEqual([0]) // unknown: key first

@@ -115,6 +115,11 @@ const ROOT_TYPES = [
   'RateLimitReason', 'UnavailablePolicy', 'RedisCache', 'WrapOptions', 'KeyvRedisStoreOptions', 'Session', 'CreatedSession',
   'CheckOptions', 'SessionsOptions', 'RedisSecondaryStorage', 'RedisSecondaryStorageOptions', 'SessionVerifier',
   'SessionVerifierOptions', 'VerifiedSession', 'BetterAuthSessionRecord', 'BetterAuthUser',
+  // the typed commands' options and results (lib/core/command-types.ts)
+  'FieldValues', 'MemberScanOptions', 'ListSide', 'ZMember', 'ZAddOptions', 'ZRangeBound', 'ScoreBound', 'ZRangeOptions',
+  'ZMemberScore', 'StreamTrim', 'XAddOptions', 'StreamEntry', 'DeletedStreamEntry', 'StreamFrom', 'StreamMessages',
+  'XReadOptions', 'XReadGroupOptions', 'XGroupCreateOptions', 'XPendingSummary', 'XPendingRange', 'XPendingEntry',
+  'XClaimOptions', 'XAutoClaimOptions', 'XAutoClaimResult', 'XAutoClaimIdsResult', 'KeyType', 'ExpireCondition', 'CopyOptions',
 ]
 
 /** The package's internals (marked @internal in lib/): none may reach the published types. */

@@ -1,5 +1,6 @@
 import { NativeClient, OP, SCRIPT } from './binding'
 import { checkOptionKeys, isArray, isPlainObject } from './args'
+import { TypedCommands } from './commands'
 import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument } from './errors'
 import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
@@ -76,7 +77,7 @@ function serializeOptions(options: ConnectOptions): string {
  * await redis.close()
  * ```
  */
-export class RedisClient {
+export class RedisClient extends TypedCommands {
   /** @internal */
   protected native!: NativeClient
   /** @internal */
@@ -91,7 +92,9 @@ export class RedisClient {
   private connectWaiter?: Omit<Pending, "id">
   private closeWaiters: Array<() => void> = []
 
-  protected constructor() {}
+  protected constructor() {
+    super()
+  }
 
   /**
    * Connects and resolves once the server answered the handshake.

@@ -80,7 +80,7 @@ export function parseRedirect(message: string): { kind: 'MOVED' | 'ASK'; slot: n
 // ---- key positions for command() -----------------------------------------------------
 
 /** How to find the keys of a command in its arguments (after the name). */
-type KeySpec = 'none' | 'all' | 'pairs' | 'first' | 'two' | 'allButLast' | 'numkeys' | 'second'
+type KeySpec = 'none' | 'all' | 'pairs' | 'first' | 'two' | 'allButLast' | 'numkeys' | 'second' | 'streams'
 
 const SPEC = new Map<string, KeySpec>()
 const put = (spec: KeySpec, names: string) => {
@@ -94,6 +94,7 @@ put('allButLast', 'BLPOP BRPOP BZPOPMIN BZPOPMAX')
 put('two', 'RENAME RENAMENX SMOVE LMOVE BLMOVE RPOPLPUSH BRPOPLPUSH COPY ZRANGESTORE GEOSEARCHSTORE')
 put('numkeys', 'EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO')
 put('second', 'OBJECT XINFO XGROUP')
+put('streams', 'XREAD XREADGROUP')
 
 /**
  * Indices (into `args`, the arguments after the name) of the keys of command
@@ -122,6 +123,16 @@ export function keyIndices(upper: string, args: ReadonlyArray<unknown>): number[
       return range(0, Math.min(2, n))
     case 'second':
       return n >= 2 ? [1] : []
+    case 'streams': {
+      // `… STREAMS k1 k2 id1 id2`: the keys are the first half after STREAMS. XREADGROUP's
+      // `GROUP group consumer` come first and may be named STREAMS themselves.
+      for (let i = upper === 'XREADGROUP' ? 3 : 0; i < n; i++) {
+        if (String(args[i]).toUpperCase() !== 'STREAMS') continue
+        const rest = n - i - 1
+        return rest > 0 && rest % 2 === 0 ? range(i + 1, i + 1 + rest / 2) : []
+      }
+      return []
+    }
     case 'numkeys': {
       const k = Number(args[1])
       return Number.isInteger(k) && k >= 0 && 2 + k <= n ? range(2, 2 + k) : []

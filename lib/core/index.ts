@@ -4,3 +4,4 @@
 export { RedisClient, ENV_VARS } from './client'
 export { RedisError, ErrorCode } from './errors'
 export type * from './types'
+export type * from './command-types'
