@@ -28,7 +28,7 @@ declare module '../core/client' {
   }
 }
 
-/** How a rule counts. See the README's "Rate limiting" section. */
+/** How a rule counts. See docs/rate-limiting.md, "Choosing an algorithm". */
 export type RateLimitAlgorithm = 'gcra' | 'fixed-window' | 'sliding-window'
 
 /** What to answer when Redis cannot: unreachable, or slower than `commandTimeoutMs`. */
