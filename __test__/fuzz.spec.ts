@@ -485,6 +485,7 @@ const rlResult = fc.record(
   {
     allowed: fc.oneof(fc.boolean(), anyValue),
     limit: fc.oneof(posInt, anyValue),
+    windowMs: maybe(fc.oneof(posInt, anyValue)),
     remaining: fc.oneof(smallInt, anyValue),
     resetMs: fc.oneof(posInt, anyValue),
     retryAfterMs: fc.oneof(posInt, anyValue),

@@ -305,7 +305,7 @@ describe('@nestjs/cache-manager with CacheInterceptor', () => {
     expect(again.body.served).toBe(2)
   })
 
-  test('the README setup: RedisModule’s client injected into CacheModule.registerAsync, CacheInterceptor app-wide', async () => {
+  test('the docs/caching.md setup: RedisModule’s client injected into CacheModule.registerAsync, CacheInterceptor app-wide', async () => {
     @Controller()
     class PlainController {
       static runs = 0

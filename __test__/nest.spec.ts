@@ -7,6 +7,7 @@ import { HealthCheck, HealthCheckService, TerminusModule } from '@nestjs/terminu
 import { RedisClient } from '../lib'
 import { InjectRedis, RedisHealthIndicator, RedisModule, RedisService, getRedisToken } from '../lib/nest'
 import { RedisServer, startRedis, stopAll } from './harness'
+import { eventually } from './helpers'
 
 let plain: RedisServer
 let secured: RedisServer
@@ -161,8 +162,9 @@ describe('RedisHealthIndicator with @nestjs/terminus', () => {
     const controller = moduleRef.get(HealthController)
     const up = await controller.check()
     expect(up.status).toBe('ok')
-    expect(up.info?.redis?.status).toBe('up')
-    expect(typeof up.info?.redis?.latencyMs).toBe('number')
+    expect(up.info?.redis).toMatchObject({ status: 'up', latencyMs: expect.any(Number), reconnects: 0 })
+    // the p99 of every reply since connect: at least the PING that just answered
+    expect(up.info?.redis?.p99Ms).toBeGreaterThan(0)
 
     srv.pause()
     const slow = await moduleRef.get(RedisHealthIndicator).isHealthy('redis', { timeoutMs: 200 })
@@ -177,5 +179,44 @@ describe('RedisHealthIndicator with @nestjs/terminus', () => {
     expect(err?.getStatus()).toBe(503)
     expect(err?.getResponse().error.redis.status).toBe('down')
     await moduleRef.close()
+  })
+
+  /** What the indicator must say of `client.status`: the same value where the client has one, nothing where it has none. */
+  function expectedConnection(client: RedisClient): { connection?: string } {
+    const status: unknown = (client as unknown as { status?: unknown }).status
+    return typeof status === 'string' ? { connection: status } : {}
+  }
+
+  test('reports the connection state, reconnects and p99 latency from client.stats()', async () => {
+    const srv = await startRedis()
+    const moduleRef = await Test.createTestingModule({
+      imports: [RedisModule.forRoot({ url: srv.url, connectTimeoutMs: 500, reconnect: { minDelayMs: 10, maxDelayMs: 50 } })],
+    }).compile()
+    const indicator = moduleRef.get(RedisHealthIndicator)
+    const client = moduleRef.get<RedisClient>(getRedisToken())
+    for (let i = 0; i < 200; i++) await client.set(`health:${i}`, 'v')
+
+    const before = (await indicator.isHealthy('cache')).cache
+    expect(before).toMatchObject({ status: 'up', reconnects: 0, ...expectedConnection(client) })
+    expect(before.p99Ms).toBe(Math.round(client.stats().latency.p99Ms * 1000) / 1000)
+    if (before.connection !== undefined) expect(before.connection).toBe('ready')
+    else expect(before).not.toHaveProperty('connection')
+
+    // the server drops the connection: the client reconnects by itself, and the indicator says so
+    await srv.cli('CLIENT', 'KILL', 'TYPE', 'normal')
+    const after = await eventually(async () => {
+      const h = (await indicator.isHealthy()).redis
+      if (h.status !== 'up' || h.reconnects !== 1) throw new Error(`not reconnected yet: ${JSON.stringify(h)}`)
+      return h
+    }, 5_000, 20)
+    expect(after).toMatchObject({ status: 'up', reconnects: client.stats().reconnects, ...expectedConnection(client) })
+    expect(after.p99Ms).toBeGreaterThan(0)
+
+    // closed: down with the client's error, and the counters still reported
+    await moduleRef.close()
+    const closed = (await indicator.isHealthy()).redis
+    expect(closed).toMatchObject({ status: 'down', message: expect.stringContaining('ERR_CLOSED'), reconnects: 1, ...expectedConnection(client) })
+    expect(closed).not.toHaveProperty('latencyMs')
+    await srv.kill()
   })
 })

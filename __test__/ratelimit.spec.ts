@@ -351,7 +351,7 @@ describe('denied keys are remembered until their retry time', () => {
   test('bounded, least recently used first out', () => {
     const cache = new DeniedCache(3)
     const denial = (retryAfterMs: number): RateLimitResult[] => [
-      { allowed: false, limit: 1, remaining: 0, resetMs: retryAfterMs, retryAfterMs, reason: 'limit' },
+      { allowed: false, limit: 1, windowMs: 60_000, remaining: 0, resetMs: retryAfterMs, retryAfterMs, reason: 'limit' },
     ]
     cache.remember('a', 0, denial(1000))
     cache.remember('b', 0, denial(1000))
@@ -478,10 +478,10 @@ describe('when Redis is unavailable', () => {
     await down.kill()
     for (let i = 0; i < 10; i++) {
       expect(await c.rateLimit(key, allow)).toEqual({
-        allowed: true, limit: 100, remaining: 99, resetMs: 0, retryAfterMs: 0, reason: 'unavailable',
+        allowed: true, limit: 100, windowMs: 3_600_000, remaining: 99, resetMs: 0, retryAfterMs: 0, reason: 'unavailable',
       })
       expect(await c.rateLimit(key, deny)).toEqual({
-        allowed: false, limit: 100, remaining: 0, resetMs: 0, retryAfterMs: 1000, name: 'strict', reason: 'unavailable',
+        allowed: false, limit: 100, windowMs: 3_600_000, remaining: 0, resetMs: 0, retryAfterMs: 1000, name: 'strict', reason: 'unavailable',
       })
       // any rule that says deny denies the whole call
       const both = await c.rateLimitAll(key, [allow, deny])
@@ -541,8 +541,13 @@ describe('when Redis is unavailable', () => {
 
 describe('rateLimitHeaders', () => {
   const ok = (over: Partial<RateLimitResult> = {}): RateLimitResult => ({
-    allowed: true, limit: 10, remaining: 7, resetMs: 1200, retryAfterMs: 0, ...over,
+    allowed: true, limit: 10, windowMs: 1000, remaining: 7, resetMs: 1200, retryAfterMs: 0, ...over,
   })
+  /** A result as a caller might build it by hand, without the window. */
+  const windowless = (over: Partial<RateLimitResult> = {}): RateLimitResult => {
+    const { windowMs: _dropped, ...rest } = ok(over)
+    return rest as RateLimitResult
+  }
 
   test('RateLimit-Policy and RateLimit of the IETF draft, one item per rule', () => {
     const rules: RateLimitRule[] = [{ limit: 10, windowMs: 1000 }, { limit: 1000, windowMs: 86_400_000, name: 'daily' }]
@@ -552,17 +557,38 @@ describe('rateLimitHeaders', () => {
     })
   })
 
+  test('the results alone give each policy its window and, unnamed, a name from limit and window', () => {
+    const h = rateLimitHeaders([ok(), ok({ limit: 1000, windowMs: 86_400_000, remaining: 990, resetMs: 86_000_000, name: 'daily' }), ok({ limit: 5, windowMs: 1500 })])
+    expect(h).toEqual({
+      'RateLimit-Policy': '"10-per-1s";q=10;w=1, "daily";q=1000;w=86400, "5-per-1500ms";q=5;w=2',
+      RateLimit: '"10-per-1s";r=7;t=2, "daily";r=990;t=86000, "5-per-1500ms";r=7;t=2',
+    })
+    // rules passed as well (the older call) say the same; a rule's window takes precedence over its result's
+    const rules: RateLimitRule[] = [{ limit: 10, windowMs: 1000 }, { limit: 1000, windowMs: 86_400_000, name: 'daily' }, { limit: 5, windowMs: 1500 }]
+    expect(rateLimitHeaders([ok(), ok({ limit: 1000, windowMs: 86_400_000, remaining: 990, resetMs: 86_000_000, name: 'daily' }), ok({ limit: 5, windowMs: 1500 })], rules)).toEqual(h)
+    expect(rateLimitHeaders(ok(), { limit: 10, windowMs: 60_000 })['RateLimit-Policy']).toBe('"10-per-1m";q=10;w=60')
+    // a window that is not a positive integer is refused, as a rule's is
+    for (const windowMs of [0, -1, 1.5, NaN, '1000']) {
+      expect(() => rateLimitHeaders(ok({ windowMs: windowMs as number }))).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    }
+  })
+
+  test('a result built by hand without its window: q= only, unnamed policies numbered', () => {
+    const h = rateLimitHeaders([windowless(), windowless({ name: 'b' })])
+    expect(h['RateLimit-Policy']).toBe('"policy-1";q=10, "b";q=10')
+    expect(rateLimitHeaders(windowless(), { limit: 10, windowMs: 2000 })['RateLimit-Policy']).toBe('"10-per-2s";q=10;w=2')
+  })
+
   test('Retry-After (whole seconds, rounded up) only when denied', () => {
     const h = rateLimitHeaders([ok({ allowed: false, remaining: 0, retryAfterMs: 1500, reason: 'limit' }), ok({ allowed: false, reason: 'other-rule' })])
     expect(h['Retry-After']).toBe('2')
-    expect(h['RateLimit-Policy']).toBe('"policy-1";q=10, "policy-2";q=10')
     expect(rateLimitHeaders(ok())['Retry-After']).toBeUndefined()
     expect(rateLimitHeaders(ok({ allowed: false, retryAfterMs: 1 }))['Retry-After']).toBe('1')
   })
 
   test('names are sf-strings; results of the fail policy are left out of RateLimit', () => {
     const h = rateLimitHeaders([ok({ name: 'a "quoted" \\ name' }), ok({ name: 'b', reason: 'unavailable' })])
-    expect(h['RateLimit-Policy']).toBe('"a \\"quoted\\" \\\\ name";q=10, "b";q=10')
+    expect(h['RateLimit-Policy']).toBe('"a \\"quoted\\" \\\\ name";q=10;w=1, "b";q=10;w=1')
     expect(h.RateLimit).toBe('"a \\"quoted\\" \\\\ name";r=7;t=2')
     expect(rateLimitHeaders(ok({ reason: 'unavailable' })).RateLimit).toBeUndefined()
     expect(() => rateLimitHeaders([ok()], [])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
@@ -574,9 +600,30 @@ describe('rateLimitHeaders', () => {
     const rule: RateLimitRule = { limit: 1, windowMs: 60_000, name: 'login' }
     await client.rateLimit(key, rule)
     const r = await client.rateLimit(key, rule)
-    const h = rateLimitHeaders(r, rule)
+    const h = rateLimitHeaders(r)
+    expect(r.windowMs).toBe(60_000)
     expect(h['RateLimit-Policy']).toBe('"login";q=1;w=60')
     expect(h.RateLimit).toMatch(/^"login";r=0;t=(59|60)$/)
     expect(h['Retry-After']).toMatch(/^(59|60)$/)
+    expect(rateLimitHeaders(r, rule)['RateLimit-Policy']).toBe(h['RateLimit-Policy'])
+    // answered from the memory of denied keys: the window is still there
+    const cached = await client.rateLimit(key, rule)
+    expect(cached).toMatchObject({ reason: 'cached-deny', windowMs: 60_000 })
+    expect(rateLimitHeaders(cached)['RateLimit-Policy']).toBe('"login";q=1;w=60')
+  })
+
+  test('rateLimitAll results carry each rule\'s window: the headers need nothing else', async () => {
+    const key = ns('hdr-all')
+    const rules: RateLimitRule[] = [
+      { limit: 10, windowMs: 1_000 },
+      { limit: 1000, windowMs: 86_400_000, name: 'daily', algorithm: 'fixed-window' },
+      { limit: 50, windowMs: 90_000, algorithm: 'sliding-window' },
+    ]
+    const results = await client.rateLimitAll(key, rules)
+    expect(results.map((r) => r.windowMs)).toEqual([1_000, 86_400_000, 90_000])
+    const h = rateLimitHeaders(results)
+    expect(h['RateLimit-Policy']).toBe('"10-per-1s";q=10;w=1, "daily";q=1000;w=86400, "50-per-90s";q=50;w=90')
+    expect(h.RateLimit).toMatch(/^"10-per-1s";r=9;t=[01], "daily";r=999;t=\d+, "50-per-90s";r=49;t=\d+$/)
+    expect(rateLimitHeaders(results, rules)).toEqual(h)
   })
 })

@@ -492,7 +492,7 @@ describe('failover under traffic (100 concurrent callers)', () => {
     const replica = t.nodes.find((n) => n !== old)!
     // Without this, the old master keeps acknowledging writes after its replica
     // was promoted, until the client hears of the switch, and Redis discards
-    // them when it resyncs the old master (see README, "Sentinel"). It narrows
+    // them when it resyncs the old master (see docs/cluster-and-sentinel.md, "Sentinel"). It narrows
     // that window to the moment the promotion takes: writes the old master took
     // before it saw its replica leave are still Redis' to lose, as with a kill.
     await old.cli('CONFIG', 'SET', 'min-replicas-to-write', '1')

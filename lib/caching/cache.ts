@@ -2,7 +2,7 @@
 // the loader once per key per process (callers of a key in flight share one
 // promise) and, across instances, once per key under a short load lock: the
 // instance that takes the lock loads and stores, the others wait for its value.
-// See the README's "Caching" section. Installs `client.cache` on RedisClient.
+// See docs/caching.md. Installs `client.cache` on RedisClient.
 import { randomBytes } from 'node:crypto'
 import { checkNonEmptyString, checkOptions, isInt, show, showReply } from '../core/args'
 import type { RedisClient } from '../core/client'

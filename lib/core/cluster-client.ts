@@ -85,7 +85,7 @@ class Node {
 }
 
 /**
- * RedisClient over a Redis Cluster (see the README's "Redis Cluster"). Made by
+ * RedisClient over a Redis Cluster (see docs/cluster-and-sentinel.md). Made by
  * `RedisClient.connect({ cluster: { nodes } })`; same API as the standalone client.
  * @internal
  */

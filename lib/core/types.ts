@@ -18,7 +18,7 @@ export interface TlsOptions {
 export interface ConnectOptions {
   /**
    * `redis://[[user]:password@]host[:port][/db]` or `rediss://…`; the fields below override its parts.
-   * `memory://[name][/db]`: the embedded in-process store of that name (for tests and demos; see the README).
+   * `memory://[name][/db]`: the embedded in-process store of that name (for tests and demos; see docs/memory.md).
    */
   url?: string
   /** Default `127.0.0.1`. */

@@ -66,14 +66,38 @@ export class RedisService {
   }
 }
 
+/**
+ * What `RedisHealthIndicator.isHealthy()` reports under its key. A type (not an
+ * interface) so that it fits @nestjs/terminus' `HealthIndicatorResult`.
+ */
+export type RedisHealthDetails = {
+  /** `'up'` when the health check's PING answered within `timeoutMs`. */
+  status: 'up' | 'down'
+  /** That PING's round trip in ms (when it answered). */
+  latencyMs?: number
+  /**
+   * The client's connection state (`client.status`: `'connecting'`, `'ready'`,
+   * `'reconnecting'`, `'end'`), reported only by a client that has one.
+   */
+  connection?: string
+  /** `stats().reconnects`: connections re-established since connect. */
+  reconnects?: number
+  /** `stats().latency.p99Ms`: the 99th percentile round trip of every reply since connect. */
+  p99Ms?: number
+  /** Why it is down: the PING's error (`ERR_TIMEOUT …`, `ERR_CONNECTION …`, `ERR_CLOSED …`). */
+  message?: string
+}
+
 /** Health of the default connection, for @nestjs/terminus (11+ style: results, not exceptions). */
 @Injectable()
 export class RedisHealthIndicator {
   constructor(@InjectRedis() private readonly client: RedisClient) {}
 
   /**
-   * PINGs the server; `{ [key]: { status: 'up', latencyMs } }`, or status
-   * `'down'` with the reason when it fails or takes longer than `timeoutMs`.
+   * PINGs the server; `{ [key]: { status: 'up', latencyMs, reconnects, p99Ms } }`
+   * (plus `connection`, the client's `status`, where the client has one), or
+   * status `'down'` with the reason in `message` when the PING fails or takes
+   * longer than `timeoutMs` (default 1000).
    *
    * ```ts
    * @Get('health') @HealthCheck()
@@ -83,9 +107,10 @@ export class RedisHealthIndicator {
   async isHealthy<K extends string = 'redis'>(
     key: K = 'redis' as K,
     options: { timeoutMs?: number } = {},
-  ): Promise<Record<K, { status: 'up' | 'down'; latencyMs?: number; message?: string }>> {
+  ): Promise<Record<K, RedisHealthDetails>> {
     const timeoutMs = options.timeoutMs ?? 1000
     let timer: NodeJS.Timeout | undefined
+    let details: RedisHealthDetails
     try {
       const latencyMs = await Promise.race([
         this.client.ping(),
@@ -96,16 +121,34 @@ export class RedisHealthIndicator {
           )
         }),
       ])
-      return { [key]: { status: 'up', latencyMs: Math.round(latencyMs * 1000) / 1000 } } as Record<
-        K,
-        { status: 'up'; latencyMs: number }
-      >
+      details = { status: 'up', latencyMs: round(latencyMs) }
     } catch (e) {
-      return { [key]: { status: 'down', message: (e as Error).message } } as Record<K, { status: 'down'; message: string }>
+      details = { status: 'down', message: (e as Error).message }
     } finally {
       clearTimeout(timer)
     }
+    // Read after the PING, so that they describe the connection as it answered (or failed).
+    const connection = connectionStatus(this.client)
+    if (connection !== undefined) details.connection = connection
+    const stats = this.client.stats()
+    details.reconnects = stats.reconnects
+    details.p99Ms = round(stats.latency.p99Ms)
+    return { [key]: details } as Record<K, RedisHealthDetails>
   }
+}
+
+/**
+ * The client's `status` where it has one (a string); undefined otherwise, and
+ * then the PING alone tells up from down.
+ */
+function connectionStatus(client: RedisClient): string | undefined {
+  const status: unknown = (client as unknown as { status?: unknown }).status
+  return typeof status === 'string' ? status : undefined
+}
+
+/** Milliseconds to the microsecond, for a readable health payload. */
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000
 }
 
 /** Closes a connection when the application shuts down, after its in-flight replies. */

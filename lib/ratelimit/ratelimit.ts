@@ -28,7 +28,7 @@ declare module '../core/client' {
   }
 }
 
-/** How a rule counts. See the README's "Rate limiting" section. */
+/** How a rule counts. See docs/rate-limiting.md, "Choosing an algorithm". */
 export type RateLimitAlgorithm = 'gcra' | 'fixed-window' | 'sliding-window'
 
 /** What to answer when Redis cannot: unreachable, or slower than `commandTimeoutMs`. */
@@ -71,6 +71,8 @@ export interface RateLimitResult {
   allowed: boolean
   /** The rule's `limit`. */
   limit: number
+  /** The rule's `windowMs`: what `rateLimitHeaders(results)` states as each policy's window (`w=`). */
+  windowMs: number
   /** Requests of cost 1 this rule allows right now (after this one, when it was charged). */
   remaining: number
   /** Milliseconds until this rule's limit is whole again. */
@@ -294,6 +296,7 @@ async function run(client: RedisClient, key: string, rules: Rule[]): Promise<Rat
     const res: RateLimitResult = {
       allowed,
       limit: rules[i].limit,
+      windowMs: rules[i].windowMs,
       remaining: Number(reply[o + 1]),
       resetMs: Number(reply[o + 2]),
       retryAfterMs: Number(reply[o + 3]),
@@ -314,6 +317,7 @@ function unavailable(rules: Rule[]): RateLimitResult[] {
     const res: RateLimitResult = {
       allowed,
       limit: r.limit,
+      windowMs: r.windowMs,
       remaining: allowed ? Math.max(0, r.limit - r.cost) : 0,
       resetMs: 0,
       retryAfterMs: allowed ? 0 : UNAVAILABLE_RETRY_MS,
@@ -343,14 +347,17 @@ extendClient({
  * ```ts
  * const rules = [{ limit: 10, windowMs: 1000 }, { limit: 1000, windowMs: 86_400_000, name: 'daily' }]
  * const results = await redis.rateLimitAll(ip, rules)
- * res.set(rateLimitHeaders(results, rules))
+ * res.set(rateLimitHeaders(results))
  * // RateLimit-Policy: "10-per-1s";q=10;w=1, "daily";q=1000;w=86400
  * // RateLimit: "10-per-1s";r=9;t=1, "daily";r=999;t=86400
  * ```
  *
- * A result does not carry its rule's window: pass the rules (same order) to get
- * `w=` in the policy and policy names for unnamed rules; without them the
- * policy has `q=` only and unnamed policies are called `"policy-1"`, `"policy-2"`….
+ * Each result carries its rule's `limit` and `windowMs`, which give the
+ * policy's `q=` and `w=` and the name of an unnamed policy (`"10-per-1s"`).
+ * `rules` (same order) is optional, kept for callers that passed it before
+ * results carried their window: a rule's `windowMs` takes precedence over its
+ * result's, and its `name` names a result that has none. A result without a window (one built by hand) gives a
+ * policy with `q=` only, called `"policy-1"`, `"policy-2"`… when unnamed.
  * Results answered by the fail policy (`reason: 'unavailable'`) are left out of
  * `RateLimit`: nothing is known about them.
  */
@@ -376,11 +383,12 @@ function headersOf(results: RateLimitResult | RateLimitResult[], rules?: RateLim
     const r = resultArg(result, i)
     const rule: unknown = ruleList[i]
     if (rule !== undefined && (rule === null || typeof rule !== 'object')) throw invalidArgument(`rateLimitHeaders(): rules[${i}] is not a rule`)
-    const { windowMs, name: ruleName } = (rule ?? {}) as Partial<RateLimitRule>
-    if (windowMs !== undefined && !isInt(windowMs, 1)) throw invalidArgument(`rateLimitHeaders(): rules[${i}].windowMs must be a positive integer`)
+    const { windowMs: ruleWindowMs, name: ruleName } = (rule ?? {}) as Partial<RateLimitRule>
+    if (ruleWindowMs !== undefined && !isInt(ruleWindowMs, 1)) throw invalidArgument(`rateLimitHeaders(): rules[${i}].windowMs must be a positive integer`)
     if (ruleName !== undefined && typeof ruleName !== 'string') throw invalidArgument(`rateLimitHeaders(): rules[${i}].name must be a string`)
+    const windowMs = ruleWindowMs ?? r.windowMs
     const name = sfString(r.name ?? ruleName ?? defaultPolicyName(r.limit, windowMs, i))
-    const w = typeof windowMs === 'number' && windowMs > 0 ? `;w=${Math.max(1, Math.ceil(windowMs / 1000))}` : ''
+    const w = windowMs !== undefined ? `;w=${Math.max(1, Math.ceil(windowMs / 1000))}` : ''
     policies.push(`${name};q=${r.limit}${w}`)
     if (r.reason !== 'unavailable') {
       current.push(`${name};r=${Math.max(0, Math.floor(r.remaining))};t=${Math.max(0, Math.ceil(r.resetMs / 1000))}`)
@@ -397,18 +405,32 @@ function headersOf(results: RateLimitResult | RateLimitResult[], rules?: RateLim
 }
 
 /** The fields of a RateLimitResult that the headers use, checked and read once each. */
-function resultArg(v: unknown, i: number): Pick<RateLimitResult, 'allowed' | 'limit' | 'remaining' | 'resetMs' | 'retryAfterMs' | 'name' | 'reason'> {
+function resultArg(
+  v: unknown,
+  i: number,
+): Pick<RateLimitResult, 'allowed' | 'limit' | 'remaining' | 'resetMs' | 'retryAfterMs' | 'name' | 'reason'> & { windowMs?: number } {
   if (v === null || typeof v !== 'object') throw invalidArgument(`rateLimitHeaders(): results[${i}] is not a result`)
-  const { allowed, limit, remaining, resetMs, retryAfterMs, name, reason } = v as Record<string, unknown>
+  const { allowed, limit, windowMs, remaining, resetMs, retryAfterMs, name, reason } = v as Record<string, unknown>
   const bad = (field: string, want: string) => invalidArgument(`rateLimitHeaders(): results[${i}].${field} must be ${want}`)
   if (typeof allowed !== 'boolean') throw bad('allowed', 'a boolean')
   if (!isInt(limit, 0)) throw bad('limit', 'a non-negative integer')
+  // absent on a result built by hand: the policy then has no `w=`
+  if (windowMs !== undefined && !isInt(windowMs, 1)) throw bad('windowMs', 'a positive integer')
   for (const [field, n] of [['remaining', remaining], ['resetMs', resetMs], ['retryAfterMs', retryAfterMs]] as const) {
     if (typeof n !== 'number' || !Number.isFinite(n)) throw bad(field, 'a finite number')
   }
   if (name !== undefined && typeof name !== 'string') throw bad('name', 'a string')
   if (reason !== undefined && typeof reason !== 'string') throw bad('reason', 'a string')
-  return { allowed, limit, remaining: remaining as number, resetMs: resetMs as number, retryAfterMs: retryAfterMs as number, name, reason: reason as RateLimitResult['reason'] }
+  return {
+    allowed,
+    limit,
+    windowMs: windowMs as number | undefined,
+    remaining: remaining as number,
+    resetMs: resetMs as number,
+    retryAfterMs: retryAfterMs as number,
+    name,
+    reason: reason as RateLimitResult['reason'],
+  }
 }
 
 function defaultPolicyName(limit: number, windowMs: number | undefined, i: number): string {

@@ -1,6 +1,6 @@
 // `client.sessions`: the package's own session store, for apps without Better
 // Auth. Tokens are 256-bit random (base64url); Redis only ever sees the SHA-256
-// of a token. See the README's "Sessions" section.
+// of a token. See docs/sessions.md.
 //
 // Keys (under the client's keyPrefix, `prefix` default 'sess:'):
 //   sess:t:{<id>}       one session (a string: expiry, bound and creation time in a

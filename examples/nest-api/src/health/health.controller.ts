@@ -11,7 +11,7 @@ export class HealthController {
     private readonly redis: RedisHealthIndicator,
   ) {}
 
-  /** 200 `{ status: 'ok', info: { redis: { status: 'up', latencyMs } } }`, or 503 with `status: 'down'`. */
+  /** 200 `{ status: 'ok', info: { redis: { status: 'up', latencyMs, reconnects, p99Ms } } }`, or 503 with `status: 'down'`. */
   @Get()
   @HealthCheck()
   check(): Promise<HealthCheckResult> {
