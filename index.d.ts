@@ -45,5 +45,12 @@ export declare function opArities(): Array<number>
 /** Op names in code order: TypeScript builds its op table from this. */
 export declare function opNames(): Array<string>
 
+/**
+ * The arguments (indices into `args`, which follow the name) a cluster routes
+ * command `name` by: its keys, or the shard channel of SPUBLISH/SSUBSCRIBE;
+ * `null` when the command table does not know the command.
+ */
+export declare function routingKeys(name: string, args: Array<string>): Array<number> | null
+
 /** Names of the package's Lua scripts, in id order. */
 export declare function scriptNames(): Array<string>

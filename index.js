@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.NativeClient = nativeBinding.NativeClient
 module.exports.opArities = nativeBinding.opArities
 module.exports.opNames = nativeBinding.opNames
+module.exports.routingKeys = nativeBinding.routingKeys
 module.exports.scriptNames = nativeBinding.scriptNames

@@ -147,6 +147,21 @@ pub fn op_arities() -> Vec<u32> {
     .collect()
 }
 
+/// The arguments (indices into `args`, which follow the name) a cluster routes
+/// command `name` by: its keys, or the shard channel of SPUBLISH/SSUBSCRIBE;
+/// `null` when the command table does not know the command.
+#[napi]
+pub fn routing_keys(name: String, args: Vec<String>) -> Option<Vec<u32>> {
+  let refs: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+  let cmd = commands::table::lookup(name.as_bytes(), &refs)?;
+  Some(
+    commands::table::routing_positions(cmd, &refs)
+      .into_iter()
+      .map(|i| i as u32)
+      .collect(),
+  )
+}
+
 /// Names of the package's Lua scripts, in id order.
 #[napi]
 pub fn script_names() -> Vec<String> {

@@ -1,3 +1,4 @@
+import { routingKeys } from './binding'
 // Redis Cluster helpers that need no connection: addresses, the CLUSTER SLOTS
 // reply, the key positions of commands (for routing `command()`), and the
 // environment's cluster settings. The client itself is cluster-client.ts.
@@ -79,67 +80,16 @@ export function parseRedirect(message: string): { kind: 'MOVED' | 'ASK'; slot: n
 
 // ---- key positions for command() -----------------------------------------------------
 
-/** How to find the keys of a command in its arguments (after the name). */
-type KeySpec = 'none' | 'all' | 'pairs' | 'first' | 'two' | 'allButLast' | 'numkeys' | 'second' | 'streams'
-
-const SPEC = new Map<string, KeySpec>()
-const put = (spec: KeySpec, names: string) => {
-  for (const n of names.split(/\s+/)) if (n) SPEC.set(n, spec)
-}
-put('none', `PING ECHO INFO TIME DBSIZE SCRIPT CLIENT CONFIG COMMAND SLOWLOG LASTSAVE ROLE PUBLISH
-  FUNCTION LATENCY ACL WAIT CLUSTER MEMORY FLUSHDB FLUSHALL SWAPDB KEYS SCAN RANDOMKEY DEBUG SAVE BGSAVE ASKING`)
-put('all', 'DEL UNLINK EXISTS TOUCH MGET SINTER SUNION SDIFF SINTERSTORE SUNIONSTORE SDIFFSTORE PFCOUNT PFMERGE')
-put('pairs', 'MSET MSETNX')
-put('allButLast', 'BLPOP BRPOP BZPOPMIN BZPOPMAX')
-put('two', 'RENAME RENAMENX SMOVE LMOVE BLMOVE RPOPLPUSH BRPOPLPUSH COPY ZRANGESTORE GEOSEARCHSTORE')
-put('numkeys', 'EVAL EVALSHA EVAL_RO EVALSHA_RO FCALL FCALL_RO')
-put('second', 'OBJECT XINFO XGROUP')
-put('streams', 'XREAD XREADGROUP')
-
 /**
  * Indices (into `args`, the arguments after the name) of the keys of command
- * `upper`. Commands not in the table are taken to have their key first, as
- * nearly all Redis commands do.
+ * `upper` — and of the shard channel of SPUBLISH / SSUBSCRIBE — as the native
+ * command table (generated from Redis' own COMMAND) finds them. A command the
+ * table does not know is taken to have its key first, as module commands do.
  * @internal
  */
 export function keyIndices(upper: string, args: ReadonlyArray<unknown>): number[] {
-  const n = args.length
-  const spec = SPEC.get(upper) ?? 'first'
-  const range = (from: number, to: number, step = 1) => {
-    const v: number[] = []
-    for (let i = from; i < to; i += step) v.push(i)
-    return v
-  }
-  switch (spec) {
-    case 'none':
-      return []
-    case 'all':
-      return range(0, n)
-    case 'pairs':
-      return range(0, n, 2)
-    case 'allButLast':
-      return range(0, n - 1)
-    case 'two':
-      return range(0, Math.min(2, n))
-    case 'second':
-      return n >= 2 ? [1] : []
-    case 'streams': {
-      // `… STREAMS k1 k2 id1 id2`: the keys are the first half after STREAMS. XREADGROUP's
-      // `GROUP group consumer` come first and may be named STREAMS themselves.
-      for (let i = upper === 'XREADGROUP' ? 3 : 0; i < n; i++) {
-        if (String(args[i]).toUpperCase() !== 'STREAMS') continue
-        const rest = n - i - 1
-        return rest > 0 && rest % 2 === 0 ? range(i + 1, i + 1 + rest / 2) : []
-      }
-      return []
-    }
-    case 'numkeys': {
-      const k = Number(args[1])
-      return Number.isInteger(k) && k >= 0 && 2 + k <= n ? range(2, 2 + k) : []
-    }
-    default:
-      return n >= 1 ? [0] : []
-  }
+  const words = args.map((a) => (Buffer.isBuffer(a) ? a.toString('latin1') : String(a)))
+  return routingKeys(upper, words) ?? (args.length >= 1 ? [0] : [])
 }
 
 // ---- the environment -------------------------------------------------------------------

@@ -17,6 +17,8 @@
 use crate::error::{Error, Result};
 use redis::Cmd;
 
+pub mod table;
+
 // The encoders below append arguments to a redis-rs `Cmd`; redis-rs packs it
 // (RESP) when the batch is written.
 fn push_array_header(_out: &mut Cmd, _parts: usize) {}
@@ -683,24 +685,6 @@ fn encode_scan(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   Ok(Shape::Scan)
 }
 
-/// Where a command's keys are, for prefixing in `command()`.
-#[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub enum KeySpec {
-  /// No keys (PING, INFO, …).
-  None,
-  /// Keys from argument `first` (1 = right after the name) to `last`
-  /// (negative: counted from the end), every `step`.
-  Range {
-    first: usize,
-    last: isize,
-    step: usize,
-  },
-  /// EVAL-style: the number of keys is at `at`, keys follow it.
-  NumKeys { at: usize },
-  /// Not known: refused when a key prefix is set.
-  Unknown,
-}
-
 /// Commands that would let a prefixed client reach other prefixes' keys:
 /// whole-keyspace commands, scripts (they can touch any key), and commands that
 /// take key patterns or store to a key outside the key positions.
@@ -755,101 +739,6 @@ const REFUSED_ALWAYS: &[&str] = &[
   "READWRITE",
 ];
 
-/// The key positions of a command (upper-case name).
-pub fn key_spec(name: &str) -> KeySpec {
-  const ONE: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 1,
-    step: 1,
-  };
-  const ALL: KeySpec = KeySpec::Range {
-    first: 1,
-    last: -1,
-    step: 1,
-  };
-  const TWO: KeySpec = KeySpec::Range {
-    first: 1,
-    last: 2,
-    step: 1,
-  };
-  match name {
-    "PING" | "ECHO" | "INFO" | "TIME" | "DBSIZE" | "SCRIPT" | "CLIENT" | "CONFIG" | "COMMAND"
-    | "SLOWLOG" | "LASTSAVE" | "ROLE" | "PUBLISH" | "MULTI" | "EXEC" | "DISCARD" | "UNWATCH"
-    | "FUNCTION" | "LATENCY" | "ACL" | "HELLO" | "AUTH" | "WAIT" | "READONLY" | "READWRITE"
-    | "CLUSTER" | "MEMORY" | "FLUSHDB" | "FLUSHALL" | "SELECT" | "SWAPDB" | "KEYS" | "SCAN"
-    | "RANDOMKEY" | "DEBUG" | "SAVE" | "BGSAVE" | "QUIT" | "RESET" | "ASKING" => KeySpec::None,
-    "DEL" | "UNLINK" | "EXISTS" | "TOUCH" | "MGET" | "WATCH" | "SINTER" | "SUNION" | "SDIFF"
-    | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" | "PFCOUNT" | "PFMERGE" => ALL,
-    "MSET" | "MSETNX" => KeySpec::Range {
-      first: 1,
-      last: -1,
-      step: 2,
-    },
-    "BLPOP" | "BRPOP" | "BZPOPMIN" | "BZPOPMAX" => KeySpec::Range {
-      first: 1,
-      last: -2,
-      step: 1,
-    },
-    "RENAME" | "RENAMENX" | "SMOVE" | "LMOVE" | "BLMOVE" | "RPOPLPUSH" | "BRPOPLPUSH" | "COPY"
-    | "ZRANGESTORE" | "GEOSEARCHSTORE" => TWO,
-    "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => {
-      KeySpec::NumKeys { at: 2 }
-    }
-    "OBJECT" | "XINFO" | "XGROUP" => KeySpec::Range {
-      first: 2,
-      last: 2,
-      step: 1,
-    },
-    "SET" | "GET" | "GETSET" | "SETNX" | "SETEX" | "PSETEX" | "APPEND" | "STRLEN" | "INCR"
-    | "DECR" | "INCRBY" | "DECRBY" | "INCRBYFLOAT" | "GETRANGE" | "SETRANGE" | "GETDEL"
-    | "GETEX" | "GETBIT" | "SETBIT" | "BITCOUNT" | "BITPOS" | "BITFIELD" | "EXPIRE" | "PEXPIRE"
-    | "EXPIREAT" | "PEXPIREAT" | "EXPIRETIME" | "PEXPIRETIME" | "TTL" | "PTTL" | "PERSIST"
-    | "TYPE" | "DUMP" | "RESTORE" | "SORT" | "SORT_RO" | "HSET" | "HGET" | "HMSET" | "HMGET"
-    | "HGETALL" | "HDEL" | "HEXISTS" | "HINCRBY" | "HINCRBYFLOAT" | "HKEYS" | "HVALS" | "HLEN"
-    | "HSETNX" | "HSTRLEN" | "HSCAN" | "HRANDFIELD" | "LPUSH" | "RPUSH" | "LPOP" | "RPOP"
-    | "LRANGE" | "LLEN" | "LINDEX" | "LSET" | "LREM" | "LTRIM" | "LINSERT" | "LPUSHX"
-    | "RPUSHX" | "LPOS" | "SADD" | "SREM" | "SMEMBERS" | "SISMEMBER" | "SMISMEMBER" | "SCARD"
-    | "SPOP" | "SRANDMEMBER" | "SSCAN" | "ZADD" | "ZREM" | "ZRANGE" | "ZRANGEBYSCORE"
-    | "ZREVRANGE" | "ZREVRANGEBYSCORE" | "ZRANK" | "ZREVRANK" | "ZSCORE" | "ZMSCORE" | "ZCARD"
-    | "ZCOUNT" | "ZINCRBY" | "ZPOPMIN" | "ZPOPMAX" | "ZREMRANGEBYRANK" | "ZREMRANGEBYSCORE"
-    | "ZREMRANGEBYLEX" | "ZRANGEBYLEX" | "ZREVRANGEBYLEX" | "ZLEXCOUNT" | "ZSCAN"
-    | "ZRANDMEMBER" | "XADD" | "XLEN" | "XRANGE" | "XREVRANGE" | "XDEL" | "XTRIM" | "XACK"
-    | "XCLAIM" | "XAUTOCLAIM" | "XPENDING" | "PFADD" | "GEOADD" | "GEOPOS" | "GEODIST"
-    | "GEOSEARCH" | "GEOHASH" | "GEORADIUS" | "GEORADIUSBYMEMBER" => ONE,
-    _ => KeySpec::Unknown,
-  }
-}
-
-/// Indices (into the argument list after the name) that hold keys.
-pub fn key_indices(spec: KeySpec, args: &[&[u8]]) -> Option<Vec<usize>> {
-  let n = args.len();
-  match spec {
-    KeySpec::None => Some(vec![]),
-    KeySpec::Unknown => None,
-    KeySpec::Range { first, last, step } => {
-      let last = if last < 0 {
-        n as isize + 1 + last
-      } else {
-        last.min(n as isize)
-      };
-      let mut v = vec![];
-      let mut i = first as isize;
-      while i <= last {
-        v.push(i as usize - 1);
-        i += step as isize;
-      }
-      Some(v)
-    }
-    KeySpec::NumKeys { at } => {
-      let numkeys: usize = std::str::from_utf8(args.get(at - 1)?).ok()?.parse().ok()?;
-      if at + numkeys > n {
-        return None;
-      }
-      Some((at..at + numkeys).collect())
-    }
-  }
-}
-
 fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   let name = match &args[0] {
     Arg::Str(s)
@@ -896,7 +785,7 @@ fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
       )));
     }
     let refs: Vec<&[u8]> = texts.iter().map(|t| t.as_slice()).collect();
-    let idx = key_indices(key_spec(&upper), &refs).ok_or_else(|| {
+    let idx = table::lookup(name, &refs).map(|cmd| table::key_positions(cmd, &refs)).ok_or_else(|| {
       Error::invalid(format!(
         "command(): cannot apply the keyPrefix to {upper} (its key positions are not known); use a client without keyPrefix"
       ))
