@@ -37,6 +37,8 @@ export interface NativeStats {
   latencyP50Us: number
   latencyP99Us: number
   latencyMaxUs: number
+  /** On a cluster: `[masters, moved, ask, retries, refreshes]`. */
+  cluster?: Array<number>
 }
 
 /** Number of arguments each op takes, in code order. */
@@ -54,3 +56,6 @@ export declare function routingKeys(name: string, args: Array<string>): Array<nu
 
 /** Names of the package's Lua scripts, in id order. */
 export declare function scriptNames(): Array<string>
+
+/** A hash tag that puts a key in the same cluster slot as `key`. */
+export declare function slotTag(key: string): string

@@ -840,3 +840,4 @@ module.exports.opArities = nativeBinding.opArities
 module.exports.opNames = nativeBinding.opNames
 module.exports.routingKeys = nativeBinding.routingKeys
 module.exports.scriptNames = nativeBinding.scriptNames
+module.exports.slotTag = nativeBinding.slotTag

@@ -3,7 +3,7 @@
 // killed so that its replica takes over. 100 callers keep writing and reading;
 // traffic must recover within 5 s and no call may hang past commandTimeoutMs.
 import { RedisClient } from '../lib'
-import { keySlot } from '../lib/core/slot'
+import { keySlot } from './harness/slot'
 import { startCluster, type RedisCluster, type RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, sleep } from './helpers'
 

@@ -3,7 +3,7 @@
 // credentials to every node connection, including nodes it only learns about
 // from CLUSTER SLOTS.
 import { RedisClient } from '../lib'
-import { keySlot } from '../lib/core/slot'
+import { keySlot } from './harness/slot'
 import { startCluster, type RedisCluster } from './harness'
 import { attempt, closeAll, connect, ns } from './helpers'
 

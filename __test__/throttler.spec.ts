@@ -11,7 +11,7 @@ import request from 'supertest'
 import { RedisClient } from '../lib'
 import { RedisThrottlerStorage, THROTTLE_BATCH } from '../lib/ratelimit/throttler'
 import type { ThrottlerStorageRecord } from '../lib/ratelimit/throttler'
-import { keySlot } from '../lib/core/slot'
+import { keySlot } from './harness/slot'
 import { startRedis, stopAll, RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, prng, realRedisTest, rejection, sleep } from './helpers'
 

@@ -51,6 +51,8 @@ pub struct NativeStats {
   pub latency_p50_us: f64,
   pub latency_p99_us: f64,
   pub latency_max_us: f64,
+  /// On a cluster: `[masters, moved, ask, retries, refreshes]`.
+  pub cluster: Option<Vec<f64>>,
 }
 
 /// The native half of `RedisClient`.
@@ -125,6 +127,10 @@ impl NativeClient {
       latency_p50_us: s.p50_us as f64,
       latency_p99_us: s.p99_us as f64,
       latency_max_us: s.max_us as f64,
+      cluster: self
+        .inner
+        .cluster_counters()
+        .map(|c| c.iter().map(|n| *n as f64).collect()),
     }
   }
 }
@@ -160,6 +166,12 @@ pub fn routing_keys(name: String, args: Vec<String>) -> Option<Vec<u32>> {
       .map(|i| i as u32)
       .collect(),
   )
+}
+
+/// A hash tag that puts a key in the same cluster slot as `key`.
+#[napi]
+pub fn slot_tag(key: String) -> String {
+  engine::cluster::tag_for_slot(engine::cluster::slot(key.as_bytes())).to_string()
 }
 
 /// Names of the package's Lua scripts, in id order.

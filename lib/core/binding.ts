@@ -3,7 +3,7 @@
 const binding: typeof import('../../index') = require('../../index.js')
 
 /** @internal */
-export const { NativeClient, routingKeys } = binding
+export const { NativeClient, routingKeys, slotTag } = binding
 /** @internal */
 export type NativeClient = InstanceType<typeof binding.NativeClient>
 /** @internal */

@@ -1,4 +1,4 @@
-import { NativeClient, OP, SCRIPT } from './binding'
+import { NativeClient, OP, SCRIPT, slotTag } from './binding'
 import { checkOptionKeys, isArray, isPlainObject } from './args'
 import { TypedCommands } from './commands'
 import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument } from './errors'
@@ -90,6 +90,10 @@ export class RedisClient extends TypedCommands {
   /** Set when `clientCache` is configured. @internal */
   protected localCache?: LocalCache
   private connectWaiter?: Omit<Pending, "id">
+  /** Connected to a Redis Cluster (routing is native; scripts need their keys in one slot). */
+  private cluster = false
+  /** The key prefix, where siblingKey needs it (cluster mode). */
+  private keyPrefix = ''
   private closeWaiters: Array<() => void> = []
 
   protected constructor() {
@@ -108,13 +112,6 @@ export class RedisClient extends TypedCommands {
    * Rejects with `ERR_CONNECTION`, `ERR_AUTH`, `ERR_TLS` or `ERR_INVALID_ARGUMENT`.
    */
   static connect(options?: string | ConnectOptions): Promise<RedisClient> {
-    // Redis Cluster: one standalone connection per master, routed in cluster-client.ts
-    // (loaded on demand; the standalone path below does no extra work per command).
-    if (isPlainObject(options) ? options.cluster !== undefined : options === undefined && !!process.env.REDIS_CLUSTER_NODES?.trim()) {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { ClusterClient } = require('./cluster-client') as typeof import('./cluster-client')
-      return ClusterClient.open(options as ConnectOptions | undefined)
-    }
     const client = new RedisClient()
     return new Promise<RedisClient>((resolve, reject) => {
       client.connectWaiter = { resolve: () => resolve(client), reject }
@@ -134,6 +131,8 @@ export class RedisClient extends TypedCommands {
           throw invalidArgument('connect(): options must be a URL string or a ConnectOptions object')
         }
         client.native = new NativeClient(source, payload, client.onEvents)
+        client.cluster = isPlainObject(options) ? options.cluster !== undefined : options === undefined && !!process.env.REDIS_CLUSTER_NODES?.trim()
+        if (client.cluster) client.keyPrefix = isPlainObject(options) ? ((options as ConnectOptions).keyPrefix ?? '') : options === undefined ? (process.env.REDIS_KEY_PREFIX ?? '') : ''
         const cacheOptions = isPlainObject(options) ? (options as ConnectOptions).clientCache : undefined
         if (cacheOptions !== undefined) client.enableLocalCache(cacheOptions)
       } catch (e) {
@@ -344,11 +343,14 @@ export class RedisClient extends TypedCommands {
   /** Counters since connect: commands, errors, timeouts, reconnects, in-flight, latency. */
   stats(): ClientStats {
     const s = this.native.stats()
-    return this.statsWith(s, this.pending.size, {
+    const stats = this.statsWith(s, this.pending.size, {
       p50Ms: s.latencyP50Us / 1000,
       p99Ms: s.latencyP99Us / 1000,
       maxMs: s.latencyMaxUs / 1000,
     })
+    const c = s.cluster
+    if (c) stats.cluster = { masters: c[0], moved: c[1], ask: c[2], retries: c[3], refreshes: c[4] }
+    return stats
   }
 
   /** @internal */
@@ -405,7 +407,11 @@ export class RedisClient extends TypedCommands {
    * + `suffix`, and on a cluster also in `key`'s slot. @internal
    */
   siblingKey(key: string, suffix: string): string {
-    return key + suffix
+    if (!this.cluster) return key + suffix
+    const full = this.keyPrefix + key
+    // A key with a hash tag (or an unclosed `{`, after which no tag can be added) keeps it.
+    if (full.includes('{')) return key + suffix
+    return `${key}${suffix}{${slotTag(full)}}`
   }
 
   /**

@@ -8,7 +8,7 @@ import type { RedisClient } from '../core/client'
 import { ErrorCode, RedisError, invalidArgument, isUnavailable } from '../core/errors'
 import { hashTag } from '../core/hash-tag'
 import { ScriptPacer } from '../core/pacer'
-import { keySlot } from '../core/slot'
+import { slotTag } from '../core/binding'
 import { RATE_LIMIT_CACHE_SIZE, type UnavailablePolicy } from './ratelimit'
 
 export interface RedisThrottlerStorageOptions {
@@ -249,7 +249,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     }
     const groups = new Map<number | string, Call[]>()
     for (const c of calls) {
-      const g = by === Grouping.Slot ? keySlot(c.rec) : c.rec
+      const g = by === Grouping.Slot ? slotTag(c.rec) : c.rec
       let batch = groups.get(g)
       if (batch === undefined) groups.set(g, (batch = []))
       batch.push(c)

@@ -645,7 +645,15 @@ pub fn escape_glob(prefix: &[u8]) -> Vec<u8> {
 fn encode_scan(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   // args: cursor, match, count, type
   let cursor = match &args[0] {
-    Arg::Str(s) if !s.is_empty() && s.iter().all(u8::is_ascii_digit) => *s,
+    // `<master>-<cursor>` on a cluster (src/engine/cluster.rs)
+    Arg::Str(s)
+      if !s.is_empty()
+        && s.iter().all(|b| b.is_ascii_digit() || *b == b'-')
+        && s[0] != b'-'
+        && s.iter().filter(|b| **b == b'-').count() <= 1 =>
+    {
+      *s
+    }
     other => return Err(c.err("cursor", "a decimal string", other)),
   };
   let pattern = match &args[1] {

@@ -85,7 +85,21 @@ pub struct Config {
   /// `memory://name`: the embedded store of that name instead of a server
   /// (host, port, password and TLS do not apply).
   pub memory: Option<String>,
+  /// Redis Cluster: the seed nodes (the rest is discovered); credentials and
+  /// TLS apply to every node.
+  pub cluster: Option<ClusterConfig>,
 }
+
+/// Where a Redis Cluster can be reached first, and how often a call may be
+/// redirected (MOVED, ASK, TRYAGAIN) before it fails.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+  /// `(host, port)` of the seeds, in the order given.
+  pub nodes: Vec<(String, u16)>,
+  pub max_redirections: u32,
+}
+
+pub const DEFAULT_MAX_REDIRECTIONS: u32 = 16;
 
 /// Where to ask for the master's address. `username`/`password` are the
 /// sentinels' own credentials; the data connection uses `Config::password`.
@@ -193,6 +207,7 @@ impl Default for Config {
       client_cache: None,
       sentinel: None,
       memory: None,
+      cluster: None,
     }
   }
 }
@@ -215,6 +230,14 @@ struct RawOptions {
   reconnect: Option<RawReconnect>,
   client_cache: Option<RawClientCache>,
   sentinel: Option<RawSentinel>,
+  cluster: Option<RawCluster>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawCluster {
+  nodes: Option<Vec<String>>,
+  max_redirections: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -459,6 +482,28 @@ impl Config {
         },
       });
     }
+    if let Some(cl) = raw.cluster {
+      if raw.sentinel.is_some() {
+        return Err(Error::invalid(
+          "options cluster and sentinel cannot be combined",
+        ));
+      }
+      let nodes = cl.nodes.unwrap_or_default();
+      c.cluster = Some(ClusterConfig {
+        nodes: if nodes.is_empty() {
+          vec![(c.host.clone(), c.port)]
+        } else {
+          nodes
+            .iter()
+            .map(|n| parse_host_port("cluster.nodes", n))
+            .collect::<Result<_>>()?
+        },
+        max_redirections: match cl.max_redirections {
+          Some(v) => whole("cluster.maxRedirections", v, 0.0, 1000.0)? as u32,
+          None => DEFAULT_MAX_REDIRECTIONS,
+        },
+      });
+    }
     if let Some(s) = raw.sentinel {
       if explicit_addr {
         return Err(Error::invalid(
@@ -485,6 +530,11 @@ impl Config {
     if c.memory.is_some() && c.sentinel.is_some() {
       return Err(Error::invalid(
         "option sentinel does not apply to a memory:// url (the store is in this process)",
+      ));
+    }
+    if c.cluster.is_some() && c.db != 0 {
+      return Err(Error::invalid(
+        "Redis Cluster has database 0 only (option db)",
       ));
     }
     if let Some(r) = raw.reconnect {
@@ -547,6 +597,23 @@ impl Config {
     };
     if let Some(p) = var("REDIS_KEY_PREFIX") {
       c.key_prefix = p.into_bytes();
+    }
+    if let Some(list) = get("REDIS_CLUSTER_NODES") {
+      let nodes = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|n| parse_host_port("REDIS_CLUSTER_NODES", n))
+        .collect::<Result<Vec<_>>>()?;
+      c.cluster = Some(ClusterConfig {
+        nodes,
+        max_redirections: DEFAULT_MAX_REDIRECTIONS,
+      });
+      if c.db != 0 {
+        return Err(Error::invalid(
+          "Redis Cluster has database 0 only (REDIS_DB / the URL's database)",
+        ));
+      }
     }
     match (get("REDIS_SENTINELS"), get("REDIS_SENTINEL_MASTER")) {
       (None, None) => {}

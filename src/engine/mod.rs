@@ -13,18 +13,70 @@
 //! assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(200));
 //! ```
 
+pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod sentinel;
 pub mod standalone;
 pub mod tls;
 
-use std::sync::OnceLock;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::bridge::outbox::Outbox;
 use crate::commands::Shape;
+use crate::engine::config::Config;
+use crate::stats::Stats;
+
+/// A client's connection: one server (standalone, Sentinel, memory://) or a cluster.
+pub enum Connection {
+  Standalone(standalone::Connection),
+  Cluster(cluster::Cluster),
+}
+
+impl Connection {
+  /// Starts connecting; `Ready` or `ConnectFailed` follows in the outbox.
+  pub fn start(config: Config, outbox: Arc<Outbox>, stats: Arc<Stats>) -> Connection {
+    if config.cluster.is_some() {
+      Connection::Cluster(cluster::Cluster::start(config, outbox, stats))
+    } else {
+      Connection::Standalone(standalone::Connection::start(config, outbox, stats))
+    }
+  }
+
+  pub fn send(&self, batch: Batch) {
+    match self {
+      Connection::Standalone(c) => c.send(batch),
+      Connection::Cluster(c) => c.send(batch),
+    }
+  }
+
+  pub fn close(&self) {
+    match self {
+      Connection::Standalone(c) => c.close(),
+      Connection::Cluster(c) => c.close(),
+    }
+  }
+
+  /// Moves whenever client-side caching events are queued.
+  pub fn cache_epoch(&self) -> &Arc<AtomicU32> {
+    match self {
+      Connection::Standalone(c) => &c.cache_epoch,
+      Connection::Cluster(c) => &c.cache_epoch,
+    }
+  }
+
+  /// `[masters, moved, ask, retries, refreshes]` on a cluster.
+  pub fn cluster_counters(&self) -> Option<[u64; 5]> {
+    match self {
+      Connection::Standalone(_) => None,
+      Connection::Cluster(c) => Some(c.counters()),
+    }
+  }
+}
 
 /// The shared I/O runtime: one thread, started on first use.
 pub fn runtime() -> &'static tokio::runtime::Handle {

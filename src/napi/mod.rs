@@ -19,8 +19,7 @@ use redis::Value;
 use self::outbox::{Completion, Event, Outbox};
 use crate::commands::{self, Arg, Op, Shape};
 use crate::engine::config::Config;
-use crate::engine::standalone::Connection;
-use crate::engine::{Batch, Entry};
+use crate::engine::{Batch, Connection, Entry};
 use crate::error::{Error, ErrorCode};
 use crate::stats::Stats;
 
@@ -399,13 +398,42 @@ unsafe fn set_field(
   Ok(())
 }
 
+/// A RESP3 reply as RESP2 would have given it (the cluster connection speaks
+/// RESP3 to hear about lost node connections; `command()` answers the same
+/// on every kind of client): maps become flat arrays, doubles strings,
+/// booleans 1/0.
+fn resp2_view(v: Value) -> Value {
+  match v {
+    Value::Map(pairs) => Value::Array(
+      pairs
+        .into_iter()
+        .flat_map(|(k, v)| [resp2_view(k), resp2_view(v)])
+        .collect(),
+    ),
+    Value::Double(d) => Value::BulkString(
+      if d.is_infinite() {
+        if d > 0.0 { "inf" } else { "-inf" }.to_string()
+      } else {
+        d.to_string()
+      }
+      .into_bytes(),
+    ),
+    Value::Boolean(b) => Value::Int(b as i64),
+    Value::Set(items) => Value::Array(items.into_iter().map(resp2_view).collect()),
+    Value::Array(items) => Value::Array(items.into_iter().map(resp2_view).collect()),
+    other => other,
+  }
+}
+
 /// Generic conversion for `command()`: text that is valid UTF-8 becomes a
 /// string, other bytes a Buffer; RESP3 maps become objects.
 unsafe fn raw_to_js(
   env: sys::napi_env,
   array_of: sys::napi_value,
   r: Value,
+  resp2: bool,
 ) -> std::result::Result<sys::napi_value, Convert> {
+  let r = if resp2 { resp2_view(r) } else { r };
   Ok(match r {
     Value::Nil => js_null(env)?,
     Value::Okay => js_string(env, b"OK")?,
@@ -420,11 +448,11 @@ unsafe fn raw_to_js(
     Value::Int(n) => js_number(env, n as f64)?,
     Value::Double(d) => js_number(env, d)?,
     Value::Boolean(b) => js_bool(env, b)?,
-    Value::Attribute { data, .. } => raw_to_js(env, array_of, *data)?,
+    Value::Attribute { data, .. } => raw_to_js(env, array_of, *data, resp2)?,
     Value::Array(items) | Value::Set(items) | Value::Push { data: items, .. } => {
       let mut values = Vec::with_capacity(items.len());
       for it in items {
-        values.push(match raw_to_js(env, array_of, it) {
+        values.push(match raw_to_js(env, array_of, it, resp2) {
           Ok(v) => v,
           // An error inside an array (EXEC) is a value, not a rejection.
           Err(Convert::Server(e)) => js_string(env, crate::engine::connect::server_text(&e).as_bytes())?,
@@ -437,7 +465,7 @@ unsafe fn raw_to_js(
       let mut obj = ptr::null_mut();
       ck!(sys::napi_create_object(env, &mut obj), "object");
       for (k, v) in pairs {
-        let val = match raw_to_js(env, array_of, v) {
+        let val = match raw_to_js(env, array_of, v, resp2) {
           Ok(v) => v,
           Err(Convert::Server(e)) => js_string(env, crate::engine::connect::server_text(&e).as_bytes())?,
           Err(other) => return Err(other),
@@ -445,7 +473,7 @@ unsafe fn raw_to_js(
         match text(&k) {
           Some(t) => set_field(env, obj, t, val)?,
           None => {
-            let key = raw_to_js(env, array_of, k)?;
+            let key = raw_to_js(env, array_of, k, resp2)?;
             ck!(sys::napi_set_property(env, obj, key, val), "set property");
           }
         }
@@ -462,12 +490,13 @@ unsafe fn reply_to_js(
   shape: Shape,
   reply: Value,
   prefix: &[u8],
+  resp2: bool,
 ) -> std::result::Result<sys::napi_value, Convert> {
   if let Value::ServerError(e) = reply {
     return Err(Convert::Server(e));
   }
   Ok(match (shape, reply) {
-    (Shape::Raw, r) => raw_to_js(env, array_of, r)?,
+    (Shape::Raw, r) => raw_to_js(env, array_of, r, resp2)?,
     (Shape::Void, _) => js_undefined(env)?,
     (Shape::Str | Shape::Buf, Value::Nil) => js_null(env)?,
     (Shape::Buf, Value::BulkString(b)) => js_buffer(env, b)?,
@@ -557,6 +586,8 @@ struct JsSide {
   outbox: Arc<Outbox>,
   stats: Arc<Stats>,
   prefix: Vec<u8>,
+  /// Replies are shown as RESP2 would give them (see `resp2_view`).
+  resp2: bool,
   secret: Option<String>,
   tsfn: Cell<sys::napi_threadsafe_function>,
   /// The JS callback, for synchronous drains.
@@ -703,7 +734,7 @@ unsafe fn deliver_items(
   for c in items {
     let (id, value): (i64, sys::napi_value) = match c {
       Completion::Reply { id, shape, reply } => {
-        match reply_to_js(env, array_of, shape, reply, &side.prefix) {
+        match reply_to_js(env, array_of, shape, reply, &side.prefix, side.resp2) {
           Ok(v) => (id as i64, v),
           Err(Convert::Server(server)) => {
             // NOSCRIPT is answered by re-sending the script's source: not a failure.
@@ -841,6 +872,7 @@ impl Client {
       outbox: outbox.clone(),
       stats: stats.clone(),
       prefix: config.key_prefix.clone(),
+      resp2: config.cluster.is_some() && config.client_cache.is_none(),
       secret: config.password_str().map(str::to_string),
       tsfn: Cell::new(ptr::null_mut()),
       callback: Cell::new(ptr::null_mut()),
@@ -1047,6 +1079,11 @@ impl Client {
     self.stats.snapshot()
   }
 
+  /// `[masters, moved, ask, retries, refreshes]` on a cluster.
+  pub fn cluster_counters(&self) -> Option<[u64; 5]> {
+    self.conn.cluster_counters()
+  }
+
   /// Delivers whatever is queued right now (the JS thread saw the cache epoch move).
   ///
   /// # Safety
@@ -1070,7 +1107,7 @@ impl Client {
   /// # Safety
   /// `env` must be the napi env of the current call, on the JS thread.
   pub unsafe fn cache_epoch_buffer(&self, env: sys::napi_env) -> NapiResult<sys::napi_value> {
-    let epoch = Box::new(self.conn.cache_epoch.clone());
+    let epoch = Box::new(self.conn.cache_epoch().clone());
     let data = Arc::as_ptr(&epoch) as *mut c_void;
     let mut out = ptr::null_mut();
     ck!(

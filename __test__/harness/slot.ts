@@ -1,3 +1,6 @@
+// For the tests only (the package routes in Rust, src/engine/cluster.rs): which node
+// holds a key, to check the routing against the cluster's own answer.
+//
 // The Redis Cluster key slot of a key: CRC16 (XMODEM: polynomial 0x1021, initial
 // value 0) of the key's hash tag — or of the whole key when it has none — mod 16384,
 // as in the Redis Cluster specification (keyHashSlot() in cluster.c).

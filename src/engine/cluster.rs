@@ -1,0 +1,871 @@
+//! Redis Cluster on redis-rs' cluster connection (`cluster-async`).
+//!
+//! redis-rs keeps the slot map, one multiplexed connection per node and the
+//! topology refresh. Routing is ours, from the command table
+//! (`commands::table`), because redis-rs routes an unknown command by its
+//! first argument and would send `XREAD … STREAMS k` or `BITOP AND dest a b`
+//! to the slot of a keyword. redis-rs' own retries are off (`retries(0)`): a
+//! redirection comes back to us, is counted (`stats().cluster`), and is
+//! followed here — MOVED to the address named (redis-rs rebuilds its slot map
+//! on seeing it), ASK with `ASKING` in front, TRYAGAIN and CLUSTERDOWN after a
+//! pause — up to `maxRedirections` times. Keys of several slots in
+//! MGET/MSET/DEL/EXISTS/TOUCH/UNLINK are split by slot and the replies put
+//! back in the caller's order; SCAN walks the masters one after the other.
+//!
+//! ```
+//! use atlas_redis::engine::cluster::slot;
+//! assert_eq!(slot(b"foo"), 12182);
+//! assert_eq!(slot(b"{user:1}:a"), slot(b"user:1"));
+//! ```
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use parking_lot::Mutex;
+use redis::aio::ConnectionLike;
+use redis::cluster::{ClusterClientBuilder, TlsMode};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{
+  MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
+use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
+use tokio::sync::Notify;
+
+use crate::bridge::outbox::{Completion, Event, Outbox};
+use crate::commands::table;
+use crate::engine::config::Config;
+use crate::engine::{runtime, Batch, Entry};
+use crate::error::{Error, ErrorCode, Result};
+use crate::stats::Stats;
+
+/// The hash slot of `key` (its `{tag}` when it has one), as Redis computes it.
+pub fn slot(key: &[u8]) -> u16 {
+  let tagged = key
+    .iter()
+    .position(|&b| b == b'{')
+    .and_then(|open| {
+      let rest = &key[open + 1..];
+      rest
+        .iter()
+        .position(|&b| b == b'}')
+        .filter(|&close| close > 0)
+        .map(|close| &rest[..close])
+    })
+    .unwrap_or(key);
+  crc16::State::<crc16::XMODEM>::calculate(tagged) % 16384
+}
+
+/// A short hash tag for every slot: `{tag}` puts a key in that slot (for keys
+/// a script must find next to another key).
+pub fn tag_for_slot(s: u16) -> &'static str {
+  static TAGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+  let tags = TAGS.get_or_init(|| {
+    let mut tags = vec![String::new(); 16384];
+    let mut missing = 16384;
+    let mut n = 0u64;
+    while missing > 0 {
+      let t = format!("{n:x}");
+      let s = slot(t.as_bytes()) as usize;
+      if tags[s].is_empty() {
+        tags[s] = t;
+        missing -= 1;
+      }
+      n += 1;
+    }
+    tags
+  });
+  &tags[s as usize]
+}
+
+/// Redirections and refreshes seen, for `stats().cluster`.
+#[derive(Default)]
+pub struct Counters {
+  pub moved: AtomicU64,
+  pub ask: AtomicU64,
+  pub retries: AtomicU64,
+  pub refreshes: AtomicU64,
+  pub masters: AtomicU64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+  Connecting,
+  Up,
+  Closed,
+}
+
+struct State {
+  phase: Phase,
+  conn: Option<ClusterConnection>,
+  in_flight: usize,
+  closing: bool,
+}
+
+struct Shared {
+  cfg: Arc<Config>,
+  outbox: Arc<Outbox>,
+  stats: Arc<Stats>,
+  state: Mutex<State>,
+  wake: Notify,
+  cache_epoch: Arc<AtomicU32>,
+  counters: Counters,
+  /// The masters, in CLUSTER SLOTS order, for SCAN.
+  masters: Mutex<Vec<(String, u16)>>,
+  /// A replacement cluster connection is being made (see `rebuild_soon`).
+  rebuilding: std::sync::atomic::AtomicBool,
+  /// Numbers the cluster connections made; `live` is the one in use. A
+  /// Disconnection from an older one (dropped after a rebuild) is no news.
+  made: AtomicU64,
+  live: AtomicU64,
+}
+
+/// The JS thread's handle on a cluster client.
+pub struct Cluster {
+  pub cache_epoch: Arc<AtomicU32>,
+  shared: Arc<Shared>,
+}
+
+fn reject_all(outbox: &Outbox, entries: &[Entry], error: &Error) {
+  let mut done = entries
+    .iter()
+    .map(|e| Completion::Error {
+      id: e.id,
+      error: error.clone(),
+    })
+    .collect();
+  outbox.push_all(&mut done);
+}
+
+impl Cluster {
+  pub fn start(config: Config, outbox: Arc<Outbox>, stats: Arc<Stats>) -> Cluster {
+    let cache_epoch = Arc::new(AtomicU32::new(0));
+    let shared = Arc::new(Shared {
+      cfg: Arc::new(config),
+      outbox,
+      stats,
+      state: Mutex::new(State {
+        phase: Phase::Connecting,
+        conn: None,
+        in_flight: 0,
+        closing: false,
+      }),
+      wake: Notify::new(),
+      cache_epoch: cache_epoch.clone(),
+      counters: Counters::default(),
+      masters: Mutex::new(Vec::new()),
+      rebuilding: std::sync::atomic::AtomicBool::new(false),
+      made: AtomicU64::new(0),
+      live: AtomicU64::new(0),
+    });
+    runtime().spawn(supervise(shared.clone()));
+    Cluster {
+      cache_epoch,
+      shared,
+    }
+  }
+
+  pub fn send(&self, batch: Batch) {
+    let s = &self.shared;
+    let mut st = s.state.lock();
+    let error = match st.phase {
+      _ if st.closing => Error::closed(),
+      Phase::Up => {
+        let conn = st.conn.clone().expect("a connection while up");
+        st.in_flight += 1;
+        drop(st);
+        runtime().spawn(run_batch(s.clone(), conn, batch));
+        return;
+      }
+      Phase::Connecting => Error::new(ErrorCode::Connection, "the client is still connecting"),
+      Phase::Closed => Error::closed(),
+    };
+    drop(st);
+    reject_all(&s.outbox, &batch.entries, &error);
+  }
+
+  pub fn close(&self) {
+    let mut st = self.shared.state.lock();
+    st.closing = true;
+    let ended = st.phase == Phase::Closed;
+    drop(st);
+    if ended {
+      self.shared.outbox.push(Completion::Event(Event::Closed));
+    } else {
+      self.shared.wake.notify_one();
+    }
+  }
+
+  /// `[masters, moved, ask, retries, refreshes]`.
+  pub fn counters(&self) -> [u64; 5] {
+    let c = &self.shared.counters;
+    [
+      c.masters.load(Relaxed),
+      c.moved.load(Relaxed),
+      c.ask.load(Relaxed),
+      c.retries.load(Relaxed),
+      c.refreshes.load(Relaxed),
+    ]
+  }
+}
+
+impl Drop for Cluster {
+  fn drop(&mut self) {
+    self.shared.state.lock().closing = true;
+    self.shared.wake.notify_one();
+  }
+}
+
+fn seeds(cfg: &Config) -> String {
+  let cl = cfg.cluster.as_ref().expect("cluster mode");
+  cl.nodes
+    .iter()
+    .map(|(h, p)| crate::engine::sentinel::addr(h, *p))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+/// Turns a redis-rs error into ours; `what` names what failed.
+fn classify(cfg: &Config, e: &redis::RedisError, what: &str) -> Error {
+  if let (Some(code), detail) = (e.code(), e.detail()) {
+    let text = match detail {
+      Some(d) => format!("{code} {d}"),
+      None => code.to_string(),
+    };
+    return cfg.redact(Error::from_server(&text));
+  }
+  if e.is_timeout() {
+    return Error::new(
+      ErrorCode::Timeout,
+      format!("{what}: no reply within {} ms", cfg.command_timeout.as_millis()),
+    );
+  }
+  if e.kind() == ErrorKind::AuthenticationFailed {
+    return cfg.redact(Error::new(ErrorCode::Auth, format!("{what}: authentication failed ({e})")));
+  }
+  // redis-rs reports a failed first connection to every seed as one Io error
+  // whose text carries the cause's kind: the one place its words are read.
+  let text = e.to_string();
+  if ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"]
+    .iter()
+    .any(|w| text.contains(w))
+  {
+    return cfg.redact(Error::new(ErrorCode::Auth, format!("{what}: authentication failed ({text})")));
+  }
+  if text.contains("invalid peer certificate") || text.contains("CertificateRequired") {
+    return Error::new(ErrorCode::Tls, format!("{what}: TLS session refused ({text})"));
+  }
+  let mut source = std::error::Error::source(e);
+  while let Some(s) = source {
+    if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+      return Error::new(ErrorCode::Tls, format!("{what}: TLS session refused ({tls})"));
+    }
+    if let Some(io) = s.downcast_ref::<std::io::Error>() {
+      if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return Error::new(ErrorCode::Tls, format!("{what}: TLS session refused ({tls})"));
+      }
+    }
+    source = s.source();
+  }
+  cfg.redact(Error::new(ErrorCode::Connection, format!("{what} ({e})")))
+}
+
+async fn open(s: &Arc<Shared>) -> Result<(ClusterConnection, u64)> {
+  let number = s.made.fetch_add(1, Relaxed) + 1;
+  let cfg = &s.cfg;
+  let cl = cfg.cluster.as_ref().expect("cluster mode");
+  let scheme = if cfg.tls.is_some() { "rediss" } else { "redis" };
+  let urls: Vec<String> = cl
+    .nodes
+    .iter()
+    .map(|(h, p)| format!("{scheme}://{}", crate::engine::sentinel::addr(h, *p)))
+    .collect();
+  let mut b = ClusterClientBuilder::new(urls)
+    .connection_timeout(cfg.connect_timeout)
+    .response_timeout(cfg.command_timeout)
+    .retries(0);
+  if let Some(p) = &cfg.password {
+    b = b.password(&p.0);
+  }
+  if let Some(u) = &cfg.username {
+    b = b.username(u);
+  }
+  if let Some(t) = &cfg.tls {
+    // redis-rs' rustls wants a crypto provider installed once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    b = b.tls(if t.reject_unauthorized {
+      TlsMode::Secure
+    } else {
+      TlsMode::Insecure
+    });
+    if t.ca.is_some() || t.cert.is_some() {
+      b = b.certs(redis::TlsCertificates {
+        client_tls: match (&t.cert, &t.key) {
+          (Some(c), Some(k)) => Some(redis::ClientTlsConfig {
+            client_cert: c.as_bytes().to_vec(),
+            client_key: k.0.as_bytes().to_vec(),
+          }),
+          _ => None,
+        },
+        root_cert: t.ca.as_ref().map(|c| c.as_bytes().to_vec()),
+      });
+    }
+  }
+  // RESP3 always: a node connection that closes while idle announces itself
+  // (a Disconnection push) and is replaced before a call meets it; over RESP2
+  // redis-rs would find out only by failing the next call sent there.
+  let weak = Arc::downgrade(s);
+  b = b
+    .use_protocol(redis::ProtocolVersion::RESP3)
+    .push_sender(move |p: redis::PushInfo| {
+      if let Some(s) = weak.upgrade() {
+        s.on_push(p, number);
+      }
+      Ok::<(), ()>(())
+    });
+  let what = format!("cannot connect to the cluster at {}", seeds(cfg));
+  let client = b.build().map_err(|e| classify(cfg, &e, &what))?;
+  let mut conn = tokio::time::timeout(cfg.connect_timeout, client.get_async_connection())
+    .await
+    .map_err(|_| {
+      Error::new(
+        ErrorCode::Connection,
+        format!("{what} (timed out after {} ms)", cfg.connect_timeout.as_millis()),
+      )
+    })?
+    .map_err(|e| classify(cfg, &e, &what))?;
+  s.load_masters(&mut conn).await?;
+  if cfg.client_cache.is_some() {
+    s.track(&mut conn).await?;
+  }
+  Ok((conn, number))
+}
+
+async fn supervise(s: Arc<Shared>) {
+  let conn = match open(&s).await {
+    Ok((c, number)) => {
+      s.live.store(number, Relaxed);
+      c
+    }
+    Err(e) => {
+      s.state.lock().phase = Phase::Closed;
+      s.outbox.push(Completion::Event(Event::ConnectFailed(e)));
+      return;
+    }
+  };
+  {
+    let mut st = s.state.lock();
+    st.conn = Some(conn);
+    st.phase = Phase::Up;
+  }
+  s.outbox.push(Completion::Event(Event::Ready));
+  loop {
+    {
+      let mut st = s.state.lock();
+      if st.closing && st.in_flight == 0 {
+        st.conn = None;
+        st.phase = Phase::Closed;
+        break;
+      }
+    }
+    s.wake.notified().await;
+  }
+  s.outbox.push(Completion::Event(Event::Closed));
+}
+
+async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
+  let Batch {
+    cmds,
+    entries,
+    created,
+  } = batch;
+  // redis-rs' response timeout covers one node's answer; this deadline covers
+  // a whole call with its redirections, and a request redis-rs never answers.
+  let deadline = s.cfg.command_timeout * 2 + Duration::from_millis(500);
+  let results = join_all(cmds.into_iter().map(|cmd| {
+    let s = s.clone();
+    let conn = conn.clone();
+    async move {
+      match tokio::time::timeout(deadline, s.execute(conn, cmd)).await {
+        Ok(r) => r,
+        Err(_) => {
+          s.rebuild_soon();
+          Err(Error::new(
+            ErrorCode::Timeout,
+            format!(
+              "no reply from the cluster within {} ms; the command may or may not have run",
+              deadline.as_millis()
+            ),
+          ))
+        }
+      }
+    }
+  }))
+  .await;
+  s.stats
+    .record_replies(created.elapsed().as_micros() as u64, entries.len() as u64);
+  let mut done: Vec<Completion> = entries
+    .iter()
+    .zip(results)
+    .map(|(e, r)| match r {
+      Ok(reply) => Completion::Reply {
+        id: e.id,
+        shape: e.shape,
+        reply,
+      },
+      Err(error) => Completion::Error { id: e.id, error },
+    })
+    .collect();
+  s.outbox.push_all(&mut done);
+  let mut st = s.state.lock();
+  st.in_flight -= 1;
+  if st.closing && st.in_flight == 0 {
+    drop(st);
+    s.wake.notify_one();
+  }
+}
+
+/// Commands whose keys may be split by slot, and how their replies combine.
+#[derive(Clone, Copy, PartialEq)]
+enum Split {
+  /// MGET: values in the keys' order.
+  Values,
+  /// DEL, UNLINK, EXISTS, TOUCH: a sum.
+  Sum,
+  /// MSET: key/value pairs, `OK`.
+  Pairs,
+}
+
+fn split_kind(name: &[u8]) -> Option<Split> {
+  match name.to_ascii_uppercase().as_slice() {
+    b"MGET" => Some(Split::Values),
+    b"DEL" | b"UNLINK" | b"EXISTS" | b"TOUCH" => Some(Split::Sum),
+    b"MSET" => Some(Split::Pairs),
+    _ => None,
+  }
+}
+
+fn text(v: &Value) -> Option<String> {
+  match v {
+    Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+    Value::SimpleString(s) => Some(s.clone()),
+    _ => None,
+  }
+}
+
+fn parse_addr(addr: &str) -> Option<(String, u16)> {
+  let (h, p) = addr.rsplit_once(':')?;
+  let h = h.trim_start_matches('[').trim_end_matches(']');
+  Some((h.to_string(), p.parse().ok()?))
+}
+
+impl Shared {
+  /// CLUSTER SLOTS: the masters (for SCAN and `stats().cluster.masters`).
+  async fn load_masters(&self, conn: &mut ClusterConnection) -> Result<()> {
+    let reply = conn
+      .route_command(
+        redis::cmd("CLUSTER").arg("SLOTS").clone(),
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random),
+      )
+      .await
+      .map_err(|e| classify(&self.cfg, &e, "CLUSTER SLOTS"))?;
+    let mut masters: Vec<(String, u16)> = Vec::new();
+    if let Value::Array(ranges) = reply {
+      for r in ranges {
+        let Value::Array(parts) = r else { continue };
+        let Some(Value::Array(node)) = parts.get(2) else {
+          continue;
+        };
+        let host = node.first().and_then(text).unwrap_or_default();
+        let port = match node.get(1) {
+          Some(Value::Int(p)) => *p as u16,
+          _ => continue,
+        };
+        // A node announced without an address means "the one you reached me at".
+        let host = if host.is_empty() || host == "?" {
+          self.cfg.cluster.as_ref().and_then(|c| c.nodes.first()).map(|(h, _)| h.clone()).unwrap_or_default()
+        } else {
+          host
+        };
+        if !masters.contains(&(host.clone(), port)) {
+          masters.push((host, port));
+        }
+      }
+    }
+    if masters.is_empty() {
+      return Err(Error::new(
+        ErrorCode::Reply,
+        format!("CLUSTERDOWN {} serves no slots (is the cluster created?)", seeds(&self.cfg)),
+      ));
+    }
+    self.counters.masters.store(masters.len() as u64, Relaxed);
+    *self.masters.lock() = masters;
+    Ok(())
+  }
+
+  /// Replaces the cluster connection with a fresh one from the seeds.
+  ///
+  /// With its own retries off, redis-rs does not reload the slot map after a
+  /// node stops answering (only after a MOVED), so the slots of a master
+  /// that died stay pointed at it; and a request can stay unanswered when a
+  /// node's connection is rebuilt under load. A new connection starts from a
+  /// fresh CLUSTER SLOTS. Calls in flight finish (or time out) on the old one.
+  fn rebuild_soon(self: &Arc<Self>) {
+    use std::sync::atomic::Ordering::AcqRel;
+    if self.rebuilding.swap(true, AcqRel) {
+      return;
+    }
+    let s = self.clone();
+    runtime().spawn(async move {
+      let mut attempt = 0u32;
+      loop {
+        if attempt > 0 {
+          tokio::time::sleep(Duration::from_millis(100).saturating_mul(1 << attempt.min(3))).await;
+        }
+        if s.state.lock().closing {
+          break;
+        }
+        if let Ok((conn, number)) = open(&s).await {
+          let mut st = s.state.lock();
+          if st.phase == Phase::Up && !st.closing {
+            st.conn = Some(conn);
+            s.live.store(number, Relaxed);
+          }
+          drop(st);
+          s.counters.refreshes.fetch_add(1, Relaxed);
+          if s.cfg.client_cache.is_some() {
+            // Invalidations sent to the old connections are lost.
+            s.outbox.push(Completion::Event(Event::CacheReset));
+            s.cache_epoch.fetch_add(1, Relaxed);
+          }
+          break;
+        }
+        attempt += 1;
+      }
+      s.rebuilding.store(false, std::sync::atomic::Ordering::Release);
+    });
+  }
+
+  /// Client-side caching: tracking on every node connection.
+  async fn track(&self, conn: &mut ClusterConnection) -> Result<()> {
+    let Some(cc) = &self.cfg.client_cache else {
+      return Ok(());
+    };
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("TRACKING").arg("ON").arg("BCAST");
+    for p in &cc.prefixes {
+      cmd.arg("PREFIX").arg([self.cfg.key_prefix.as_slice(), p.as_bytes()].concat());
+    }
+    conn
+      .route_command(
+        cmd,
+        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, Some(ResponsePolicy::AllSucceeded))),
+      )
+      .await
+      .map(|_| ())
+      .map_err(|e| classify(&self.cfg, &e, "clientCache: CLIENT TRACKING"))
+  }
+
+  fn on_push(self: &Arc<Self>, push: redis::PushInfo, number: u64) {
+    match push.kind {
+      redis::PushKind::Invalidate => {
+        let keys = match push.data.into_iter().next() {
+          Some(Value::Array(keys)) | Some(Value::Set(keys)) => Some(
+            keys
+              .into_iter()
+              .filter_map(|k| match k {
+                Value::BulkString(b) => Some(b),
+                Value::SimpleString(s) => Some(s.into_bytes()),
+                _ => None,
+              })
+              .collect(),
+          ),
+          _ => None,
+        };
+        self.outbox.push(Completion::Event(Event::Invalidate(keys)));
+        self.cache_epoch.fetch_add(1, Relaxed);
+      }
+      redis::PushKind::Disconnection => {
+        // A node connection went (its invalidations with it): a new cluster
+        // connection replaces it, tracking again.
+        if self.cfg.client_cache.is_some() {
+          self.outbox.push(Completion::Event(Event::CacheReset));
+          self.cache_epoch.fetch_add(1, Relaxed);
+        }
+        if number == self.live.load(Relaxed) && self.state.lock().phase == Phase::Up {
+          self.rebuild_soon();
+        }
+      }
+      _ => {}
+    }
+  }
+
+  /// One command of a batch: routed by its keys, redirections followed.
+  async fn execute(self: &Arc<Self>, mut conn: ClusterConnection, cmd: Cmd) -> Result<Value> {
+    let args: Vec<Vec<u8>> = cmd
+      .args_iter()
+      .map(|a| match a {
+        redis::Arg::Simple(b) => b.to_vec(),
+        _ => b"0".to_vec(),
+      })
+      .collect();
+    let Some((name, rest)) = args.split_first() else {
+      return Err(Error::invalid("empty command"));
+    };
+    let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
+    if name.eq_ignore_ascii_case(b"SCAN") {
+      return self.scan(conn, name, &rest).await;
+    }
+    let positions = match table::lookup(name, &rest) {
+      Some(c) => table::routing_positions(c, &rest),
+      None if rest.is_empty() => vec![],
+      None => vec![0],
+    };
+    if positions.is_empty() {
+      // No key: redis-rs routes it (a random node, or every master with the
+      // reply combined, as for DBSIZE).
+      return conn
+        .req_packed_command(&cmd)
+        .await
+        .map_err(|e| self.failed(&e));
+    }
+    let slots: Vec<u16> = positions.iter().map(|&i| slot(rest[i])).collect();
+    if slots.iter().all(|&s| s == slots[0]) {
+      return self.routed(&mut conn, cmd, slots[0]).await;
+    }
+    match split_kind(name) {
+      Some(kind) => self.split(&mut conn, name, &rest, &positions, &slots, kind).await,
+      // Keys of several slots: the server answers CROSSSLOT.
+      None => self.routed(&mut conn, cmd, slots[0]).await,
+    }
+  }
+
+  fn failed(self: &Arc<Self>, e: &redis::RedisError) -> Error {
+    let err = classify(&self.cfg, e, &format!("cluster at {}", seeds(&self.cfg)));
+    if matches!(err.code, ErrorCode::Connection | ErrorCode::Timeout) {
+      self.rebuild_soon();
+    }
+    if err.code == ErrorCode::Connection {
+      Error::new(
+        err.code,
+        format!("{}; the command may or may not have run", err.message),
+      )
+    } else {
+      err
+    }
+  }
+
+  /// Sends `cmd` to the master of `slot`, following redirections.
+  async fn routed(self: &Arc<Self>, conn: &mut ClusterConnection, cmd: Cmd, slot: u16) -> Result<Value> {
+    let max = self.cfg.cluster.as_ref().map_or(16, |c| c.max_redirections);
+    let mut route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+    let mut asking = false;
+    let mut attempt = 0u32;
+    loop {
+      let r = if asking {
+        let mut pipe = redis::pipe();
+        pipe.cmd("ASKING").add_command(cmd.clone());
+        conn
+          .route_pipeline(pipe, 1, 1, route.clone())
+          .await
+          .and_then(|mut v| match v.pop() {
+            Some(Value::ServerError(e)) => Err(e.into()),
+            Some(v) => Ok(v),
+            None => Ok(Value::Nil),
+          })
+      } else {
+        conn
+          .route_command(cmd.clone(), RoutingInfo::SingleNode(route.clone()))
+          .await
+      };
+      // A redirection may come back as an error or as an error reply.
+      let e: redis::RedisError = match r {
+        Ok(Value::ServerError(se)) => {
+          let redirect = matches!(
+            se.kind(),
+            Some(
+              ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+            )
+          );
+          if !redirect {
+            return Ok(Value::ServerError(se));
+          }
+          se.into()
+        }
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+      };
+      let redirect = e.redirect_node().and_then(|(addr, _)| parse_addr(addr));
+      let kind = e.kind();
+      if attempt >= max {
+        return Err(self.failed(&e));
+      }
+      attempt += 1;
+      // Follow up on the newest cluster connection (it may have been rebuilt).
+      if let Some(newest) = self.state.lock().conn.clone() {
+        *conn = newest;
+      }
+      match (kind, redirect) {
+        (ErrorKind::Server(ServerErrorKind::Moved), Some((host, port))) => {
+          self.counters.moved.fetch_add(1, Relaxed);
+          self.counters.refreshes.fetch_add(1, Relaxed);
+          route = SingleNodeRoutingInfo::ByAddress { host, port };
+          asking = false;
+        }
+        (ErrorKind::Server(ServerErrorKind::Ask), Some((host, port))) => {
+          self.counters.ask.fetch_add(1, Relaxed);
+          route = SingleNodeRoutingInfo::ByAddress { host, port };
+          asking = true;
+        }
+        (ErrorKind::Server(ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown), _) => {
+          self.counters.retries.fetch_add(1, Relaxed);
+          tokio::time::sleep(Duration::from_millis(20 * attempt as u64).min(Duration::from_millis(500))).await;
+          route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+          asking = false;
+        }
+        (ErrorKind::ClusterConnectionNotFound, _) => {
+          // Nothing was sent: no connection to that node (a failover named a
+          // node redis-rs has not connected to). A fresh cluster connection
+          // learns the new topology.
+          self.rebuild_soon();
+          self.counters.retries.fetch_add(1, Relaxed);
+          self.counters.refreshes.fetch_add(1, Relaxed);
+          tokio::time::sleep(Duration::from_millis(50 * attempt as u64).min(Duration::from_millis(500))).await;
+          route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
+          asking = false;
+        }
+        _ => {
+          if e.is_io_error() || e.is_connection_dropped() {
+            self.counters.refreshes.fetch_add(1, Relaxed);
+          }
+          return Err(self.failed(&e));
+        }
+      }
+    }
+  }
+
+  /// MGET/MSET/DEL/EXISTS/TOUCH/UNLINK over keys of several slots: one call
+  /// per slot, replies combined in the caller's order.
+  async fn split(
+    self: &Arc<Self>,
+    conn: &mut ClusterConnection,
+    name: &[u8],
+    rest: &[&[u8]],
+    positions: &[usize],
+    slots: &[u16],
+    kind: Split,
+  ) -> Result<Value> {
+    let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+    for (k, &s) in slots.iter().enumerate() {
+      match groups.iter_mut().find(|(g, _)| *g == s) {
+        Some((_, ks)) => ks.push(k),
+        None => groups.push((s, vec![k])),
+      }
+    }
+    let calls = groups.iter().map(|(s, ks)| {
+      let mut cmd = redis::cmd(std::str::from_utf8(name).unwrap_or("MGET"));
+      for &k in ks {
+        let i = positions[k];
+        cmd.arg(rest[i]);
+        if kind == Split::Pairs {
+          cmd.arg(rest.get(i + 1).copied().unwrap_or(b""));
+        }
+      }
+      let mut conn = conn.clone();
+      let s = *s;
+      async move { self.routed(&mut conn, cmd, s).await }
+    });
+    let replies = join_all(calls).await;
+    match kind {
+      Split::Values => {
+        let mut out = vec![Value::Nil; slots.len()];
+        for ((_, ks), r) in groups.iter().zip(replies) {
+          let Value::Array(vals) = r? else {
+            return Err(Error::new(ErrorCode::Reply, "MGET answered something else than an array"));
+          };
+          for (k, v) in ks.iter().zip(vals) {
+            out[*k] = v;
+          }
+        }
+        Ok(Value::Array(out))
+      }
+      Split::Sum => {
+        let mut n = 0i64;
+        for r in replies {
+          if let Value::Int(i) = r? {
+            n += i;
+          }
+        }
+        Ok(Value::Int(n))
+      }
+      Split::Pairs => {
+        for r in replies {
+          r?;
+        }
+        Ok(Value::Okay)
+      }
+    }
+  }
+
+  /// SCAN over every master in turn; the cursor is `<master>-<cursor>`.
+  async fn scan(self: &Arc<Self>, mut conn: ClusterConnection, name: &[u8], rest: &[&[u8]]) -> Result<Value> {
+    let cursor = rest.first().copied().unwrap_or(b"0");
+    let cursor = std::str::from_utf8(cursor).unwrap_or("0");
+    let (mut index, mut node_cursor) = match cursor.split_once('-') {
+      Some((i, c)) => (i.parse::<usize>().unwrap_or(0), c.to_string()),
+      None => (0, cursor.to_string()),
+    };
+    if index == 0 && node_cursor == "0" {
+      self.load_masters(&mut conn).await?;
+    }
+    let masters = self.masters.lock().clone();
+    loop {
+      let Some((host, port)) = masters.get(index).cloned() else {
+        return Ok(Value::Array(vec![
+          Value::BulkString(b"0".to_vec()),
+          Value::Array(vec![]),
+        ]));
+      };
+      let mut cmd = redis::cmd(std::str::from_utf8(name).unwrap_or("SCAN"));
+      cmd.arg(&node_cursor);
+      for a in &rest[1.min(rest.len())..] {
+        cmd.arg(*a);
+      }
+      let reply = conn
+        .route_command(
+          cmd,
+          RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port }),
+        )
+        .await
+        .map_err(|e| self.failed(&e))?;
+      let Value::Array(mut parts) = reply else {
+        return Err(Error::new(ErrorCode::Reply, "SCAN answered something else than an array"));
+      };
+      let keys = parts.pop().unwrap_or(Value::Array(vec![]));
+      let next = parts.first().and_then(text).unwrap_or_else(|| "0".into());
+      let (next_index, next_cursor) = if next == "0" {
+        (index + 1, "0".to_string())
+      } else {
+        (index, next)
+      };
+      let done = next_index >= masters.len();
+      let empty = matches!(&keys, Value::Array(k) if k.is_empty());
+      if empty && !done && next_cursor == "0" {
+        // Nothing on this master: go on to the next without a round trip to JS.
+        index = next_index;
+        node_cursor = next_cursor;
+        continue;
+      }
+      let cursor = if done {
+        "0".to_string()
+      } else {
+        format!("{next_index}-{next_cursor}")
+      };
+      return Ok(Value::Array(vec![Value::BulkString(cursor.into_bytes()), keys]));
+    }
+  }
+}
