@@ -10,7 +10,8 @@
 //
 // Started with `fork(e2e-app.js)`, sent { variant, redisUrl, sessions }; it answers
 // { ready: true, port, cookies } once it listens on 127.0.0.1 (cookies: signed-in
-// sessions of its own Better Auth instance), and exits after { close: true }.
+// sessions of its own Better Auth instance), { cpuUs } to { cpu: true }, and exits
+// after { close: true }.
 require('reflect-metadata')
 const { Controller, Get, Inject, Injectable, Module, UnauthorizedException, UseGuards } = require('@nestjs/common')
 const { APP_GUARD, NestFactory } = require('@nestjs/core')
@@ -201,6 +202,10 @@ if (require.main === module && process.send) {
       if (m.start) {
         running = await start(m.start)
         process.send({ ready: true, port: running.port, cookies: running.cookies })
+      } else if (m.cpu) {
+        // this process's CPU time so far (µs): the app's cost per request, between two readings
+        const u = process.cpuUsage()
+        process.send({ cpuUs: u.user + u.system })
       } else if (m.close) {
         if (running) await running.close()
         process.send({ closed: true })

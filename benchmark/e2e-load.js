@@ -5,7 +5,9 @@
 // a measured phase. Requests rotate over the signed-in session cookies.
 //
 // Sent { url, connections, warmupMs, durationMs, cookies }, it answers
-// { requests, seconds, reqPerSec, p50Us, p99Us } (or { error }).
+// { requests, warmRequests, seconds, reqPerSec, p50Us, p99Us, hist } (or { error }); `hist`:
+// the latency histogram's non-empty buckets as [index, count] pairs, and its max,
+// for the parent to merge the slices of one case.
 const http = require('http')
 const { Histogram, runPhase } = require('./workloads')
 
@@ -22,11 +24,22 @@ async function measure({ url, connections, warmupMs, durationMs, cookies }) {
       req.on('error', reject)
     })
   try {
-    await runPhase(get, connections, warmupMs)
+    const warm = await runPhase(get, connections, warmupMs)
     const hist = new Histogram()
-    const { ops, elapsedNs } = await runPhase(get, connections, durationMs, hist)
+    const { ops, elapsedNs } = durationMs > 0 ? await runPhase(get, connections, durationMs, hist) : { ops: 0, elapsedNs: 0 }
     const seconds = Number(elapsedNs) / 1e9
-    return { requests: ops, seconds, reqPerSec: ops / seconds, p50Us: hist.quantile(0.5) / 1000, p99Us: hist.quantile(0.99) / 1000 }
+    const buckets = []
+    for (let i = 0; i < hist.counts.length; i++) if (hist.counts[i] > 0) buckets.push([i, hist.counts[i]])
+    return {
+      requests: ops,
+      // requests answered in the warm-up (and those cut off at its deadline are not counted anywhere)
+      warmRequests: warm.ops,
+      seconds,
+      reqPerSec: ops / seconds,
+      p50Us: hist.quantile(0.5) / 1000,
+      p99Us: hist.quantile(0.99) / 1000,
+      hist: { buckets, max: hist.max },
+    }
   } finally {
     agent.destroy()
   }

@@ -30,6 +30,7 @@ const { fork } = require('child_process')
 const net = require('net')
 const path = require('path')
 const { suiteOf, runStandalone } = require('./feature-common')
+const { Histogram } = require('./workloads')
 
 const VARIANTS = [
   {
@@ -62,6 +63,14 @@ const DELAY_MS = 1
 const SESSIONS = 8
 /** Requests over which MONITOR counts the Redis commands of one request. */
 const COUNTED_REQUESTS = 100
+/**
+ * Each case is measured in this many slices; the stacks of a table take turns,
+ * slice by slice in rotating order, so that a slow moment of the host falls on
+ * all of them alike.
+ */
+const SLICES = 3
+/** Warm-up of each slice (connections opened, the app's code hot from the first warm-up). */
+const SLICE_WARMUP_MS = 250
 
 // ---- child processes ------------------------------------------------------------------------
 
@@ -97,7 +106,7 @@ async function startProxy(host, port) {
   return { port: JSON.parse(line).port, stop: () => new Promise((r) => { p.once('exit', r); p.kill('SIGTERM') }) }
 }
 
-/** One app of `variant` on Redis at `redisUrl`: resolves { port, cookies, close() }. */
+/** One app of `variant` on Redis at `redisUrl`: resolves { port, cookies, cpuUs(), close() }. */
 async function startApp(variant, redisUrl) {
   const { p, ready } = child('e2e-app.js', [], { start: { variant, redisUrl, sessions: SESSIONS } }, (m) => m.ready)
   p.stdout.resume()
@@ -105,6 +114,18 @@ async function startApp(variant, redisUrl) {
   return {
     port: m.port,
     cookies: m.cookies,
+    /** The app process's CPU time so far, in µs. */
+    cpuUs: () =>
+      new Promise((resolve) => {
+        const on = (r) => {
+          if (r && r.cpuUs !== undefined) {
+            p.off('message', on)
+            resolve(r.cpuUs)
+          }
+        }
+        p.on('message', on)
+        p.send({ cpu: true })
+      }),
     close: () =>
       new Promise((resolve) => {
         const t = setTimeout(() => p.kill('SIGKILL'), 10_000)
@@ -117,7 +138,7 @@ async function startApp(variant, redisUrl) {
   }
 }
 
-/** The load generator against `app`: resolves { requests, reqPerSec, p50Us, p99Us }. */
+/** The load generator against `app`: resolves { requests, seconds, reqPerSec, p50Us, p99Us, hist }. */
 async function load(app, connections, warmupMs, durationMs) {
   const { p, ready } = child(
     'e2e-load.js',
@@ -224,20 +245,57 @@ async function runAll({ url, duration = 3, warmup = 0.5, only, log = () => {} })
     const warmupMs = Math.max(1000, warmup * 1000)
     for (const n of NETWORKS) {
       for (const connections of CONNECTIONS) {
-        for (const { v, app, error } of apps.filter((a) => a.n === n)) {
-          const base = { variant: v.id, label: v.label, network: n.id, connections, rttMs: rtt[n.id], commandsPerRequest: perRequest.get(v.id) }
-          if (error) {
-            rows.push({ ...base, error })
+        const live = []
+        for (const a of apps.filter((x) => x.n === n)) {
+          const base = { variant: a.v.id, label: a.v.label, network: n.id, connections, rttMs: rtt[n.id], commandsPerRequest: perRequest.get(a.v.id) }
+          if (a.error) {
+            rows.push({ ...base, error: a.error })
             continue
           }
+          live.push({ ...a, base, hist: new Histogram(), requests: 0, seconds: 0, cpuUs: 0 })
+        }
+        for (const c of live) {
           try {
-            const r = await load(app, connections, warmupMs, duration * 1000)
-            rows.push({ ...base, ...r })
-            log(`e2e ${n.id.padEnd(8)} C=${String(connections).padEnd(3)} ${v.id.padEnd(18)} ${Math.round(r.reqPerSec).toLocaleString('en-US').padStart(7)} req/s  p50 ${(r.p50Us / 1000).toFixed(2)} ms  p99 ${(r.p99Us / 1000).toFixed(2)} ms`)
+            await load(c.app, connections, warmupMs, 0) // warm-up only
           } catch (e) {
-            rows.push({ ...base, error: String(e.message).split('\n')[0] })
-            log(`e2e ${n.id} C=${connections} ${v.id}: failed: ${e.message}`)
+            c.error = String(e.message).split('\n')[0]
           }
+        }
+        for (let slice = 0; slice < SLICES; slice++) {
+          for (let j = 0; j < live.length; j++) {
+            const c = live[(slice + j) % live.length]
+            if (c.error) continue
+            try {
+              const cpu0 = await c.app.cpuUs()
+              const r = await load(c.app, connections, SLICE_WARMUP_MS, (duration * 1000) / SLICES)
+              c.cpuUs += (await c.app.cpuUs()) - cpu0 // includes the slice's warm-up: counted below
+              c.requests += r.requests
+              c.seconds += r.seconds
+              c.warmRequests = (c.warmRequests ?? 0) + r.warmRequests
+              for (const [i, count] of r.hist.buckets) c.hist.counts[i] += count
+              c.hist.total += r.requests
+              c.hist.max = Math.max(c.hist.max, r.hist.max)
+            } catch (e) {
+              c.error = String(e.message).split('\n')[0]
+            }
+          }
+        }
+        for (const c of live) {
+          if (c.error) {
+            rows.push({ ...c.base, error: c.error })
+            log(`e2e ${n.id} C=${connections} ${c.v.id}: failed: ${c.error}`)
+            continue
+          }
+          const row = {
+            ...c.base,
+            requests: c.requests,
+            reqPerSec: c.requests / c.seconds,
+            p50Us: c.hist.quantile(0.5) / 1000,
+            p99Us: c.hist.quantile(0.99) / 1000,
+            appCpuMsPerRequest: c.cpuUs / 1000 / (c.requests + c.warmRequests),
+          }
+          rows.push(row)
+          log(`e2e ${n.id.padEnd(8)} C=${String(connections).padEnd(3)} ${c.v.id.padEnd(18)} ${Math.round(row.reqPerSec).toLocaleString('en-US').padStart(7)} req/s  p50 ${(row.p50Us / 1000).toFixed(2)} ms  p99 ${(row.p99Us / 1000).toFixed(2)} ms  app CPU ${row.appCpuMsPerRequest.toFixed(3)} ms/request`)
         }
       }
     }
@@ -260,20 +318,20 @@ function table(rows) {
     if (nr.length === 0) continue
     const rtt = nr.find((r) => r.rttMs !== undefined)?.rttMs
     out.push(`\n### ${n.label}${rtt !== undefined ? ` (PING round trip ${rtt.toFixed(2)} ms, median)` : ''}\n`)
-    out.push('| stack | connections | req/s | × seed | p50 ms | p50 ÷ seed | p99 ms | Redis commands / request |')
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    out.push('| stack | connections | req/s | × seed | p50 ms | p50 ÷ seed | p99 ms | Redis commands / request | app CPU ms / request |')
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
     for (const connections of CONNECTIONS) {
       const cr = nr.filter((r) => r.connections === connections)
       const seed = cr.find((r) => r.variant === 'seed' && !r.error)
       for (const r of cr) {
         const cmds = r.commandsPerRequest === undefined ? '—' : r.commandsPerRequest.toFixed(2)
         if (r.error) {
-          out.push(`| ${r.variant} | ${connections} | failed: ${r.error} | | | | | ${cmds} |`)
+          out.push(`| ${r.variant} | ${connections} | failed: ${r.error} | | | | | ${cmds} | |`)
           continue
         }
         const x = seed ? `${(r.reqPerSec / seed.reqPerSec).toFixed(2)}×` : '—'
         const p = seed ? `${(r.p50Us / seed.p50Us).toFixed(2)}` : '—'
-        out.push(`| ${r.variant} | ${connections} | ${Math.round(r.reqPerSec).toLocaleString('en-US')} | ${x} | ${ms(r.p50Us)} | ${p} | ${ms(r.p99Us)} | ${cmds} |`)
+        out.push(`| ${r.variant} | ${connections} | ${Math.round(r.reqPerSec).toLocaleString('en-US')} | ${x} | ${ms(r.p50Us)} | ${p} | ${ms(r.p99Us)} | ${cmds} | ${r.appCpuMsPerRequest.toFixed(2)} |`)
       }
     }
   }
