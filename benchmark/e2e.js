@@ -28,6 +28,7 @@
 // one after another; the apps stay up (idle) meanwhile.
 const { fork } = require('child_process')
 const net = require('net')
+const os = require('os')
 const path = require('path')
 const { suiteOf, runStandalone } = require('./feature-common')
 const { Histogram } = require('./workloads')
@@ -213,6 +214,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, only, log = () => {} })
   const variants = VARIANTS.filter((v) => only === undefined || v.id === 'seed' || v.id.includes(only))
   const proxy = await startProxy(host, port)
   const rows = []
+  const loadBefore = os.loadavg()[0]
   const apps = []
   try {
     const rtt = { loopback: await pingMs(host, port), delayed: await pingMs('127.0.0.1', proxy.port) }
@@ -303,6 +305,8 @@ async function runAll({ url, duration = 3, warmup = 0.5, only, log = () => {} })
     await Promise.all(apps.filter((a) => a.app).map((a) => a.app.close()))
     await proxy.stop()
   }
+  // how busy the host was (this run's own processes included): the rows' ratios hold better than their absolute numbers
+  for (const r of rows) r.host = { cores: os.cpus().length, loadBefore, loadAfter: os.loadavg()[0] }
   return rows
 }
 
@@ -310,6 +314,15 @@ function table(rows) {
   const out = []
   const ms = (us) => (us / 1000).toFixed(2)
   const labels = [...new Map(rows.map((r) => [r.variant, r.label])).entries()]
+  const host = rows[0]?.host
+  if (host) {
+    out.push('')
+    out.push(
+      `${host.cores} cores shared by the app, the load generator, the delay proxy and redis-server (one process each); ` +
+        `1-minute load average ${host.loadBefore.toFixed(1)} at the start, ${host.loadAfter.toFixed(1)} at the end. ` +
+        `Each case: ${SLICES} slices, the stacks of a table taking turns. App CPU: the app process's own CPU time per request.`,
+    )
+  }
   out.push('')
   out.push('Stacks:')
   for (const [id, label] of labels) out.push(`- **${id}**: ${label.replace(/^[^:]+: /, '')}`)
