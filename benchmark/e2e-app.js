@@ -97,10 +97,31 @@ const getSessionCheck = (auth) => ({ verify: (cookie) => auth.api.getSession({ h
 
 /**
  * The providers and module imports of a variant: { imports, guard, close }.
- * `v`: { redis: 'ioredis' | 'atlas', throttler: 'nest-lab' | 'storage' | 'guard',
+ * `v`: { redis: 'none' | 'ioredis' | 'atlas', throttler: 'nest-lab' | 'storage' | 'guard',
  * cache: 'keyv-redis' | 'atlas', session: 'getSession' | 'verifier', clientCache: boolean }.
  */
 async function stack(v, redisUrl) {
+  if (v.redis === 'none') {
+    // No Redis at all: what the framework alone costs, a ceiling for the others
+    // (not a stack to deploy): the throttler guard on a storage that counts
+    // nothing (@nestjs/throttler's in-memory storage sets a timer per hit, which
+    // at these rates costs more than a Redis round trip), sessions found in a map
+    // of the cookies this process signed in, Keyv's in-memory store.
+    const auth = await makeAuth(undefined)
+    const signedIn = new Map()
+    const storage = {
+      increment: async (_key, ttl) => ({ totalHits: 1, timeToExpire: Math.ceil(ttl / 1000), isBlocked: false, timeToBlockExpire: 0 }),
+    }
+    return {
+      auth,
+      storage,
+      guard: ThrottlerGuard,
+      keyvStore: new Map(),
+      check: { verify: async (cookie) => signedIn.get(cookie) ?? null },
+      signedIn,
+      close: async () => {},
+    }
+  }
   if (v.redis === 'ioredis') {
     // The seed: one ioredis connection (its RedisService) for the throttler
     // storage and Better Auth; @keyv/redis makes its own (node-redis).
@@ -174,6 +195,7 @@ async function start({ variant, redisUrl, sessions = 8 }) {
     const r = await s.auth.api.signInEmail({ body: { email, password: 'correct horse battery' }, returnHeaders: true })
     const c = r.headers.getSetCookie().find((h) => h.startsWith('better-auth.session_token='))
     cookies.push(c.split(';')[0])
+    s.signedIn?.set(c.split(';')[0], await s.auth.api.getSession({ headers: new Headers({ cookie: c.split(';')[0] }) }))
   }
   // Every session checks, and the chart of accounts is cached, before anything is measured.
   for (const cookie of cookies) {

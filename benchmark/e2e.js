@@ -22,6 +22,9 @@
 //   fewest-getsession  the fewest round trips, with Better Auth getSession: RedisThrottlerGuard,
 //            clientCache on the session prefix (better-auth:) and the Keyv namespace
 //   fewest   the same with sessionVerifier (the example API's SessionGuard)
+//   no-redis the same app with no Redis: ThrottlerGuard on a storage that counts nothing,
+//            sessions from a map, in-memory Keyv: what the framework alone costs (a
+//            ceiling, not a stack to deploy)
 // Each app runs in a child process of its own (benchmark/e2e-app.js), the load
 // generator in another (benchmark/e2e-load.js: C keep-alive connections, one request
 // in flight each), the delay proxy in a third. The stacks of one table are measured
@@ -54,6 +57,11 @@ const VARIANTS = [
     label: 'atlas, fewest round trips: RedisThrottlerGuard, clientCache on better-auth: and the Keyv namespace, sessionVerifier',
     variant: { redis: 'atlas', throttler: 'guard', session: 'verifier', clientCache: true },
   },
+  {
+    id: 'no-redis',
+    label: 'no Redis (the ceiling): the throttler guard on a storage that counts nothing, sessions from a map in the app, in-memory Keyv',
+    variant: { redis: 'none' },
+  },
 ]
 const NETWORKS = [
   { id: 'loopback', label: 'Redis on the loopback' },
@@ -65,11 +73,12 @@ const SESSIONS = 8
 /** Requests over which MONITOR counts the Redis commands of one request. */
 const COUNTED_REQUESTS = 100
 /**
- * Each case is measured in this many slices; the stacks of a table take turns,
- * slice by slice in rotating order, so that a slow moment of the host falls on
- * all of them alike.
+ * Each case is measured in slices of about this long (3 at least); the stacks of
+ * a table take turns, slice by slice in rotating order, so that a slow moment
+ * of the host falls on all of them alike.
  */
-const SLICES = 3
+const SLICE_S = 2
+const slicesOf = (duration) => Math.max(3, Math.round(duration / SLICE_S))
 /** Warm-up of each slice (connections opened, the app's code hot from the first warm-up). */
 const SLICE_WARMUP_MS = 250
 
@@ -212,6 +221,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, only, log = () => {} })
   const { hostname: host, port: p } = new URL(url)
   const port = Number(p)
   const variants = VARIANTS.filter((v) => only === undefined || v.id === 'seed' || v.id.includes(only))
+  if (variants.length === 0) throw new Error(`--only=${only}: no stack of that name`)
   const proxy = await startProxy(host, port)
   const rows = []
   const loadBefore = os.loadavg()[0]
@@ -263,13 +273,14 @@ async function runAll({ url, duration = 3, warmup = 0.5, only, log = () => {} })
             c.error = String(e.message).split('\n')[0]
           }
         }
-        for (let slice = 0; slice < SLICES; slice++) {
+        const slices = slicesOf(duration)
+        for (let slice = 0; slice < slices; slice++) {
           for (let j = 0; j < live.length; j++) {
             const c = live[(slice + j) % live.length]
             if (c.error) continue
             try {
               const cpu0 = await c.app.cpuUs()
-              const r = await load(c.app, connections, SLICE_WARMUP_MS, (duration * 1000) / SLICES)
+              const r = await load(c.app, connections, SLICE_WARMUP_MS, (duration * 1000) / slices)
               c.cpuUs += (await c.app.cpuUs()) - cpu0 // includes the slice's warm-up: counted below
               c.requests += r.requests
               c.seconds += r.seconds
@@ -306,7 +317,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, only, log = () => {} })
     await proxy.stop()
   }
   // how busy the host was (this run's own processes included): the rows' ratios hold better than their absolute numbers
-  for (const r of rows) r.host = { cores: os.cpus().length, loadBefore, loadAfter: os.loadavg()[0] }
+  for (const r of rows) r.host = { cores: os.cpus().length, loadBefore, loadAfter: os.loadavg()[0], slices: slicesOf(duration), duration }
   return rows
 }
 
@@ -320,7 +331,7 @@ function table(rows) {
     out.push(
       `${host.cores} cores shared by the app, the load generator, the delay proxy and redis-server (one process each); ` +
         `1-minute load average ${host.loadBefore.toFixed(1)} at the start, ${host.loadAfter.toFixed(1)} at the end. ` +
-        `Each case: ${SLICES} slices, the stacks of a table taking turns. App CPU: the app process's own CPU time per request.`,
+        `Each case: ${host.duration} s in ${host.slices} slices, the stacks of a table taking turns. App CPU: the app process's own CPU time per request.`,
     )
   }
   out.push('')
