@@ -9,6 +9,7 @@
 //   node benchmark/e2e.js --quick         1 s per case
 //   node benchmark/e2e.js --duration=5 --json
 //   node benchmark/e2e.js --only=fewest   the stacks whose id contains this text (seed is always run)
+//   nice -n -10 node benchmark/e2e.js     on a host other jobs share (its children inherit the priority)
 //
 // The request: GET /accounts passes the app's throttler guard (two named
 // throttlers, short and long), a SessionGuard (Better Auth session cookie) and
@@ -39,27 +40,27 @@ const { Histogram } = require('./workloads')
 const VARIANTS = [
   {
     id: 'seed',
-    label: 'seed: ioredis, @nest-lab/throttler-storage-redis, @keyv/redis, Better Auth getSession on @better-auth/redis-storage',
+    label: "ioredis, @nest-lab/throttler-storage-redis, @keyv/redis, Better Auth getSession on @better-auth/redis-storage (the seed's stack)",
     variant: { redis: 'ioredis' },
   },
   {
     id: 'swap',
-    label: 'atlas, plain swap: RedisThrottlerStorage, KeyvRedisStore, Better Auth getSession on redisSecondaryStorage',
+    label: '@atlas-erp/redis as a plain swap: RedisThrottlerStorage, KeyvRedisStore, Better Auth getSession on redisSecondaryStorage',
     variant: { redis: 'atlas', throttler: 'storage', session: 'getSession' },
   },
   {
     id: 'fewest-getsession',
-    label: 'atlas, fewest round trips with Better Auth getSession: RedisThrottlerGuard, clientCache on better-auth: and the Keyv namespace',
+    label: '@atlas-erp/redis, fewest round trips, with Better Auth getSession: RedisThrottlerGuard, clientCache on better-auth: and the Keyv namespace',
     variant: { redis: 'atlas', throttler: 'guard', session: 'getSession', clientCache: true },
   },
   {
     id: 'fewest',
-    label: 'atlas, fewest round trips: RedisThrottlerGuard, clientCache on better-auth: and the Keyv namespace, sessionVerifier',
+    label: "@atlas-erp/redis, fewest round trips: RedisThrottlerGuard, clientCache on better-auth: and the Keyv namespace, sessionVerifier (the example API's SessionGuard)",
     variant: { redis: 'atlas', throttler: 'guard', session: 'verifier', clientCache: true },
   },
   {
     id: 'no-redis',
-    label: 'no Redis (the ceiling): the throttler guard on a storage that counts nothing, sessions from a map in the app, in-memory Keyv',
+    label: 'no Redis, the ceiling: the throttler guard on a storage that counts nothing, sessions from a map in the app, in-memory Keyv',
     variant: { redis: 'none' },
   },
 ]
@@ -336,7 +337,7 @@ function table(rows) {
   }
   out.push('')
   out.push('Stacks:')
-  for (const [id, label] of labels) out.push(`- **${id}**: ${label.replace(/^[^:]+: /, '')}`)
+  for (const [id, label] of labels) out.push(`- **${id}**: ${label}`)
   for (const n of NETWORKS) {
     const nr = rows.filter((r) => r.network === n.id)
     if (nr.length === 0) continue
