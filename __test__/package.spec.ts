@@ -32,7 +32,7 @@ beforeAll(async () => {
   // What a Nest app on TypeScript has anyway, for the type checks below (which,
   // like Nest's own tsconfig, skip checking libraries' .d.ts among themselves) and
   // for loading the nest entry (peers are installed by name: legacy-peer-deps may be set).
-  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '@types/node@20', '@nestjs/common@12', '@nestjs/throttler@6', 'reflect-metadata', 'rxjs@7'], app)
+  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '@types/node@20', '@nestjs/common@12', '@nestjs/core@12', '@nestjs/throttler@6', 'reflect-metadata', 'rxjs@7'], app)
 }, 120_000)
 
 afterAll(async () => {
@@ -104,7 +104,7 @@ test('its types compile under TypeScript strict, entry points included', () => {
 const ENTRY_VALUES: Record<string, string[]> = {
   '@atlas-erp/redis': ['RedisClient', 'RedisError', 'ErrorCode', 'ENV_VARS', 'rateLimitHeaders', 'Sessions'],
   '@atlas-erp/redis/nest': ['RedisModule', 'RedisService', 'InjectRedis', 'RedisHealthIndicator', 'RedisClient', 'getRedisToken'],
-  '@atlas-erp/redis/throttler': ['RedisThrottlerStorage'],
+  '@atlas-erp/redis/throttler': ['RedisThrottlerStorage', 'RedisThrottlerGuard'],
   '@atlas-erp/redis/better-auth': ['redisSecondaryStorage', 'sessionVerifier', 'DEFAULT_KEY_PREFIX'],
   '@atlas-erp/redis/keyv': ['KeyvRedisStore'],
 }

@@ -10,6 +10,7 @@ import { hashTag } from '../core/hash-tag'
 import { ScriptPacer } from '../core/pacer'
 import { slotTag } from '../core/binding'
 import { RATE_LIMIT_CACHE_SIZE, type UnavailablePolicy } from './ratelimit'
+import type * as GuardModule from './throttler-guard'
 
 export interface RedisThrottlerStorageOptions {
   /**
@@ -78,9 +79,22 @@ const enum Grouping {
   Tag = 2,
 }
 
+/**
+ * One throttler's increment of a request, as `incrementAll` takes them (the
+ * arguments of `increment`). @internal
+ */
+export interface ThrottlerIncrement {
+  key: string
+  ttl: number
+  limit: number
+  blockDuration: number
+  name: string
+}
+
 /** One `increment` waiting for its batch's reply. */
 class Call {
-  resolve!: (r: RedisThrottlerStorageRecord) => void
+  /** Resolved undefined: a later increment of a request that one before it stopped (incrementAll). */
+  resolve!: (r: RedisThrottlerStorageRecord | undefined) => void
   reject!: (e: unknown) => void
   constructor(
     readonly key: string,
@@ -90,6 +104,8 @@ class Call {
     readonly limit: number,
     readonly block: number,
     readonly name: string,
+    /** False: the increment after this one's predecessor in one request (incrementAll); it runs only if that one did not stop it. */
+    readonly starts = true,
   ) {}
 }
 
@@ -188,21 +204,67 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     blockDuration: number,
     throttlerName: string,
   ): Promise<RedisThrottlerStorageRecord> {
-    if (typeof key !== 'string' || key.length === 0) return Promise.reject(invalidArgument('increment(): key must be a non-empty string'))
-    if (typeof throttlerName !== 'string') return Promise.reject(invalidArgument('increment(): throttlerName must be a string'))
-    if (!isFiniteNumber(ttl)) return Promise.reject(invalidArgument('increment(): ttl must be a finite number'))
-    if (!isFiniteNumber(limit)) return Promise.reject(invalidArgument('increment(): limit must be a finite number'))
-    if (!isFiniteNumber(blockDuration)) return Promise.reject(invalidArgument('increment(): blockDuration must be a finite number'))
-    if (this.blocked.size > 0) {
-      const id = blockedId(key, throttlerName, ttl, limit, blockDuration)
-      const cached = this.blocked.get(id)
-      if (cached !== undefined) {
-        const answer = this.answerBlocked(id, cached)
-        if (answer !== undefined) return Promise.resolve(answer)
-      }
+    const bad = badIncrement('increment()', key, ttl, limit, blockDuration, throttlerName)
+    if (bad !== undefined) return Promise.reject(bad)
+    const answer = this.cachedAnswer(key, throttlerName, ttl, limit, blockDuration)
+    if (answer !== undefined) return Promise.resolve(answer)
+    return this.enqueue(key, ttl, limit, blockDuration, throttlerName, true) as Promise<RedisThrottlerStorageRecord>
+  }
+
+  /**
+   * The increments of one request's throttlers, in order, as the guard makes
+   * them one after another, stopping at the first that is blocked (or fails):
+   * the ones after it are not counted and resolve undefined. With batching
+   * across slots (the default), one script call for all of them (shared with
+   * the other calls of the tick); otherwise one after another. Rejects with
+   * the first failed increment's error, as the guard's loop would throw it.
+   * @internal
+   */
+  incrementAll(increments: readonly ThrottlerIncrement[]): Promise<Array<RedisThrottlerStorageRecord | undefined>> {
+    const n = increments.length
+    for (const x of increments) {
+      const bad = badIncrement('incrementAll()', x.key, x.ttl, x.limit, x.blockDuration, x.name)
+      if (bad !== undefined) return Promise.reject(bad)
     }
-    const call = new Call(key, `${this.prefix}${hashTag(key)}`, ttl, limit, blockDuration, throttlerName)
-    const promise = new Promise<RedisThrottlerStorageRecord>((resolve, reject) => {
+    if (n === 0) return Promise.resolve([])
+    const first = increments[0]
+    const answer = this.cachedAnswer(first.key, first.name, first.ttl, first.limit, first.blockDuration)
+    if (answer !== undefined) {
+      // blocked, from memory: nothing after it runs
+      const out: Array<RedisThrottlerStorageRecord | undefined> = new Array(n).fill(undefined)
+      out[0] = answer
+      return Promise.resolve(out)
+    }
+    // one script call per request as long as its rules stay one byte each (dispatch)
+    if (this.grouping !== Grouping.All || n > THROTTLE_BATCH) return this.inTurn(increments)
+    const promises = increments.map((x, i) => this.enqueue(x.key, x.ttl, x.limit, x.blockDuration, x.name, i === 0))
+    return Promise.all(promises)
+  }
+
+  /** incrementAll one increment after another (one round trip each), as the stock guard makes them. */
+  private async inTurn(increments: readonly ThrottlerIncrement[]): Promise<Array<RedisThrottlerStorageRecord | undefined>> {
+    const out: Array<RedisThrottlerStorageRecord | undefined> = new Array(increments.length).fill(undefined)
+    for (let i = 0; i < increments.length; i++) {
+      const x = increments[i]
+      const r = await this.increment(x.key, x.ttl, x.limit, x.blockDuration, x.name)
+      out[i] = r
+      if (r.isBlocked) break
+    }
+    return out
+  }
+
+  /** The answer for a key remembered blocked, from memory; undefined when Redis must be asked. */
+  private cachedAnswer(key: string, name: string, ttl: number, limit: number, block: number): RedisThrottlerStorageRecord | undefined {
+    if (this.blocked.size === 0) return undefined
+    const id = blockedId(key, name, ttl, limit, block)
+    const cached = this.blocked.get(id)
+    return cached === undefined ? undefined : this.answerBlocked(id, cached)
+  }
+
+  /** Queues one increment for this tick's script call. */
+  private enqueue(key: string, ttl: number, limit: number, block: number, name: string, starts: boolean): Promise<RedisThrottlerStorageRecord | undefined> {
+    const call = new Call(key, `${this.prefix}${hashTag(key)}`, ttl, limit, block, name, starts)
+    const promise = new Promise<RedisThrottlerStorageRecord | undefined>((resolve, reject) => {
       call.resolve = resolve
       call.reject = reject
     })
@@ -218,7 +280,8 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private flush = (): void => {
     this.scheduled = false
     const q = this.queue
-    const n = this.pacer.take(q.length)
+    // a request's increments go in one script call: the room ends at a request's start
+    const n = requestEnd(q, 0, this.pacer.take(q.length))
     if (n < q.length && !this.waiting) {
       this.waiting = true
       this.pacer.later(this.flushLater)
@@ -242,13 +305,27 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   // Sends `calls` in as few script calls as `by` allows, at most THROTTLE_BATCH increments each.
   private send(calls: Call[], by: Grouping): void {
     if (by === Grouping.All) {
-      for (let i = 0; i < calls.length; i += THROTTLE_BATCH) {
-        this.dispatch(i === 0 && calls.length <= THROTTLE_BATCH ? calls : calls.slice(i, i + THROTTLE_BATCH), by)
+      if (calls.length <= THROTTLE_BATCH) {
+        this.dispatch(calls, by)
+        return
+      }
+      for (let i = 0; i < calls.length; ) {
+        const end = requestEnd(calls, i, i + THROTTLE_BATCH)
+        this.dispatch(calls.slice(i, end), by)
+        i = end
       }
       return
     }
     const groups = new Map<number | string, Call[]>()
-    for (const c of calls) {
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i]
+      if (i + 1 < calls.length && !calls[i + 1].starts) {
+        // a request's increments (incrementAll) may span slots: one after another
+        const end = requestEnd(calls, i, i + 1)
+        void this.inTurnCalls(calls.slice(i, end))
+        i = end - 1
+        continue
+      }
       const g = by === Grouping.Slot ? slotTag(c.rec) : c.rec
       let batch = groups.get(g)
       if (batch === undefined) groups.set(g, (batch = []))
@@ -282,8 +359,15 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       if (which !== undefined) which[i] = rule
     }
     if (which !== undefined) args[1] = String.fromCharCode(...which)
+    // Requests of several increments (incrementAll): throttle_all.lua, which
+    // takes each increment's request (1 starts one, 2 continues it) after the rules.
+    let script = 'throttle'
+    if (calls.some((c) => !c.starts)) {
+      script = 'throttle_all'
+      args.splice(2, 0, String.fromCharCode(...calls.map((c) => (c.starts ? 1 : 2))))
+    }
     const sent = performance.now()
-    this.client.runScript('throttle', keys, args).then(
+    this.client.runScript(script, keys, args).then(
       (reply) => this.settle(calls, reply, sent),
       (e) => this.failed(calls, by, e),
     )
@@ -297,6 +381,13 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     for (let i = 0; i < calls.length; i++) {
       const c = calls[i]
       const total = r[o]
+      // the script's false: a nil reply (RESP2), or false (RESP3)
+      if ((total === null || (total as unknown) === false) && !c.starts) {
+        // not run: an increment of its request before it was blocked or failed
+        c.resolve(undefined)
+        o += 1
+        continue
+      }
       if (typeof total !== 'number' || typeof now !== 'number') {
         if (total === undefined || typeof now !== 'number') {
           const e = new RedisError(ErrorCode.Reply, `throttle script: unexpected reply ${showReply(reply)}`)
@@ -359,6 +450,26 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
     for (const c of calls) c.reject(e)
   }
 
+  /** A request's calls where one script call cannot hold them: one after another, until one is blocked or fails. */
+  private async inTurnCalls(calls: Call[]): Promise<void> {
+    for (let i = 0; i < calls.length; i++) {
+      const c = calls[i]
+      let r: RedisThrottlerStorageRecord
+      try {
+        r = await this.increment(c.key, c.ttl, c.limit, c.block, c.name)
+      } catch (e) {
+        c.reject(e)
+        for (let j = i + 1; j < calls.length; j++) calls[j].resolve(undefined)
+        return
+      }
+      c.resolve(r)
+      if (r.isBlocked) {
+        for (let j = i + 1; j < calls.length; j++) calls[j].resolve(undefined)
+        return
+      }
+    }
+  }
+
   /** Remembers a blocked answer: `r[o …]` is the call's part of the reply (at the server's `now`), `m` its hit count. */
   private rememberBlocked(c: Call, sent: number, now: number, r: Array<number | string>, o: number, m: number): void {
     const id = blockedId(c.key, c.name, c.ttl, c.limit, c.block)
@@ -406,6 +517,32 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   }
 }
 
+/** The error of a bad `increment` argument, or undefined. */
+function badIncrement(who: string, key: unknown, ttl: unknown, limit: unknown, block: unknown, name: unknown): RedisError | undefined {
+  if (typeof key !== 'string' || key.length === 0) return invalidArgument(`${who}: key must be a non-empty string`)
+  if (typeof name !== 'string') return invalidArgument(`${who}: throttlerName must be a string`)
+  if (!isFiniteNumber(ttl)) return invalidArgument(`${who}: ttl must be a finite number`)
+  if (!isFiniteNumber(limit)) return invalidArgument(`${who}: limit must be a finite number`)
+  if (!isFiniteNumber(block)) return invalidArgument(`${who}: blockDuration must be a finite number`)
+  return undefined
+}
+
+/**
+ * Where a run of calls from `from` (a request's start) up to `n` ends without
+ * splitting a request: `n` moved back to the start of the request it falls
+ * in, or, when that is `from`, on to that request's end.
+ */
+function requestEnd(calls: readonly Call[], from: number, n: number): number {
+  if (n >= calls.length) return calls.length
+  if (n <= from || calls[n].starts) return n
+  let start = n
+  while (start > from && !calls[start].starts) start--
+  if (start > from) return start
+  let end = n
+  while (end < calls.length && !calls[end].starts) end++
+  return end
+}
+
 /** A time of the script's reply: a number, or a string beyond 2^53. */
 function num(v: number | string): number {
   return typeof v === 'number' ? v : Number(v)
@@ -415,3 +552,29 @@ function num(v: number | string): number {
 function blockedId(key: string, name: string, ttl: number, limit: number, block: number): string {
   return `${key}\n${name}\n${ttl}\n${limit}\n${block}`
 }
+
+// ---- RedisThrottlerGuard ----------------------------------------------------------------------
+
+/**
+ * @nestjs/throttler's `ThrottlerGuard` with every named throttler of a request
+ * counted in one script call, answering exactly as the stock guard with
+ * `RedisThrottlerStorage` (see lib/ratelimit/throttler-guard.ts). Loaded on
+ * first use: importing this entry for the storage alone loads no Nest package.
+ *
+ * ```ts
+ * providers: [{ provide: APP_GUARD, useClass: RedisThrottlerGuard }]
+ * ```
+ */
+export declare const RedisThrottlerGuard: typeof GuardModule.RedisThrottlerGuard
+/** An instance of {@link RedisThrottlerGuard}. */
+export type RedisThrottlerGuard = GuardModule.RedisThrottlerGuard
+
+const lazyGuard = {
+  get RedisThrottlerGuard(): typeof GuardModule.RedisThrottlerGuard {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('./throttler-guard') as typeof GuardModule).RedisThrottlerGuard
+  },
+}
+// The getter's shape (return <identifier>.<name>) is one Node's ESM loader reads
+// as a named export of this CommonJS file, so `import { RedisThrottlerGuard }` works.
+Object.defineProperty(exports, 'RedisThrottlerGuard', { enumerable: true, get: function () { return lazyGuard.RedisThrottlerGuard } })

@@ -19,6 +19,9 @@ pub const SCRIPTS: &[(&str, &str)] = &[
   // @nestjs/throttler's in-memory storage semantics, for the increments of one
   // tick in one call, one after another (lib/throttler.ts)
   ("throttle", include_str!("throttle.lua")),
+  // RedisThrottlerGuard: the named throttlers of each request in one call; a
+  // request's increments after a blocked one are not run (lib/ratelimit/throttler-guard.ts)
+  ("throttle_all", include_str!("throttle_all.lua")),
   // GCRA, fixed and sliding windows, several rules at once (lib/ratelimit.ts)
   ("ratelimit", include_str!("ratelimit.lua")),
   // client.cache.wrap(): value-or-lock, store-if-still-locked, release (lib/cache.ts)
