@@ -2,7 +2,9 @@
 // diagnostics channels, with a subscriber that does nothing (the channels' own cost), and
 // with instrumentRedis() on the OpenTelemetry SDK (a span and a histogram record per
 // command; spans batched to an exporter that drops them, as a collector would take them).
-// The three take turns in rounds so that drift of the machine falls on all alike.
+// The three take turns in rounds so that drift of the machine falls on all alike. Besides
+// ops/s, each row has the process's CPU time per GET (the JS thread and the native I/O
+// threads): other processes on the machine move it far less than they move throughput.
 // Alone: node benchmark/otel.js [--duration=SECONDS]; run.js includes it.
 const dc = require('node:diagnostics_channel')
 
@@ -13,6 +15,9 @@ const { CURRENT, load } = require('./engines')
 
 const CONCURRENCY = 100
 const ROUNDS = 3
+
+/** CPU time of this process so far, in µs (user and system, every thread). */
+const sampleCpu = () => process.cpuUsage()
 
 /** The variants, each set up and torn down around its slice of a round. */
 function variants() {
@@ -66,9 +71,10 @@ async function suite({ url, durationMs = 3000, warmupMs = 500, log = console.err
       for (const v of list) {
         const off = v.on()
         try {
-          const r = await runCase(client, { kind: 'get', concurrency: CONCURRENCY }, { warmupMs, durationMs: durationMs / ROUNDS, hist })
-          rounds.get(v.id).push(r)
-          log(`  otel round ${round + 1} ${v.label.slice(0, 48).padEnd(48)} ${report.fmtOps(r.opsPerSec)} ops/s`)
+          const r = await runCase(client, { kind: 'get', concurrency: CONCURRENCY }, { warmupMs, durationMs: durationMs / ROUNDS, hist, sampleCpu })
+          const cpu = r.cpuAfter.user + r.cpuAfter.system - r.cpuBefore.user - r.cpuBefore.system
+          rounds.get(v.id).push({ ...r, cpuUsPerOp: cpu / r.ops })
+          log(`  otel round ${round + 1} ${v.label.slice(0, 48).padEnd(48)} ${report.fmtOps(r.opsPerSec)} ops/s, ${(cpu / r.ops).toFixed(2)} µs CPU per GET`)
         } finally {
           off()
         }
@@ -80,20 +86,30 @@ async function suite({ url, durationMs = 3000, warmupMs = 500, log = console.err
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const summary = list.map((v) => {
     const rs = rounds.get(v.id)
-    return { v, ops: median(rs.map((r) => r.opsPerSec)), p50: median(rs.map((r) => r.p50Ns)), p99: median(rs.map((r) => r.p99Ns)) }
+    return {
+      v,
+      ops: median(rs.map((r) => r.opsPerSec)),
+      p50: median(rs.map((r) => r.p50Ns)),
+      p99: median(rs.map((r) => r.p99Ns)),
+      cpu: median(rs.map((r) => r.cpuUsPerOp)),
+    }
   })
-  const base = summary[0].ops
+  const [base] = summary
   const out = [
     '',
     '## Observability: diagnostics channels and OpenTelemetry',
     '',
-    `GET of 100-byte values at ${CONCURRENCY} callers, one client; the variants take turns in ${ROUNDS} rounds (medians). × = ops/s ÷ no subscriber.`,
+    `GET of 100-byte values at ${CONCURRENCY} callers, one client; the variants take turns in ${ROUNDS} rounds (medians). ` +
+      'CPU per GET: the process\'s CPU time (JS and native I/O threads) ÷ GETs. × = ratio to the row without a subscriber.',
     '',
-    '| variant | ops/s | p50 | p99 | × no subscriber |',
-    '| --- | ---: | ---: | ---: | ---: |',
+    '| variant | ops/s | ops/s × | p50 | p99 | CPU per GET | CPU × |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ]
   for (const s of summary) {
-    out.push(`| ${s.v.label} | ${report.fmtOps(s.ops)} | ${report.fmtLatency(s.p50)} | ${report.fmtLatency(s.p99)} | ${report.fmtRatio(s.ops / base)} |`)
+    out.push(
+      `| ${s.v.label} | ${report.fmtOps(s.ops)} | ${report.fmtRatio(s.ops / base.ops)} | ${report.fmtLatency(s.p50)} | ${report.fmtLatency(s.p99)} | ` +
+        `${s.cpu.toFixed(2)} µs | ${report.fmtRatio(s.cpu / base.cpu)} |`,
+    )
   }
   out.push('')
   return out.join('\n')
