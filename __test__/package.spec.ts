@@ -32,7 +32,7 @@ beforeAll(async () => {
   // What a Nest app on TypeScript has anyway, for the type checks below (which,
   // like Nest's own tsconfig, skip checking libraries' .d.ts among themselves) and
   // for loading the nest entry (peers are installed by name: legacy-peer-deps may be set).
-  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '@types/node@20', '@nestjs/common@12', '@nestjs/core@12', '@nestjs/throttler@6', 'reflect-metadata', 'rxjs@7'], app)
+  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '@types/node@20', '@nestjs/common@12', '@nestjs/core@12', '@nestjs/throttler@6', 'reflect-metadata', 'rxjs@7', '@opentelemetry/api@1'], app)
 }, 120_000)
 
 afterAll(async () => {
@@ -90,7 +90,7 @@ test('its types compile under TypeScript strict, entry points included', () => {
   // which many Nest apps' tsconfig still has.
   fs.writeFileSync(
     path.join(app, 'node10.ts'),
-    ['nest', 'throttler', 'keyv', 'better-auth'].map((e, i) => `import * as m${i} from '@atlas-erp/redis/${e}'\nvoid m${i}\n`).join(''),
+    ['nest', 'throttler', 'keyv', 'better-auth', 'otel'].map((e, i) => `import * as m${i} from '@atlas-erp/redis/${e}'\nvoid m${i}\n`).join(''),
   )
   run(process.execPath, [tsc, '--strict', '--noEmit', '--skipLibCheck', '--module', 'commonjs', '--moduleResolution', 'node', '--experimentalDecorators', 'node10.ts'], app)
   // And a type error is reported (the check is real).
@@ -107,6 +107,7 @@ const ENTRY_VALUES: Record<string, string[]> = {
   '@atlas-erp/redis/throttler': ['RedisThrottlerStorage', 'RedisThrottlerGuard'],
   '@atlas-erp/redis/better-auth': ['redisSecondaryStorage', 'sessionVerifier', 'DEFAULT_KEY_PREFIX'],
   '@atlas-erp/redis/keyv': ['KeyvRedisStore'],
+  '@atlas-erp/redis/otel': ['instrumentRedis'],
 }
 /** The main entry's option and result types. */
 const ROOT_TYPES = [
@@ -120,6 +121,8 @@ const ROOT_TYPES = [
   'ZMemberScore', 'StreamTrim', 'XAddOptions', 'StreamEntry', 'DeletedStreamEntry', 'StreamFrom', 'StreamMessages',
   'XReadOptions', 'XReadGroupOptions', 'XGroupCreateOptions', 'XPendingSummary', 'XPendingRange', 'XPendingEntry',
   'XClaimOptions', 'XAutoClaimOptions', 'XAutoClaimResult', 'XAutoClaimIdsResult', 'KeyType', 'ExpireCondition', 'CopyOptions',
+  // what the diagnostics channels publish (lib/core/diagnostics.ts)
+  'CommandTraceContext', 'ConnectTraceContext', 'RedisEndpoint',
 ]
 
 /** The package's internals (marked @internal in lib/): none may reach the published types. */
@@ -128,7 +131,7 @@ const INTERNAL_NAMES = [
   'checkNonEmptyString', 'clientArg', 'extendClient', 'ScriptPacer', 'SCRIPT_BATCH', 'THROTTLE_BATCH', 'DeniedCache',
   'RATE_LIMIT_CACHE_SIZE', 'hashTag', 'isUnavailable', 'invalidArgument', 'argumentError', 'checkArgs', 'isPlainObject',
   'showReply', 'NativeClient', 'PendingTable', 'LocalCache', 'keySlot', 'parseClusterSlots', 'parseStored', 'tokenId',
-  'LOCK_SUFFIX', 'pairsArg',
+  'LOCK_SUFFIX', 'pairsArg', 'commandChannel', 'connectChannel', 'describeEndpoint', 'connectStarted', 'connectSettled',
 ]
 
 function filesUnder(dir: string, suffix: string): string[] {
@@ -211,4 +214,7 @@ test('the main entry and the throttler, keyv and better-auth entries load no fra
   // …while the nest entry does load Nest (so the pattern above finds a framework when there is one).
   const nest = `require('@atlas-erp/redis/nest'); console.log(Object.keys(require.cache).some((f) => /[\\\\/]node_modules[\\\\/]@nestjs[\\\\/]common[\\\\/]/.test(f)))`
   expect(run(process.execPath, ['-e', nest], app).trim()).toBe('true')
+  // …and the otel entry loads @opentelemetry/api, its optional peer dependency.
+  const otel = `require('@atlas-erp/redis/otel'); console.log(Object.keys(require.cache).some((f) => /[\\\\/]node_modules[\\\\/]@opentelemetry[\\\\/]api[\\\\/]/.test(f)))`
+  expect(run(process.execPath, ['-e', otel], app).trim()).toBe('true')
 })

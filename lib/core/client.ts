@@ -1,6 +1,7 @@
 import { NativeClient, OP, SCRIPT, slotTag } from './binding'
 import { checkOptionKeys, isArray, isPlainObject } from './args'
 import { TypedCommands } from './commands'
+import { commandChannel, commandName, connectChannel, connectSettled, connectStarted, describeEndpoint, type CommandTraceContext, type ConnectTraceContext, type RedisEndpoint } from './diagnostics'
 import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument } from './errors'
 import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
@@ -95,6 +96,12 @@ export class RedisClient extends TypedCommands {
   /** The key prefix, where siblingKey needs it (cluster mode). */
   private keyPrefix = ''
   private closeWaiters: Array<() => void> = []
+  /** Where it connects, for the diagnostics channels (read once from the options). @internal */
+  protected endpoint: RedisEndpoint = { database: 0 }
+  /** The connection attempt being traced on `atlas-erp:redis:connect`, if anyone listened when it began. */
+  private connectTrace?: ConnectTraceContext
+  /** The traced commands of this tick's batch, which learn the batch's size when it is written. */
+  private batchTraces?: CommandTraceContext[]
 
   protected constructor() {
     super()
@@ -130,6 +137,8 @@ export class RedisClient extends TypedCommands {
         } else {
           throw invalidArgument('connect(): options must be a URL string or a ConnectOptions object')
         }
+        client.endpoint = describeEndpoint(options)
+        if (connectChannel.hasSubscribers) client.connectTrace = connectStarted(client, client.endpoint, false)
         client.native = new NativeClient(source, payload, client.onEvents)
         client.cluster = isPlainObject(options) ? options.cluster !== undefined : options === undefined && !!process.env.REDIS_CLUSTER_NODES?.trim()
         if (client.cluster) client.keyPrefix = isPlainObject(options) ? ((options as ConnectOptions).keyPrefix ?? '') : options === undefined ? (process.env.REDIS_KEY_PREFIX ?? '') : ''
@@ -449,6 +458,22 @@ export class RedisClient extends TypedCommands {
 
   /** Queues one command for this tick's batch. @internal */
   protected send<T>(op: number, ...args: unknown[]): Promise<T> {
+    if (commandChannel.hasSubscribers) return this.sendTraced<T>(op, args)
+    return this.enqueue<T>(op, args)
+  }
+
+  /** send() while someone listens on `atlas-erp:redis:command`: one trace per command (see docs/observability.md). */
+  private sendTraced<T>(op: number, args: unknown[]): Promise<T> {
+    const trace: CommandTraceContext = { command: commandName(op, args), ...this.endpoint, client: this }
+    return commandChannel.tracePromise(() => {
+      const id = this.nextId
+      const sent = this.enqueue<T>(op, args)
+      if (this.nextId !== id) (this.batchTraces ??= []).push(trace) // queued, not refused
+      return sent
+    }, trace)
+  }
+
+  private enqueue<T>(op: number, args: unknown[]): Promise<T> {
     if (this.state !== 'ready') {
       return Promise.reject(
         this.state === 'connecting'
@@ -477,6 +502,12 @@ export class RedisClient extends TypedCommands {
     const q = this.queue
     this.queue = []
     const first = this.firstId
+    const traces = this.batchTraces
+    if (traces !== undefined) {
+      this.batchTraces = undefined
+      const size = (this.nextId - first) & ID_MASK
+      for (const t of traces) t.batchSize = size
+    }
     let refused: Array<number | string> | undefined
     try {
       refused = this.native.submit(q, first)
@@ -521,6 +552,14 @@ export class RedisClient extends TypedCommands {
     )
   }
 
+  /** Ends the traced connection attempt, if one is traced. */
+  private settleConnectTrace(error?: RedisError): void {
+    const trace = this.connectTrace
+    if (trace === undefined) return
+    this.connectTrace = undefined
+    connectSettled(trace, error)
+  }
+
   private onEvent(ev: unknown): void {
     if (Array.isArray(ev) && ev[0] === 'invalidate') {
       this.localCache?.invalidate(ev[1] as string[] | null)
@@ -528,16 +567,20 @@ export class RedisClient extends TypedCommands {
       this.localCache?.reset()
     } else if (ev === 'ready') {
       this.state = 'ready'
+      this.settleConnectTrace()
       this.connectWaiter?.resolve(this)
       this.connectWaiter = undefined
     } else if (ev === 'closed' || Array.isArray(ev)) {
       const wasConnecting = this.state === 'connecting'
       this.state = 'closed'
       if (wasConnecting && Array.isArray(ev)) {
-        this.connectWaiter?.reject(RedisError.from(ev))
+        const error = RedisError.from(ev)
+        this.settleConnectTrace(error)
+        this.connectWaiter?.reject(error)
         this.connectWaiter = undefined
       }
       const err = new RedisError(ErrorCode.Closed, 'the client is closed')
+      this.settleConnectTrace(err) // closed while connecting
       for (const p of this.pending.drain()) p.reject(err)
       for (const w of this.closeWaiters.splice(0)) w()
     }

@@ -11,6 +11,7 @@ import {
 } from '@nestjs/common'
 
 import { RedisClient } from '../core/client'
+import { connectLogged, stopConnectionLog } from './connection-log'
 import { ErrorCode, RedisError } from '../core/errors'
 import type { ConnectOptions, RedisKey, RedisValue } from '../core/types'
 
@@ -25,11 +26,20 @@ export interface RedisModuleOptions extends ConnectOptions {
   name?: string
   /** Make the providers available in every module without importing RedisModule there. */
   isGlobal?: boolean
+  /**
+   * Log the connection's events through Nest's `Logger` (context `Redis`, or
+   * `Redis:<name>`): `ready` (log), `reconnecting` (warn), a failed connection
+   * attempt (error, with the client's error, which never holds a password).
+   * Read from the `atlas-erp:redis:connect` diagnostics channel. Default false.
+   */
+  logConnectionEvents?: boolean
 }
 
 export interface RedisModuleAsyncOptions extends Pick<ModuleMetadata, 'imports'> {
   name?: string
   isGlobal?: boolean
+  /** As {@link RedisModuleOptions.logConnectionEvents}. */
+  logConnectionEvents?: boolean
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   inject?: FactoryProvider['inject']
   /** Resolves the connection (ConnectOptions, a URL, or undefined for the environment). */
@@ -155,9 +165,16 @@ function round(ms: number): number {
 class RedisCloser implements OnApplicationShutdown {
   constructor(private readonly client: RedisClient) {}
 
-  onApplicationShutdown(): Promise<void> {
-    return this.client.close()
+  async onApplicationShutdown(): Promise<void> {
+    await this.client.close()
+    stopConnectionLog(this.client)
   }
+}
+
+/** Connects, with the connection's events logged when asked. */
+function connectWith(name: string, logConnectionEvents: boolean | undefined, connection: RedisConnection): Promise<RedisClient> {
+  const connect = () => RedisClient.connect(connection)
+  return logConnectionEvents === true ? connectLogged(name, connect) : connect()
 }
 
 function providersFor(name: string, factory: FactoryProvider): Provider[] {
@@ -188,13 +205,13 @@ function exportsFor(name: string): string[] | Array<string | typeof RedisService
 @Module({})
 export class RedisModule {
   static forRoot(options: RedisModuleOptions | string = {}): DynamicModule {
-    const { name = DEFAULT, isGlobal, ...rest } = typeof options === 'string' ? { url: options } : options
+    const { name = DEFAULT, isGlobal, logConnectionEvents, ...rest } = typeof options === 'string' ? { url: options } : options
     // No connection option at all: read REDIS_URL / REDIS_HOST / REDIS_PORT / REDIS_PASSWORD.
     const connection: RedisConnection = Object.keys(rest).length > 0 ? rest : undefined
     return {
       module: RedisModule,
       global: isGlobal ?? false,
-      providers: providersFor(name, { provide: '', useFactory: () => RedisClient.connect(connection) }),
+      providers: providersFor(name, { provide: '', useFactory: () => connectWith(name, logConnectionEvents, connection) }),
       exports: exportsFor(name),
     }
   }
@@ -208,7 +225,7 @@ export class RedisModule {
       providers: providersFor(name, {
         provide: '',
         inject: options.inject ?? [],
-        useFactory: async (...args: unknown[]) => RedisClient.connect(await options.useFactory(...args)),
+        useFactory: async (...args: unknown[]) => connectWith(name, options.logConnectionEvents, await options.useFactory(...args)),
       }),
       exports: exportsFor(name),
     }
