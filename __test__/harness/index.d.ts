@@ -206,11 +206,6 @@ export interface ProxyOptions {
   chunkBytes?: number
   /** Gap between two pieces when chunking; default 1 ms (0: the next turn of the event loop). */
   chunkGapMs?: number
-  /**
-   * Client→server data is read at most this fast (a slow link): the client's socket
-   * stays full and its writes keep meeting would-block. Default 0 (off).
-   */
-  uploadBytesPerSec?: number
 }
 
 /**

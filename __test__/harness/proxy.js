@@ -47,15 +47,6 @@ class Link {
 
   toServer(b) {
     if (this.frozen) return // not reached: a frozen link is not read
-    const rate = this.proxy.uploadBytesPerSec
-    if (rate > 0) {
-      // A slow link: read no more from the client until this piece's time has passed, so
-      // that the client's socket stays full and its writes keep meeting would-block.
-      this.client.pause()
-      setTimeout(() => {
-        if (!this.frozen && !this.closed) this.client.resume()
-      }, Math.ceil((b.length / rate) * 1000))
-    }
     const send = () => {
       if (this.closed || this.frozen) return
       if (this.upstream.connecting) this.early.push(b)
@@ -126,7 +117,6 @@ class TcpProxy {
     this.delayMs = opts.delayMs ?? 0
     this.chunkBytes = opts.chunkBytes ?? 0
     this.chunkGapMs = opts.chunkGapMs ?? 1
-    this.uploadBytesPerSec = opts.uploadBytesPerSec ?? 0
     this.paused = false
     this.links = new Set()
     /** Connections accepted since start (those made while paused included). */
