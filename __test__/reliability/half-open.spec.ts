@@ -50,7 +50,7 @@ test(`blackholed while busy: every call settles within commandTimeoutMs + 1 s (E
   const outcomes: Array<{ ms: number; code?: string }> = []
   const stop = Date.now() + PAUSE_MS
   while (Date.now() < stop) {
-    const round = await Promise.all([c.get('ho:k'), c.incr('ho:n'), c.set('ho:x', '1')].map((p) => timed(p)))
+    const round = await Promise.all([c.get('ho:k'), c.incr('ho:n'), c.set('ho:x', '1')].map((p: Promise<unknown>) => timed(p)))
     for (const r of round) outcomes.push({ ms: r.ms, code: r.error?.code })
   }
   proxy.resume()
