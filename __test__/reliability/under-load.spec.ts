@@ -158,7 +158,7 @@ test(`blackholed path (proxy paused ${COMMAND_TIMEOUT_MS + HEALTH_CHECK_MS + 100
 }, 60_000)
 
 test('connection cut three times, 300 ms apart: 100 callers', async () => {
-  const { report, codes } = await scenario(
+  const { report } = await scenario(
     'cut',
     async () => {
       for (let i = 0; i < 3; i++) {
@@ -169,7 +169,9 @@ test('connection cut three times, 300 ms apart: 100 callers', async () => {
     /^ERR_CONNECTION /,
   )
   expect(report).toEqual(CLEAN)
-  expect(codes.ERR_CONNECTION ?? 0).toBeGreaterThan(0)
+  // the cuts were felt: the client made new connections (calls in flight at a cut get
+  // ERR_CONNECTION, but when the event loop is the bottleneck there may be none in flight)
+  expect(proxy.accepted).toBeGreaterThanOrEqual(4)
 }, 60_000)
 
 test('server restarted (SIGTERM, start again on the same port): 100 callers', async () => {
@@ -181,5 +183,6 @@ test('server restarted (SIGTERM, start again on the same port): 100 callers', as
     /^(ERR_CONNECTION|ERR_TIMEOUT) |^ERR_REPLY .*LOADING/,
   )
   expect(report).toEqual(CLEAN)
-  expect(codes.ERR_CONNECTION ?? 0).toBeGreaterThan(0)
+  expect(proxy.accepted).toBeGreaterThanOrEqual(2)
+  expect(codes.ok).toBeGreaterThan(0)
 }, 60_000)
