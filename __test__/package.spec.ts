@@ -123,7 +123,7 @@ const INTERNAL_NAMES = [
   'checkNonEmptyString', 'clientArg', 'extendClient', 'ScriptPacer', 'SCRIPT_BATCH', 'THROTTLE_BATCH', 'DeniedCache',
   'RATE_LIMIT_CACHE_SIZE', 'hashTag', 'isUnavailable', 'invalidArgument', 'argumentError', 'checkArgs', 'isPlainObject',
   'showReply', 'NativeClient', 'PendingTable', 'LocalCache', 'keySlot', 'parseClusterSlots', 'parseStored', 'tokenId',
-  'LOCK_SUFFIX', 'pairsArg',
+  'LOCK_SUFFIX', 'pairsArg', 'PACER_LIMITS', 'PacerLimits',
 ]
 
 function filesUnder(dir: string, suffix: string): string[] {

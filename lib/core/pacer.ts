@@ -1,6 +1,6 @@
 import { ErrorCode, RedisError } from './errors'
 
-/** How many callers may wait for a turn, and for how long, before they are refused. */
+/** How many callers may wait for a turn, and for how long, before they are refused. @internal */
 export interface PacerLimits {
   /** Callers waiting at most; one more is refused at once. */
   maxWaiting: number

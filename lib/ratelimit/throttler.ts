@@ -156,7 +156,7 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private waiting = false
   /** performance.now() of the tick whose calls `queue` ends with. */
   private tickAt = 0
-  /** Bounds of `queue` (PACER_LIMITS; a field so that a test can lower them). */
+  /** Bounds of `queue` (the pacer's defaults; a field so that a test can lower them). @internal */
   private readonly limits: Readonly<PacerLimits> = PACER_LIMITS
 
   /** `redis`: a `RedisClient`, or the `RedisService` of `@atlas-erp/redis/nest` (its `client` is used). */
