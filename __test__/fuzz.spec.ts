@@ -19,12 +19,14 @@
 // Better Auth storage and verifier, rateLimitHeaders), hostile objects (throwing
 // getters, Proxies), and command()s that would change the shared connection's state.
 import * as fc from 'fast-check'
+import path from 'path'
 import { RedisClient, rateLimitHeaders } from '../lib'
 import { RedisThrottlerStorage } from '../lib/ratelimit/throttler'
 import { KeyvRedisStore } from '../lib/caching/keyv'
 import { redisSecondaryStorage, sessionVerifier } from '../lib/sessions/better-auth'
 import { startRedis, stopAll, RedisServer } from './harness'
 import { closeAll, connect, eventually, ns, withTimeout } from './helpers'
+import { death, runChild } from './reliability/child'
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x10a7)
 /** Batches of CALLS_PER_RUN calls; the default makes the 10,000 calls of the issue. */
@@ -643,3 +645,45 @@ describe('command() cannot change the state of the shared connection behind the 
     expect({ command, sameTick, later }).toEqual({ command: expect.stringMatching(/^(ran|ERR_INVALID_ARGUMENT|ERR_REPLY)$/), sameTick: ['A', 'B', 'C'], later: ['C', 'A', 1] })
   })
 })
+
+// ---- shapes that may abort the process (issue 18, point 1) ----------------------------------
+
+const RISKY_RUNS = Number(process.env.FUZZ_RISKY_RUNS ?? 30)
+const RISKY_BATCH = 20
+
+test(`${RISKY_RUNS} batches of ${RISKY_BATCH} calls with shapes that may abort the process (sparse 2^32-1 arrays, deep nesting, detached buffers...), each batch in one tick with good calls, in a child process`, async () => {
+  // The shapes and argument positions of reliability/children/shapes.js, drawn at random
+  // and issued together: bad-input.spec.ts tries each pair alone; here they share native
+  // batches with each other and with a sentinel SET/GET, which must get its own reply.
+  // A batch that aborts the child is reported with the signal; the next child goes on
+  // with the batch after it.
+  const child = path.join(__dirname, 'reliability', 'children', 'bad-input.js')
+  const failures: string[] = []
+  let from = 0
+  let done = 0
+  while (from < RISKY_RUNS) {
+    let current: { i: number; picked: number[] } | undefined
+    const run = await runChild(child, {
+      env: { ATLAS_PORT: String(srv.port), ATLAS_MODE: 'batch', ATLAS_SEED: String(SEED), ATLAS_RUNS: String(RISKY_RUNS), ATLAS_BATCH: String(RISKY_BATCH), ATLAS_FROM: String(from) },
+      onMessage: (m) => {
+        if (m.type === 'start') current = m
+        if (m.type === 'done') {
+          done++
+          if (m.outcome !== 'ok' || m.after) failures.push(`batch ${m.i}: ${[m.outcome === 'ok' ? '' : m.outcome, m.after].filter(Boolean).join('; ')}`)
+          current = undefined
+        }
+      },
+    })
+    if (current !== undefined) {
+      failures.push(`batch ${current.i} (cases ${current.picked.join(',')} of shapes.js allCases()): ${death(run)}`)
+      from = current.i + 1
+    } else if (run.messages.some((m) => m.type === 'finished')) {
+      from = RISKY_RUNS
+    } else {
+      throw new Error(`the child did not start its batches: ${death(run)}`)
+    }
+  }
+  expect(failures.slice(0, 10)).toEqual([])
+  expect(done).toBe(RISKY_RUNS)
+  expect(await srv.cli('PING')).toBe('PONG')
+}, 600_000)

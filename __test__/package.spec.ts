@@ -131,7 +131,7 @@ const INTERNAL_NAMES = [
   'checkNonEmptyString', 'clientArg', 'extendClient', 'ScriptPacer', 'SCRIPT_BATCH', 'THROTTLE_BATCH', 'DeniedCache',
   'RATE_LIMIT_CACHE_SIZE', 'hashTag', 'isUnavailable', 'invalidArgument', 'argumentError', 'checkArgs', 'isPlainObject',
   'showReply', 'NativeClient', 'PendingTable', 'LocalCache', 'keySlot', 'parseClusterSlots', 'parseStored', 'tokenId',
-  'LOCK_SUFFIX', 'pairsArg', 'commandChannel', 'connectChannel', 'describeEndpoint', 'connectStarted', 'connectSettled',
+  'LOCK_SUFFIX', 'pairsArg', 'commandChannel', 'connectChannel', 'describeEndpoint', 'connectStarted', 'connectSettled', 'PACER_LIMITS', 'PacerLimits',
 ]
 
 function filesUnder(dir: string, suffix: string): string[] {

@@ -28,6 +28,10 @@
 //   ratelimit-hot       one key, 100/min: denied after 100 calls (atlas answers from its
 //                       denied-key cache; rate-limiter-flexible has an in-memory block
 //                       option, inMemoryBlockOnConsumed, used here for a fair comparison)
+//   ratelimit-256       256 concurrent requests, each with a rate limit of its own key
+//                       (rateLimit, and the throttler storage's increment): p99 and the peak
+//                       JS heap while it runs, which the pacers' bounded queues keep flat
+//                       (issue 18, point 12; the behaviour is in __test__/reliability/pacer.spec.ts)
 const { runPhase, redisCpuUs, suiteOf, runStandalone } = require('./feature-common')
 const { Histogram, runPhase: runClosedLoop } = require('./workloads')
 const { load, resolveEngines } = require('./engines')
@@ -158,6 +162,20 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, eng
       }
     }
   }
+  // 256 concurrent requests, one rate limit each: the pacers' queues under a wide fan-in
+  const wide = { ...throttlers(engines), ...limiters(engines) }
+  for (const [name, make] of Object.entries(wide)) {
+    const isThrottler = name.includes('Throttler') || name.includes('throttler')
+    cases.push({
+      group: 'ratelimit-256',
+      name,
+      callers: 256,
+      make: (u) => make(u, false),
+      op: isThrottler
+        ? (s) => (c, n) => s.storage.increment(keyOf(c, n), 60_000, 1000, 60_000, 'default')
+        : (s) => (c, n) => s.check(keyOf(c, n)),
+    })
+  }
   // The contenders of one group and caller count run interleaved: SLICES turns
   // each, in rotating order, so a slow phase of the host falls on all of them
   // alike and their ratios hold still where back-to-back runs drifted by 10-30 %.
@@ -177,7 +195,7 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, eng
         conn = await k.make(url)
         const op = k.op(conn)
         await runPhase(op, k.callers, warmup * 1000)
-        live.push({ k, conn, op, hist: new Histogram(), ops: 0, ns: 0, nodeUs: 0, redisUs: 0, commands: 0 })
+        live.push({ k, conn, op, hist: new Histogram(), ops: 0, ns: 0, nodeUs: 0, redisUs: 0, commands: 0, heapPeak: 0 })
       } catch (e) {
         await conn?.close().catch(() => {})
         rows.push({ group: k.group, name: k.name, callers: k.callers, error: String(e && e.message) })
@@ -193,7 +211,14 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, eng
             const before = c.conn.stats?.()
             const cpu0 = process.cpuUsage()
             const redis0 = await cpuUs()
-            const r = await runClosedLoop(c.op, c.k.callers, (duration * 1000) / SLICES, c.hist)
+            // the JS heap's peak while it runs (sampled: a queue that grows shows)
+            const sampler = setInterval(() => { c.heapPeak = Math.max(c.heapPeak, process.memoryUsage().heapUsed) }, 20)
+            let r
+            try {
+              r = await runClosedLoop(c.op, c.k.callers, (duration * 1000) / SLICES, c.hist)
+            } finally {
+              clearInterval(sampler)
+            }
             const cpu1 = process.cpuUsage(cpu0)
             c.redisUs += (await cpuUs()) - redis0
             c.nodeUs += cpu1.user + cpu1.system
@@ -226,10 +251,11 @@ async function runAll({ url, duration = 3, warmup = 0.5, flush, cpuUs, only, eng
         // CPU per call: this process (JS and native threads) and the redis-server
         nodeCpuUs: c.nodeUs / c.ops,
         redisCpuUs: c.redisUs / c.ops,
+        heapPeakMB: c.heapPeak / 2 ** 20,
       }
       if (c.conn.stats) row.roundTripsPerCall = c.commands / c.ops
       rows.push(row)
-      log(`${group.padEnd(18)} C=${String(callers).padEnd(3)} ${name.padEnd(62)} ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s  p50 ${row.p50Us.toFixed(0)} µs  p99 ${row.p99Us.toFixed(0)} µs  cpu/call node ${row.nodeCpuUs.toFixed(1)} µs redis ${row.redisCpuUs.toFixed(1)} µs${row.roundTripsPerCall !== undefined ? `  round trips/call ${row.roundTripsPerCall.toFixed(3)}` : ''}`)
+      log(`${group.padEnd(18)} C=${String(callers).padEnd(3)} ${name.padEnd(62)} ${Math.round(row.opsPerSec).toLocaleString('en-US').padStart(9)} ops/s  p50 ${row.p50Us.toFixed(0)} µs  p99 ${row.p99Us.toFixed(0)} µs  cpu/call node ${row.nodeCpuUs.toFixed(1)} µs redis ${row.redisCpuUs.toFixed(1)} µs  heap peak ${row.heapPeakMB.toFixed(0)} MB${row.roundTripsPerCall !== undefined ? `  round trips/call ${row.roundTripsPerCall.toFixed(3)}` : ''}`)
     }
   }
   return rows
@@ -242,14 +268,16 @@ function table(rows) {
   const groups = [...new Set(rows.map((r) => r.group))]
   for (const g of groups) {
     const gr = rows.filter((r) => r.group === g)
-    const base = gr.find((r) => r.name.startsWith('@nest-lab') && !r.name.includes('auto') && r.callers === 100)
+    const base = gr.find((r) => r.name.startsWith('@nest-lab') && !r.name.includes('auto') && (r.callers === 100 || g === 'ratelimit-256'))
+    // the peak heap is the point of ratelimit-256 (bounded queues); elsewhere it is noise
+    const heap = g === 'ratelimit-256'
     out.push(`\n### ${g}\n`)
-    out.push(`| client | callers | ops/s | p50 µs | p99 µs | node CPU µs/call | redis CPU µs/call |${base ? ' vs @nest-lab |' : ''}`)
-    out.push(`| --- | --- | --- | --- | --- | --- | --- |${base ? ' --- |' : ''}`)
+    out.push(`| client | callers | ops/s | p50 µs | p99 µs | node CPU µs/call | redis CPU µs/call |${heap ? ' peak heap MB |' : ''}${base ? ' vs @nest-lab |' : ''}`)
+    out.push(`| --- | --- | --- | --- | --- | --- | --- |${heap ? ' --- |' : ''}${base ? ' --- |' : ''}`)
     for (const r of gr) {
-      if (r.error) { out.push(`| ${r.name} | ${r.callers} | failed: ${r.error} | | | | |${base ? ' |' : ''}`); continue }
+      if (r.error) { out.push(`| ${r.name} | ${r.callers} | failed: ${r.error} | | | | |${heap ? ' |' : ''}${base ? ' |' : ''}`); continue }
       const ratio = base && base.opsPerSec ? ` ${(r.opsPerSec / base.opsPerSec).toFixed(2)}× |` : ''
-      out.push(`| ${r.name} | ${r.callers} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${r.nodeCpuUs.toFixed(1)} | ${r.redisCpuUs.toFixed(1)} |${ratio}`)
+      out.push(`| ${r.name} | ${r.callers} | ${Math.round(r.opsPerSec).toLocaleString('en-US')} | ${r.p50Us.toFixed(0)} | ${r.p99Us.toFixed(0)} | ${r.nodeCpuUs.toFixed(1)} | ${r.redisCpuUs.toFixed(1)} |${heap ? ` ${r.heapPeakMB.toFixed(0)} |` : ''}${ratio}`)
     }
   }
   return out.join('\n')

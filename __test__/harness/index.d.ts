@@ -100,7 +100,7 @@ export declare class RedisServer {
 export declare const BACKEND: 'redis' | 'memory'
 /** Start a redis-server on a free port and wait until it answers PING (10 s timeout); with ATLAS_TEST_BACKEND=memory, a fresh memory:// store that poses as one (no process). */
 export declare function startRedis(options?: StartOptions): Promise<RedisServer>
-/** Stop every server started through this module instance (in jest: this test file). */
+/** Stop every server and close every proxy started through this module instance (in jest: this test file). */
 export declare function stopAll(): Promise<void>
 /** Generate the TLS material once per process (and per dir); default dir: a tmp dir removed at exit. */
 export declare function makeCerts(dir?: string): Certs
@@ -195,3 +195,57 @@ export declare function startSentinel(options?: SentinelStartOptions): Promise<S
  * and every replica in sync.
  */
 export declare function startCluster(options?: ClusterStartOptions): Promise<RedisCluster>
+
+export interface ProxyOptions {
+  /** Latency added to every piece of data, both directions (order kept). Default 0. */
+  delayMs?: number
+  /**
+   * Server→client data is cut into pieces of at most this many bytes, written one at a
+   * time `chunkGapMs` apart, so that the client reads them one by one. Default 0 (off).
+   */
+  chunkBytes?: number
+  /** Gap between two pieces when chunking; default 1 ms (0: the next turn of the event loop). */
+  chunkGapMs?: number
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 in front of a server, for network faults: a blackholed path
+ * (pause), a connection cut in the middle (cut), a name that moves to another server
+ * (retarget), latency and small reads (ProxyOptions).
+ */
+export declare class TcpProxy {
+  private constructor()
+  /** Always '127.0.0.1'. */
+  readonly host: string
+  /** The port clients connect to. */
+  readonly port: number
+  /** 'redis://127.0.0.1:PORT'. */
+  readonly url: string
+  /** Where new connections go. */
+  readonly targetPort: number
+  /** Whether pause() is in effect. */
+  readonly paused: boolean
+  /** Connections accepted since start, those made while paused included. */
+  readonly accepted: number
+  /** Connections open now (frozen ones included). */
+  readonly connections: number
+  /**
+   * Blackhole: no byte crosses any connection in either direction from now on, and
+   * nothing is closed (neither side is read: bytes pile up in the kernel buffers, then
+   * in the sender). Connections made while paused are accepted and get nothing. Open
+   * connections stay frozen after resume(): only new connections get through, as on a
+   * real path that died.
+   */
+  pause(): void
+  /** New connections are forwarded again. */
+  resume(): void
+  /** Closes both sides of every open connection. */
+  cut(): void
+  /** Later connections go to 127.0.0.1:`port`; open ones stay where they are. */
+  retarget(port: number): void
+  /** Cuts every connection and stops listening. */
+  close(): Promise<void>
+}
+
+/** Start a proxy on a free port that forwards each connection to 127.0.0.1:`targetPort`. */
+export declare function startProxy(targetPort: number, options?: ProxyOptions): Promise<TcpProxy>

@@ -10,6 +10,7 @@ const path = require('path')
 const tls = require('tls')
 const vm = require('vm')
 const { makeCerts } = require('./certs')
+const { startProxy, stopProxies, TcpProxy } = require('./proxy')
 
 const HOST = '127.0.0.1'
 const SERVER_BIN = process.env.REDIS_SERVER_BIN || 'redis-server'
@@ -558,9 +559,9 @@ class SentinelTopology {
   }
 }
 
-/** Stop every server started through this module (in jest: by this test file). */
+/** Stop every server and close every proxy started through this module (in jest: by this test file). */
 async function stopAll() {
-  await Promise.all([...servers].map((s) => s.stop()))
+  await Promise.all([...servers].map((s) => s.stop()).concat(stopProxies()))
 }
 
 
@@ -688,4 +689,7 @@ async function startCluster(opts = {}) {
   }
 }
 
-module.exports = { startRedis, startSentinel, startCluster, stopAll, makeCerts, RedisServer, SentinelTopology, RedisCluster, MemoryServer, BACKEND }
+module.exports = {
+  startRedis, startSentinel, startCluster, startProxy, stopAll, makeCerts,
+  RedisServer, SentinelTopology, RedisCluster, MemoryServer, TcpProxy, BACKEND,
+}

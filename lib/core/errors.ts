@@ -19,6 +19,12 @@ export const ErrorCode = {
   Closed: 'ERR_CLOSED',
   /** A bug in this package (a caught Rust panic); the process and other calls are unaffected. */
   Internal: 'ERR_INTERNAL',
+  /**
+   * Too many calls already wait in a queue of this client (a rate limiter's pacer), or
+   * this one waited there too long; nothing was sent. Like ERR_TIMEOUT, it means
+   * "Redis cannot answer now": the features' fail policies apply.
+   */
+  Overloaded: 'ERR_OVERLOADED',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -100,7 +106,7 @@ const UNAVAILABLE_REPLY = new Set(['LOADING', 'BUSY', 'MASTERDOWN', 'CLUSTERDOWN
  */
 export function isUnavailable(e: unknown): boolean {
   const code = (e as { code?: unknown } | null)?.code
-  if (code === ErrorCode.Connection || code === ErrorCode.Timeout) return true
+  if (code === ErrorCode.Connection || code === ErrorCode.Timeout || code === ErrorCode.Overloaded) return true
   const serverCode = (e as { serverCode?: unknown } | null)?.serverCode
   return code === ErrorCode.Reply && typeof serverCode === 'string' && UNAVAILABLE_REPLY.has(serverCode)
 }

@@ -23,7 +23,7 @@ declare module '../core/client' {
      * ```
      */
     rateLimit(key: string, rule: RateLimitRule): Promise<RateLimitResult>
-    /** Several limits for one key in one atomic script: if any denies, none is charged. */
+    /** Several limits (at most 64) for one key in one atomic script: if any denies, none is charged. */
     rateLimitAll(key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]>
   }
 }
@@ -232,11 +232,16 @@ async function rateLimit(client: RedisClient, key: string, rule: RateLimitRule):
   return (await run(client, key, rules))[0]
 }
 
+/** Rules one `rateLimitAll` takes at most: a handful in practice (per second, per minute, per day). */
+const MAX_RULES = 64
+
 /** `client.rateLimitAll(key, rules)`. */
 async function rateLimitAll(client: RedisClient, key: string, rules: RateLimitRule[]): Promise<RateLimitResult[]> {
   const checked = checkArgs('rateLimitAll()', () => {
     checkNonEmptyString(key, 'rateLimitAll()')
     if (!Array.isArray(rules) || rules.length === 0) throw invalidArgument('rateLimitAll(): rules must be a non-empty array')
+    // Before any walk over it: a sparse array may claim 2^32 - 1 elements.
+    if (rules.length > MAX_RULES) throw invalidArgument(`rateLimitAll(): at most ${MAX_RULES} rules, got ${rules.length}`)
     const list = rules.map((r, i) => validateRule(r, `rateLimitAll() rules[${i}]`))
     const ids = new Set<string>()
     for (const r of list) {

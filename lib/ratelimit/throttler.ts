@@ -7,7 +7,7 @@ import { checkOptions, clientArg, isFiniteNumber, showReply } from '../core/args
 import type { RedisClient } from '../core/client'
 import { ErrorCode, RedisError, invalidArgument, isUnavailable } from '../core/errors'
 import { hashTag } from '../core/hash-tag'
-import { ScriptPacer } from '../core/pacer'
+import { PACER_LIMITS, ScriptPacer, type PacerLimits } from '../core/pacer'
 import { slotTag } from '../core/binding'
 import { RATE_LIMIT_CACHE_SIZE, type UnavailablePolicy } from './ratelimit'
 import type * as GuardModule from './throttler-guard'
@@ -96,6 +96,8 @@ class Call {
   /** Resolved undefined: a later increment of a request that one before it stopped (incrementAll). */
   resolve!: (r: RedisThrottlerStorageRecord | undefined) => void
   reject!: (e: unknown) => void
+  /** performance.now() of the tick it was made in (for PACER_LIMITS.maxWaitMs). */
+  at = 0
   constructor(
     readonly key: string,
     /** The record's key (its hits' key is `${rec}:${name}`). */
@@ -168,6 +170,10 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
   private readonly pacer = new ScriptPacer(THROTTLE_BATCH)
   /** `flush` waits for a later turn's room. */
   private waiting = false
+  /** performance.now() of the tick whose calls `queue` ends with. */
+  private tickAt = 0
+  /** Bounds of `queue` (the pacer's defaults; a field so that a test can lower them). @internal */
+  private readonly limits: Readonly<PacerLimits> = PACER_LIMITS
 
   /** `redis`: a `RedisClient`, or the `RedisService` of `@atlas-erp/redis/nest` (its `client` is used). */
   constructor(redis: RedisClient | { readonly client: RedisClient }, options: RedisThrottlerStorageOptions = {}) {
@@ -268,18 +274,33 @@ export class RedisThrottlerStorage implements ThrottlerStorage {
       call.resolve = resolve
       call.reject = reject
     })
-    this.queue.push(call)
+    if (this.queue.length >= this.limits.maxWaiting) {
+      // a flood: answered at once by the fail policy rather than queued behind it
+      this.failed([call], this.grouping, overloaded(`${this.queue.length} increments already wait for a turn (at most ${this.limits.maxWaiting})`))
+      return promise
+    }
     if (!this.scheduled) {
       this.scheduled = true
+      this.tickAt = performance.now()
       queueMicrotask(this.flush)
     }
+    call.at = this.tickAt
+    this.queue.push(call)
     return promise
   }
 
   /** The end of the tick: sends what it queued, as far as this turn's room goes; the rest waits for the next turn. */
   private flush = (): void => {
     this.scheduled = false
-    const q = this.queue
+    let q = this.queue
+    // calls that waited past maxWaitMs for a turn (the oldest come first): the fail policy answers them
+    const late = q.length > 0 ? performance.now() - this.limits.maxWaitMs : 0
+    if (q.length > 0 && q[0].at < late) {
+      let k = 0
+      while (k < q.length && q[k].at < late) k++
+      this.failed(q.splice(0, k), this.grouping, overloaded(`${k} increments waited more than ${this.limits.maxWaitMs} ms for a turn`))
+      q = this.queue
+    }
     // a request's increments go in one script call: the room ends at a request's start
     const n = requestEnd(q, 0, this.pacer.take(q.length))
     if (n < q.length && !this.waiting) {
@@ -541,6 +562,11 @@ function requestEnd(calls: readonly Call[], from: number, n: number): number {
   let end = n
   while (end < calls.length && !calls[end].starts) end++
   return end
+}
+
+/** ERR_OVERLOADED: nothing was sent for these calls. */
+function overloaded(why: string): RedisError {
+  return new RedisError(ErrorCode.Overloaded, `RedisThrottlerStorage: ${why}; nothing was sent`)
 }
 
 /** A time of the script's reply: a number, or a string beyond 2^53. */
