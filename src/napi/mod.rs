@@ -25,6 +25,9 @@ use crate::stats::Stats;
 
 /// Ids wrap here; the TypeScript side uses the same mask.
 pub const ID_MASK: u32 = 0x3fff_ffff;
+/// The most items an argument array (or fields an object) may hold: Redis
+/// itself refuses a command of more than 1M arguments by default.
+const MAX_ITEMS: usize = 4_194_304;
 /// Buffers at least this large are handed to JS without a copy.
 const ZERO_COPY_MIN: usize = 64 * 1024;
 
@@ -152,6 +155,33 @@ unsafe fn read_arg(
     napi_string => RawArg::Str(read_string(env, v, arena)?),
     napi_object => {
       let mut is = false;
+      // Bytes are a Buffer or a Uint8Array over a live ArrayBuffer. Other typed
+      // arrays (their bytes depend on the platform's endianness) and views of
+      // a detached buffer are refused rather than sent as something else.
+      ck!(sys::napi_is_typedarray(env, v, &mut is), "is_typedarray");
+      if is {
+        let mut kind = 0;
+        let mut length = 0usize;
+        let mut data = ptr::null_mut();
+        let mut buffer = ptr::null_mut();
+        let mut offset = 0usize;
+        ck!(
+          sys::napi_get_typedarray_info(env, v, &mut kind, &mut length, &mut data, &mut buffer, &mut offset),
+          "typed array info"
+        );
+        if kind != sys::TypedarrayType::uint8_array {
+          return Ok(RawArg::Other("a typed array other than Uint8Array"));
+        }
+        let mut detached = false;
+        ck!(sys::napi_is_detached_arraybuffer(env, buffer, &mut detached), "detached");
+        if detached {
+          return Ok(RawArg::Other("a Buffer over a detached ArrayBuffer"));
+        }
+      }
+      ck!(sys::napi_is_dataview(env, v, &mut is), "is_dataview");
+      if is {
+        return Ok(RawArg::Other("a DataView"));
+      }
       ck!(sys::napi_is_buffer(env, v, &mut is), "is_buffer");
       if is {
         let mut data = ptr::null_mut();
@@ -169,6 +199,11 @@ unsafe fn read_arg(
       if is {
         let mut len = 0u32;
         ck!(sys::napi_get_array_length(env, v, &mut len), "array length");
+        // `length` is whatever the caller set (a sparse array claims 2^32 - 1):
+        // refuse before allocating for it.
+        if len as usize > MAX_ITEMS {
+          return Ok(RawArg::Other("an array of more than 4,194,304 items"));
+        }
         let mut items = Vec::with_capacity(len as usize);
         for i in 0..len {
           let mut e = ptr::null_mut();
@@ -194,6 +229,9 @@ unsafe fn read_arg(
         sys::napi_get_array_length(env, names, &mut len),
         "names length"
       );
+      if len as usize > MAX_ITEMS {
+        return Ok(RawArg::Other("an object of more than 4,194,304 fields"));
+      }
       let mut entries = Vec::with_capacity(len as usize);
       for i in 0..len {
         let mut k = ptr::null_mut();
@@ -349,7 +387,7 @@ unsafe fn js_array_of(
 enum Convert {
   Server(redis::ServerError),
   Unexpected(&'static str),
-  Napi(napi::Error),
+  Napi(#[allow(dead_code)] napi::Error),
 }
 
 impl From<napi::Error> for Convert {
@@ -753,7 +791,18 @@ unsafe fn deliver_items(
             );
             (-(id as i64) - 1, js_error(env, &e)?)
           }
-          Err(Convert::Napi(e)) => return Err(e),
+          Err(Convert::Napi(_)) => {
+            // This one reply cannot become a JS value (a string beyond V8's
+            // limit, say): it alone rejects; the rest of the burst goes on.
+            let mut thrown = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut thrown);
+            errors += 1;
+            let e = Error::new(
+              ErrorCode::Reply,
+              "the reply cannot be made into a JavaScript value (a string longer than V8 allows? read it with getBuffer())",
+            );
+            (-(id as i64) - 1, js_error(env, &e)?)
+          }
         }
       }
       Completion::Error { id, error } => {
