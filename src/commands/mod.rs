@@ -120,6 +120,21 @@ pub enum Shape {
   Scan,
   /// Generic conversion for `command()`.
   Raw,
+  /// `multi()`/`pipeline()` (`Op::Transaction`): the entry spans `replies`
+  /// commands on the wire and gets all their replies, as one array; with
+  /// `atomic`, they are MULTI, the queued commands and EXEC. The shapes of the
+  /// commands inside are kept by the bridge.
+  Group { replies: u32, atomic: bool },
+}
+
+impl Shape {
+  /// How many replies on the wire belong to one entry of this shape.
+  pub fn replies(self) -> usize {
+    match self {
+      Shape::Group { replies, .. } => replies as usize,
+      _ => 1,
+    }
+  }
 }
 
 macro_rules! ops {
@@ -174,6 +189,13 @@ ops! {
   Command = "command",
   Ping = "ping",
   Script = "script",
+  // Internal ops of `multi()`/`pipeline()`, `watch()` and the script API:
+  // `command()` refuses MULTI, EXEC, WATCH and (with a prefix) EVAL; these
+  // send them with the key prefix applied where they name keys.
+  Transaction = "exec",
+  Watch = "watch",
+  Unwatch = "unwatch",
+  Eval = "eval",
 }
 
 /// Largest integer a JavaScript number holds exactly.
@@ -344,7 +366,7 @@ fn check_arity(op: Op, args: &[Arg], n: usize) -> Result<()> {
 /// Number of JavaScript arguments each op takes from the batch.
 pub fn arity(op: Op) -> usize {
   match op {
-    Op::Ping => 0,
+    Op::Ping | Op::Unwatch => 0,
     Op::Get
     | Op::GetBuffer
     | Op::Del
@@ -356,11 +378,12 @@ pub fn arity(op: Op) -> usize {
     | Op::MSet
     | Op::HGetAll
     | Op::SMembers
-    | Op::GetDel => 1,
+    | Op::GetDel
+    | Op::Watch => 1,
     Op::Expire | Op::PExpire | Op::IncrBy | Op::HGet | Op::HDel | Op::SAdd | Op::SRem => 2,
-    Op::Command => 2,
+    Op::Command | Op::Transaction => 2,
     Op::Set | Op::HSet => 3,
-    Op::GetEx | Op::Scan | Op::Script => 4,
+    Op::GetEx | Op::Scan | Op::Script | Op::Eval => 4,
     Op::SetWith => 7,
   }
 }
@@ -574,7 +597,115 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Cmd) -> Result<Sh
     Op::Scan => encode_scan(&c, args, out),
     Op::Command => encode_generic(&c, args, out),
     Op::Script => encode_script(&c, args, out),
+    Op::Watch => {
+      let keys = c.keys("keys", &args[0])?;
+      push_bulk(out, b"WATCH");
+      for k in &keys {
+        c.put_key(out, k);
+      }
+      Ok(Shape::Void)
+    }
+    Op::Unwatch => {
+      push_bulk(out, b"UNWATCH");
+      Ok(Shape::Void)
+    }
+    Op::Eval => encode_eval(&c, args, out),
+    // Several commands: the bridge reads them and calls `group`.
+    Op::Transaction => Err(Error::invalid("exec(): a transaction is not a single command")),
   }
+}
+
+/// How `multi()`/`pipeline()` send their commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupMode {
+  /// MULTI, the commands, EXEC: atomic on the server.
+  Multi,
+  /// The commands back to back, each on its own.
+  Pipeline,
+}
+
+impl GroupMode {
+  pub fn from_code(code: f64) -> Option<GroupMode> {
+    match code {
+      c if c == 0.0 => Some(GroupMode::Multi),
+      c if c == 1.0 => Some(GroupMode::Pipeline),
+      _ => None,
+    }
+  }
+}
+
+/// The wire commands of a transaction or pipeline whose commands were each
+/// encoded (checked, prefixed) by [`encode`]: contiguous in one batch, they
+/// make one entry of shape [`Shape::Group`]; the commands' own shapes are
+/// returned for converting the replies.
+///
+/// ```
+/// use atlas_redis::commands::{encode, group, Arg, GroupMode, Op, Shape};
+/// let set = encode(Op::Incr, &[Arg::Str(b"n")], b"p:").unwrap();
+/// let (cmds, shape, shapes) = group(GroupMode::Multi, vec![set]).unwrap();
+/// assert_eq!(cmds.len(), 3); // MULTI, INCR p:n, EXEC
+/// assert_eq!(shape, Shape::Group { replies: 3, atomic: true });
+/// assert_eq!(shapes, vec![Shape::Int]);
+/// ```
+pub fn group(mode: GroupMode, parts: Vec<(Cmd, Shape)>) -> Result<(Vec<Cmd>, Shape, Vec<Shape>)> {
+  if parts.is_empty() {
+    return Err(Error::invalid("exec(): no commands were queued"));
+  }
+  let atomic = mode == GroupMode::Multi;
+  let mut cmds = Vec::with_capacity(parts.len() + 2);
+  let mut shapes = Vec::with_capacity(parts.len());
+  if atomic {
+    cmds.push(redis::cmd("MULTI"));
+  }
+  for (cmd, shape) in parts {
+    if matches!(shape, Shape::Group { .. }) {
+      return Err(Error::invalid("exec(): a transaction cannot hold another one"));
+    }
+    cmds.push(cmd);
+    shapes.push(shape);
+  }
+  if atomic {
+    cmds.push(redis::cmd("EXEC"));
+  }
+  let replies = u32::try_from(cmds.len()).map_err(|_| Error::invalid("exec(): too many commands"))?;
+  Ok((cmds, Shape::Group { replies, atomic }, shapes))
+}
+
+/// `EVALSHA sha numkeys keys… args…`, or `EVAL source …` (the script API:
+/// `eval()`, `defineScript()`). Keys get the prefix.
+fn encode_eval(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
+  // args: source or sha1, keys, arguments, whether the first is the source (EVAL)
+  let eval = c.flag("eval", &args[3])?;
+  let script = match &args[0] {
+    Arg::Str(s) if !s.is_empty() => *s,
+    other => return Err(c.err("script", "a non-empty string", other)),
+  };
+  if !eval && !(script.len() == 40 && script.iter().all(u8::is_ascii_hexdigit)) {
+    return Err(Error::invalid("eval(): sha1 must be 40 hex digits"));
+  }
+  let keys = match &args[1] {
+    Arg::Array(items) if items.is_empty() => Vec::new(),
+    a @ Arg::Array(_) => c.keys("keys", a)?,
+    other => return Err(c.err("keys", "an array of keys", other)),
+  };
+  let argv = match &args[2] {
+    Arg::Array(items) => items
+      .iter()
+      .enumerate()
+      .map(|(i, a)| word(c, &format!("args[{i}]"), a))
+      .collect::<Result<Vec<_>>>()?,
+    other => return Err(c.err("args", "an array", other)),
+  };
+  push_bulk(out, if eval { b"EVAL" } else { b"EVALSHA" });
+  push_bulk(out, script);
+  push_bulk_int(out, keys.len() as i64);
+  for k in &keys {
+    c.put_key(out, k);
+  }
+  for a in &argv {
+    push_bulk(out, a);
+  }
+  Ok(Shape::Raw)
 }
 
 /// A script argument as bytes: strings, Buffers and finite numbers.

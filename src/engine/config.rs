@@ -84,7 +84,8 @@ pub struct Config {
   pub sentinel: Option<SentinelConfig>,
   /// `memory://name`: the embedded store of that name instead of a server
   /// (host, port, password and TLS do not apply).
-  pub memory: Option<String>,
+  pub memory: Option<String>,  /// `CLIENT SETNAME` in every (re)connect's handshake.
+  pub connection_name: Option<String>,
 }
 
 /// Where to ask for the master's address. `username`/`password` are the
@@ -193,6 +194,7 @@ impl Default for Config {
       client_cache: None,
       sentinel: None,
       memory: None,
+      connection_name: None,
     }
   }
 }
@@ -215,6 +217,7 @@ struct RawOptions {
   reconnect: Option<RawReconnect>,
   client_cache: Option<RawClientCache>,
   sentinel: Option<RawSentinel>,
+  connection_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -486,6 +489,15 @@ impl Config {
       return Err(Error::invalid(
         "option sentinel does not apply to a memory:// url (the store is in this process)",
       ));
+    }
+    if let Some(name) = raw.connection_name {
+      // Redis refuses spaces, newlines and other special characters in a name.
+      if name.is_empty() || !name.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+        return Err(Error::invalid(
+          "option connectionName must be a non-empty string of printable ASCII characters without spaces",
+        ));
+      }
+      c.connection_name = Some(name);
     }
     if let Some(r) = raw.reconnect {
       if let Some(v) = r.min_delay_ms {
