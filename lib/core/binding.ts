@@ -14,6 +14,9 @@ export const OP: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(binding.opNames().map((name, code) => [name, code])),
 )
 
+/** Number of arguments each op takes, by op code. @internal */
+export const OP_ARITY: readonly number[] = Object.freeze(binding.opArities())
+
 /** Ids of the package's Lua scripts, by name. @internal */
 export const SCRIPT: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(binding.scriptNames().map((name, id) => [name, id])),

@@ -11,6 +11,7 @@ import { ErrorCode, RedisError, invalidArgument } from './errors'
 import { LocalCache } from './local-cache'
 import type { NativeClient } from './binding'
 import { SLOTS, keySlot } from './slot'
+import { keysOfOps } from './transaction'
 import type { ClientStats, ConnectOptions, RedisKey, ScanOptions } from './types'
 
 const O = {
@@ -23,6 +24,10 @@ const O = {
   Command: OP.Command,
   Ping: OP.Ping,
   Script: OP.Script,
+  Transaction: OP.Transaction,
+  Watch: OP.Watch,
+  Unwatch: OP.Unwatch,
+  Eval: OP.Eval,
 }
 
 /** Keyless: any master. */
@@ -115,6 +120,7 @@ export class ClusterClient extends RedisClient {
   ) {
     super()
     this.prefix = base.keyPrefix ?? ''
+    this.clusterPrefix = this.prefix
     if (this.prefix !== '') this.prefixBuf = Buffer.from(this.prefix, 'utf8')
     this.timeoutMs = typeof base.commandTimeoutMs === 'number' ? base.commandTimeoutMs : 5000
     for (const s of seeds) this.known.set(s.addr, s)
@@ -346,7 +352,15 @@ export class ClusterClient extends RedisClient {
       case O.Command:
         return this.command_<T>(args[0], args[1])
       case O.Script:
+      case O.Eval:
         return this.route(this.slotOfAll(args[1]), op, args)
+      // multi(): checked to be in one slot by the builder (transaction.ts)
+      case O.Transaction:
+        return this.route(this.slotOfAll(keysOfOps(args[1])), op, args)
+      case O.Watch:
+        return this.route(this.slotOfAll(args[0]), op, args)
+      case O.Unwatch:
+        return this.everyMaster(op, args).then(() => undefined as T)
       case O.Ping:
         return this.route(ANY, op, args)
       default:
