@@ -46,6 +46,7 @@ const MEMORY_SUITES = [
   'ratelimit',
   'throttler',
   'typed-commands',
+  'scripts',
 ]
 
 /** @type {import('jest').Config} */
