@@ -1147,6 +1147,60 @@ mod tests {
   }
 
   #[test]
+  fn internal_ops_for_transactions_and_scripts_prefix_their_keys() {
+    let keys = Arg::Array(vec![s("a"), s("b")]);
+    assert_eq!(enc(Op::Watch, &[keys], b"p:").unwrap(), "*3 $5 WATCH $3 p:a $3 p:b ");
+    assert!(enc(Op::Watch, &[Arg::Array(vec![])], b"").is_err());
+    assert_eq!(enc(Op::Unwatch, &[], b"p:").unwrap(), "*1 $7 UNWATCH ");
+    let sha = "a".repeat(40);
+    assert_eq!(
+      enc(
+        Op::Eval,
+        &[s(&sha), Arg::Array(vec![s("k")]), Arg::Array(vec![Arg::Number(5.0)]), Arg::Bool(false)],
+        b"p:"
+      )
+      .unwrap(),
+      format!("*5 $7 EVALSHA $40 {sha} $1 1 $3 p:k $1 5 ")
+    );
+    assert_eq!(
+      enc(Op::Eval, &[s("return 1"), Arg::Array(vec![]), Arg::Array(vec![]), Arg::Bool(true)], b"p:").unwrap(),
+      "*3 $4 EVAL $8 return 1 $1 0 "
+    );
+    // EVALSHA takes a SHA1 only; keys must be keys
+    assert!(enc(Op::Eval, &[s("return 1"), Arg::Array(vec![]), Arg::Array(vec![]), Arg::Bool(false)], b"").is_err());
+    assert!(enc(Op::Eval, &[s("x"), Arg::Array(vec![s("")]), Arg::Array(vec![]), Arg::Bool(true)], b"").is_err());
+    // and command() still refuses what these ops send
+    for name in ["MULTI", "EXEC", "WATCH", "UNWATCH"] {
+      assert!(enc(Op::Command, &[s(name), Arg::Array(vec![s("k")])], b"").is_err(), "{name}");
+    }
+  }
+
+  #[test]
+  fn a_group_wraps_its_commands() {
+    let parts = || {
+      vec![
+        encode(Op::Incr, &[s("n")], b"p:").unwrap(),
+        encode(Op::Get, &[s("k")], b"p:").unwrap(),
+      ]
+    };
+    let (cmds, shape, shapes) = group(GroupMode::Multi, parts()).unwrap();
+    let wire: Vec<_> = cmds
+      .iter()
+      .map(|c| String::from_utf8_lossy(&c.get_packed_command()).replace("\r\n", " "))
+      .collect();
+    assert_eq!(wire, ["*1 $5 MULTI ", "*2 $4 INCR $3 p:n ", "*2 $3 GET $3 p:k ", "*1 $4 EXEC "]);
+    assert_eq!(shape, Shape::Group { replies: 4, atomic: true });
+    assert_eq!(shape.replies(), 4);
+    assert_eq!(shapes, [Shape::Int, Shape::Str]);
+    let (cmds, shape, _) = group(GroupMode::Pipeline, parts()).unwrap();
+    assert_eq!(cmds.len(), 2);
+    assert_eq!(shape, Shape::Group { replies: 2, atomic: false });
+    assert!(group(GroupMode::Multi, vec![]).is_err());
+    assert_eq!(GroupMode::from_code(2.0), None);
+    assert!(encode(Op::Transaction, &[Arg::Number(0.0), Arg::Array(vec![])], b"").is_err());
+  }
+
+  #[test]
   fn op_codes_round_trip() {
     for (i, op) in Op::ALL.iter().enumerate() {
       assert_eq!(Op::from_code(i as u32), Some(*op));

@@ -628,6 +628,17 @@ mod tests {
   }
 
   #[test]
+  fn connection_name_is_checked() {
+    let c = Config::from_options_json(r#"{"connectionName":"orders-api:1"}"#).unwrap();
+    assert_eq!(c.connection_name.as_deref(), Some("orders-api:1"));
+    for bad in [r#""""#, r#""two words""#, r#""line\nbreak""#, r#""caf\u00e9""#, "7"] {
+      let e = Config::from_options_json(&format!(r#"{{"connectionName":{bad}}}"#)).unwrap_err();
+      assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+    }
+    assert_eq!(Config::default().connection_name, None);
+  }
+
+  #[test]
   fn url_forms() {
     let c = Config::from_url("redis://localhost").unwrap();
     assert_eq!((c.host.as_str(), c.port, c.db), ("localhost", 6379, 0));

@@ -12,8 +12,8 @@ use napi_sys as sys;
 use redis::{Cmd, Value};
 
 use super::{
-  js_array, js_error, js_null, js_number, js_undefined, napi_err, read_arg, reply_to_js,
-  resolve, set_element, Convert, NapiResult,
+  js_array, js_error, js_null, js_number, js_undefined, napi_err, read_arg, reply_to_js, resolve,
+  set_element, Convert, NapiResult,
 };
 use crate::commands::{self, Arg, GroupMode, Op, Shape};
 use crate::engine::connect::server_text;
@@ -37,9 +37,15 @@ pub(super) unsafe fn encode(
   ck!(sys::napi_get_value_double(env, v, &mut mode), "mode");
   let mode = GroupMode::from_code(mode).ok_or_else(|| napi_err("unknown transaction mode"))?;
   let mut ops = ptr::null_mut();
-  ck!(sys::napi_get_element(env, queue, at + 1, &mut ops), "commands");
+  ck!(
+    sys::napi_get_element(env, queue, at + 1, &mut ops),
+    "commands"
+  );
   let mut len = 0u32;
-  ck!(sys::napi_get_array_length(env, ops, &mut len), "commands length");
+  ck!(
+    sys::napi_get_array_length(env, ops, &mut len),
+    "commands length"
+  );
   let mut parts = Vec::new();
   let mut arena = Vec::with_capacity(1024);
   let mut raw = Vec::with_capacity(8);
@@ -59,7 +65,10 @@ pub(super) unsafe fn encode(
     arena.clear();
     raw.clear();
     for j in 0..n {
-      ck!(sys::napi_get_element(env, ops, i + 1 + j, &mut v), "argument");
+      ck!(
+        sys::napi_get_element(env, ops, i + 1 + j, &mut v),
+        "argument"
+      );
       match read_arg(env, v, &mut arena, 0) {
         Ok(a) => raw.push(a),
         Err(_) => {
@@ -148,7 +157,10 @@ pub(super) unsafe fn to_js(
       Err(Convert::Unexpected(what)) => {
         errors.push((
           i,
-          Error::new(ErrorCode::Reply, format!("the server's reply is not {what}")),
+          Error::new(
+            ErrorCode::Reply,
+            format!("the server's reply is not {what}"),
+          ),
         ));
         js_undefined(env)?
       }
