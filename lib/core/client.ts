@@ -43,6 +43,12 @@ interface Origin {
   payload: string
 }
 
+/**
+ * Each client's Origin, outside the object: the settings may hold a password,
+ * and nothing that prints or serializes a client (util.inspect, JSON) may show it.
+ */
+const origins = new WeakMap<RedisClient, Origin>()
+
 /** The environment's REDIS_* variables, for the native config reader. */
 function envSnapshot(): Record<string, string> {
   const env: Record<string, string> = {}
@@ -95,7 +101,6 @@ export class RedisClient extends TypedCommands {
   protected state: State = 'connecting'
   /** Made by create()/duplicate(): calls wait for the first connection, which is retried until it comes. */
   private lazy = false
-  private origin?: Origin
   private connectTimeoutMs = 5000
   private reconnectMinMs = 50
   private reconnectMaxMs = 2000
@@ -184,7 +189,7 @@ export class RedisClient extends TypedCommands {
    * for anything that must not share this client's connection.
    */
   duplicate(overrides?: Partial<ConnectOptions>): RedisClient {
-    const origin = this.origin
+    const origin = origins.get(this)
     if (origin === undefined) throw invalidArgument('duplicate(): this client has no settings of its own to copy')
     if (overrides !== undefined && !isPlainObject(overrides)) throw invalidArgument('duplicate(): overrides must be a plain ConnectOptions object')
     return RedisClient.create(duplicateOptions(origin.options, overrides))
@@ -221,13 +226,13 @@ export class RedisClient extends TypedCommands {
     } else {
       throw invalidArgument(`${method}: options must be a URL string or a ConnectOptions object`)
     }
-    this.origin = { options, source, payload }
+    origins.set(this, { options, source, payload })
     this.startNative()
   }
 
   /** A native client for the settings (again, after a failed first connect of create()). */
   private startNative(): void {
-    const { options, source, payload } = this.origin!
+    const { options, source, payload } = origins.get(this)!
     this.native = new NativeClient(source, payload, this.onEvents)
     const cacheOptions = isPlainObject(options) ? (options as ConnectOptions).clientCache : undefined
     if (cacheOptions !== undefined) this.enableLocalCache(cacheOptions)
