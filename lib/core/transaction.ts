@@ -78,19 +78,123 @@ interface BuilderClient {
   takeWatch(): boolean
 }
 
-/** One recorded command: the native op, its arguments and the settlers of its raw reply. */
-interface Recorded {
-  op: number
-  args: unknown[]
-  resolve(v: unknown): void
-  reject(e: unknown): void
+/**
+ * A synchronous promise-like: what the recorder hands the client's methods in
+ * place of the reply's promise. Their `.then(shape)` chains run synchronously
+ * when exec() settles it, so a queued command costs no Promise and no
+ * microtask; a real Promise that adopts one (`Promise.resolve(d)`) still works.
+ * @internal
+ */
+export class Deferred {
+  /** 0 pending, 1 fulfilled, 2 rejected. */
+  state = 0
+  value: unknown = undefined
+  private next?: Array<[((v: unknown) => unknown) | undefined, ((e: unknown) => unknown) | undefined, Deferred]>
+
+  then(onFulfilled?: (v: unknown) => unknown, onRejected?: (e: unknown) => unknown): Deferred {
+    const child = new Deferred()
+    if (this.state === 0) (this.next ??= []).push([onFulfilled, onRejected, child])
+    else this.run(onFulfilled, onRejected, child)
+    return child
+  }
+
+  catch(onRejected?: (e: unknown) => unknown): Deferred {
+    return this.then(undefined, onRejected)
+  }
+
+  finally(onFinally?: () => void): Deferred {
+    return this.then(
+      (v) => {
+        onFinally?.()
+        return v
+      },
+      (e) => {
+        onFinally?.()
+        throw e
+      },
+    )
+  }
+
+  resolve(v: unknown): void {
+    if (this.state !== 0) return
+    if (v !== null && typeof v === 'object' && typeof (v as PromiseLike<unknown>).then === 'function') {
+      ;(v as PromiseLike<unknown>).then(
+        (x) => this.resolve(x),
+        (e) => this.reject(e),
+      )
+      return
+    }
+    this.settle(1, v)
+  }
+
+  reject(e: unknown): void {
+    if (this.state === 0) this.settle(2, e)
+  }
+
+  private settle(state: number, value: unknown): void {
+    this.state = state
+    this.value = value
+    const next = this.next
+    this.next = undefined
+    if (next !== undefined) for (const [f, r, child] of next) this.run(f, r, child)
+  }
+
+  private run(onFulfilled: ((v: unknown) => unknown) | undefined, onRejected: ((e: unknown) => unknown) | undefined, child: Deferred): void {
+    const fn = this.state === 1 ? onFulfilled : onRejected
+    if (fn === undefined) {
+      if (this.state === 1) child.resolve(this.value)
+      else child.reject(this.value)
+      return
+    }
+    try {
+      child.resolve(fn(this.value))
+    } catch (e) {
+      child.reject(e)
+    }
+  }
 }
 
-/** One builder call: the client method's (shaped) promise, and whether it recorded a command. */
+/** One builder call: what the client method returned, and whether it recorded exactly one command. */
 interface Call {
-  result: Promise<unknown>
+  result: unknown
   recorded: boolean
   method: string
+}
+
+/** Where the recorder writes: the builder whose method is running. */
+interface Recording {
+  ops: unknown[]
+  replies: Deferred[]
+}
+
+/**
+ * A client's recorder: an object whose prototype is the client, so its
+ * methods (and helpers, and the features' members) run as on the client,
+ * except that `send` records into the builder being called. One per client.
+ */
+const recorders = new WeakMap<RedisClient, { into?: Recording }>()
+
+function recorderOf(client: RedisClient): { into?: Recording } {
+  let r = recorders.get(client)
+  if (r === undefined) {
+    const rec: { into?: Recording } = Object.create(client, {
+      send: {
+        value(op: number, ...args: unknown[]): Deferred {
+          const into = rec.into!
+          into.ops.push(op, ...args)
+          const d = new Deferred()
+          into.replies.push(d)
+          return d
+        },
+      },
+      // A transaction's GET reads the server, never the client-side cache.
+      localCache: { value: undefined },
+      into: { value: undefined, writable: true },
+    })
+    r = rec
+    recorders.set(client, r)
+  }
+  return r
 }
 
 /**
@@ -112,8 +216,7 @@ interface Call {
  */
 export class Pipeline {
   private readonly calls: Call[] = []
-  private readonly recorded: Recorded[] = []
-  private readonly recorder: object
+  private readonly recording: Recording = { ops: [], replies: [] }
   private executed = false
 
   /** @internal */
@@ -121,20 +224,7 @@ export class Pipeline {
     private readonly client: RedisClient,
     /** MULTI/EXEC (true) or a plain pipeline (false). */
     readonly atomic: boolean,
-  ) {
-    const recorded = this.recorded
-    // The client's methods run against this: `send` records instead of sending;
-    // everything else (helpers, the command table) reads through to the client.
-    this.recorder = Object.create(client, {
-      send: {
-        value: (op: number, ...args: unknown[]) =>
-          new Promise((resolve, reject) => {
-            recorded.push({ op, args, resolve, reject })
-          }),
-      },
-      localCache: { value: undefined },
-    })
-  }
+  ) {}
 
   /** Number of commands queued. */
   get length(): number {
@@ -148,37 +238,41 @@ export class Pipeline {
 
   /** Queues a Lua script (EVAL: the script text travels with the transaction); the keyPrefix applies to `keys`. */
   eval(script: string, keys: RedisKey[] = [], args: Array<RedisValue | number> = []): this {
-    const before = this.recorded.length
-    let result: Promise<unknown>
     if (typeof script !== 'string' || script === '') {
-      result = Promise.reject(invalidArgument('eval(): script must be a non-empty string of Lua'))
-    } else {
-      const rec = this.recorder as BuilderClient
-      result = rec.send(OP.Eval, script, keys, args, true)
+      return this.push('eval', Promise.reject(invalidArgument('eval(): script must be a non-empty string of Lua')), this.recording.replies.length)
     }
-    return this.push('eval', result, before)
+    return this.record('eval', (rec) => rec.send(OP.Eval, script, keys, args, true))
   }
 
   /** @internal */
   queue(method: string, args: unknown[]): this {
-    const before = this.recorded.length
-    let result: unknown
-    try {
-      result = (this.client as unknown as Record<string, (...a: unknown[]) => unknown>)[method].apply(this.recorder, args)
-    } catch (e) {
-      result = Promise.reject(e)
-    }
-    return this.push(method, Promise.resolve(result), before)
+    return this.record(method, (rec) => (this.client as unknown as Record<string, (...a: unknown[]) => unknown>)[method].apply(rec, args))
   }
 
-  private push(method: string, result: Promise<unknown>, before: number): this {
+  /** Runs `call` against the client's recorder, recording into this builder. */
+  private record(method: string, call: (recorder: BuilderClient) => unknown): this {
+    const before = this.recording.replies.length
+    const rec = recorderOf(this.client)
+    const outer = rec.into
+    rec.into = this.recording
+    let result: unknown
+    try {
+      result = call(rec as unknown as BuilderClient)
+    } catch (e) {
+      result = Promise.reject(e)
+    } finally {
+      rec.into = outer
+    }
+    return this.push(method, result, before)
+  }
+
+  private push(method: string, result: unknown, before: number): this {
+    // Observed by exec(); never an unhandled rejection meanwhile.
+    if (result instanceof Promise) result.catch(() => {})
     if (this.executed) {
-      result.catch(() => {})
       throw invalidArgument(`${method}(): this ${this.atomic ? 'multi()' : 'pipeline()'} was already executed; start a new one`)
     }
-    const n = this.recorded.length - before
-    // Observed by exec(); never an unhandled rejection meanwhile.
-    result.catch(() => {})
+    const n = this.recording.replies.length - before
     this.calls.push({ result, recorded: n === 1, method })
     return this
   }
@@ -194,56 +288,87 @@ export class Pipeline {
     if (this.executed) throw invalidArgument('exec(): this builder was already executed; start a new one')
     this.executed = true
     const client = this.client as unknown as BuilderClient
+    const calls = this.calls
     // Refused by the client method itself (a bad option, a wrong count…).
-    for (const c of this.calls) {
+    for (const c of calls) {
       if (!c.recorded) {
-        const why = await c.result.then(
+        const why = await Promise.resolve(c.result).then(
           () => invalidArgument(`exec(): ${c.method}() cannot be queued in a ${this.atomic ? 'transaction' : 'pipeline'}`),
           (e: unknown) => RedisError.from(e),
         )
         throw why
       }
     }
-    if (this.calls.length === 0) {
+    if (calls.length === 0) {
       if (this.atomic) client.takeWatch()
       return []
     }
-    const recorded = this.recorded
+    const { ops, replies } = this.recording
     const onCluster = client.clusterSlot('k') !== undefined
-    if (this.atomic && onCluster) checkOneSlot(client, recorded)
+    if (this.atomic && onCluster) checkOneSlot(client, ops)
     if (this.atomic && client.takeWatch()) {
       // The connection that held the WATCH was replaced: the watch is gone.
       return null
     }
     if (!this.atomic && onCluster) {
       // Cluster pipeline: each command goes to its own slot's node.
-      for (const r of recorded) client.send(r.op, ...r.args).then(r.resolve, r.reject)
+      await Promise.all(
+        eachOp(ops, (op, args, i) =>
+          client.send(op, ...args).then(
+            (v) => replies[i].resolve(v),
+            (e) => replies[i].reject(RedisError.from(e)),
+          ),
+        ),
+      )
     } else {
-      const ops: unknown[] = []
-      for (const r of recorded) ops.push(r.op, ...r.args)
-      const reply = await client
-        .send<GroupReply>(OP.Transaction, this.atomic ? MULTI : PIPELINE, ops)
-        .catch((e: unknown) => {
-          const err = RedisError.from(e)
-          for (const r of recorded) r.reject(err)
-          throw err
-        })
+      let reply: GroupReply
+      try {
+        reply = await client.send<GroupReply>(OP.Transaction, this.atomic ? MULTI : PIPELINE, ops)
+      } catch (e) {
+        throw RedisError.from(e)
+      }
       if (reply === null) return null
       const [values, errors, abort] = reply
       if (abort !== undefined) throw aborted(abort, errors)
-      const failed = new Map<number, RedisError>()
-      if (errors !== undefined) {
-        for (let i = 0; i < errors.length; i += 4) failed.set(errors[i] as number, RedisError.from(errors.slice(i + 1, i + 4)))
-      }
-      for (let i = 0; i < recorded.length; i++) {
-        const e = failed.get(i)
-        if (e !== undefined) recorded[i].reject(e)
-        else recorded[i].resolve(values?.[i])
+      let nextError = errors === undefined ? -1 : (errors[0] as number)
+      let e = 0
+      for (let i = 0; i < replies.length; i++) {
+        if (i === nextError) {
+          replies[i].reject(RedisError.from(errors!.slice(e + 1, e + 4)))
+          e += 4
+          nextError = e < errors!.length ? (errors![e] as number) : -1
+        } else {
+          replies[i].resolve(values?.[i])
+        }
       }
     }
-    const settled = await Promise.allSettled(this.calls.map((c) => c.result))
-    return settled.map((s) => (s.status === 'fulfilled' ? s.value : RedisError.from(s.reason)))
+    const out = new Array<unknown>(calls.length)
+    for (let i = 0; i < calls.length; i++) {
+      const r = calls[i].result
+      if (r instanceof Deferred && r.state !== 0) {
+        out[i] = r.state === 1 ? r.value : RedisError.from(r.value)
+      } else {
+        // A method that wrapped the reply in a Promise of its own.
+        out[i] = await Promise.resolve(r).then(
+          (v) => v,
+          (err: unknown) => RedisError.from(err),
+        )
+      }
+    }
+    return out
   }
+}
+
+/** Calls `fn(op, args, index)` for each command of a flat `[op, ...args, op, ...args]` list. */
+function eachOp<T>(ops: unknown[], fn: (op: number, args: unknown[], index: number) => T): T[] {
+  const out: T[] = []
+  for (let i = 0; i < ops.length; ) {
+    const op = ops[i] as number
+    const n = OP_ARITY[op] ?? 0
+    out.push(fn(op, ops.slice(i + 1, i + 1 + n), out.length))
+    i += 1 + n
+  }
+  return out
 }
 
 /** A transaction's reply from the native layer (see src/napi/group.rs). */
@@ -260,16 +385,14 @@ function aborted(abort: unknown[], errors: unknown[] | undefined): RedisError {
 }
 
 /** On a cluster, a transaction runs on one node: its keys must share a slot. */
-function checkOneSlot(client: BuilderClient, recorded: Recorded[]): void {
+function checkOneSlot(client: BuilderClient, ops: unknown[]): void {
   const slots = new Map<number, unknown[]>()
-  for (const r of recorded) {
-    for (const k of keysOf(r.op, r.args)) {
-      const s = client.clusterSlot(k)
-      if (s === undefined || s < 0) continue
-      const list = slots.get(s)
-      if (list === undefined) slots.set(s, [k])
-      else if (list.length < 3) list.push(k)
-    }
+  for (const k of keysOfOps(ops)) {
+    const s = client.clusterSlot(k)
+    if (s === undefined || s < 0) continue
+    const list = slots.get(s)
+    if (list === undefined) slots.set(s, [k])
+    else if (list.length < 3) list.push(k)
   }
   if (slots.size <= 1) return
   const named = [...slots].map(([s, keys]) => `${keys.map((k) => JSON.stringify(String(k))).join(', ')} (slot ${s})`)
@@ -312,14 +435,7 @@ export function keysOf(op: number, args: unknown[]): unknown[] {
 /** The keys of a flat `[op, ...args, op, ...args]` list (a transaction's commands). @internal */
 export function keysOfOps(ops: unknown): unknown[] {
   if (!Array.isArray(ops)) return []
-  const keys: unknown[] = []
-  for (let i = 0; i < ops.length; ) {
-    const op = ops[i] as number
-    const n = OP_ARITY[op] ?? 0
-    keys.push(...keysOf(op, ops.slice(i + 1, i + 1 + n)))
-    i += 1 + n
-  }
-  return keys
+  return eachOp(ops, keysOf).flat()
 }
 
 /** TypedCommands' private helpers (not commands of their own). */
