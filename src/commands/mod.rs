@@ -626,13 +626,19 @@ pub enum GroupMode {
 
 impl GroupMode {
   pub fn from_code(code: f64) -> Option<GroupMode> {
-    match code {
-      c if c == 0.0 => Some(GroupMode::Multi),
-      c if c == 1.0 => Some(GroupMode::Pipeline),
-      _ => None,
+    if code == 0.0 {
+      Some(GroupMode::Multi)
+    } else if code == 1.0 {
+      Some(GroupMode::Pipeline)
+    } else {
+      None
     }
   }
 }
+
+/// A transaction's wire commands, the shape of its entry, and the shapes of
+/// the commands inside.
+pub type Group = (Vec<Cmd>, Shape, Vec<Shape>);
 
 /// The wire commands of a transaction or pipeline whose commands were each
 /// encoded (checked, prefixed) by [`encode`]: contiguous in one batch, they
@@ -647,7 +653,7 @@ impl GroupMode {
 /// assert_eq!(shape, Shape::Group { replies: 3, atomic: true });
 /// assert_eq!(shapes, vec![Shape::Int]);
 /// ```
-pub fn group(mode: GroupMode, parts: Vec<(Cmd, Shape)>) -> Result<(Vec<Cmd>, Shape, Vec<Shape>)> {
+pub fn group(mode: GroupMode, parts: Vec<(Cmd, Shape)>) -> Result<Group> {
   if parts.is_empty() {
     return Err(Error::invalid("exec(): no commands were queued"));
   }
@@ -680,7 +686,8 @@ fn encode_eval(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
     Arg::Str(s) if !s.is_empty() => *s,
     other => return Err(c.err("script", "a non-empty string", other)),
   };
-  if !eval && !(script.len() == 40 && script.iter().all(u8::is_ascii_hexdigit)) {
+  let is_sha1 = script.len() == 40 && script.iter().all(u8::is_ascii_hexdigit);
+  if !eval && !is_sha1 {
     return Err(Error::invalid("eval(): sha1 must be 40 hex digits"));
   }
   let keys = match &args[1] {

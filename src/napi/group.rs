@@ -9,13 +9,13 @@
 use std::ptr;
 
 use napi_sys as sys;
-use redis::{Cmd, Value};
+use redis::Value;
 
 use super::{
   js_array, js_error, js_null, js_number, js_undefined, napi_err, read_arg, reply_to_js, resolve,
   set_element, Convert, NapiResult,
 };
-use crate::commands::{self, Arg, GroupMode, Op, Shape};
+use crate::commands::{self, Arg, Group, GroupMode, Op, Shape};
 use crate::engine::connect::server_text;
 use crate::error::{Error, ErrorCode};
 
@@ -30,7 +30,7 @@ pub(super) unsafe fn encode(
   queue: sys::napi_value,
   at: u32,
   prefix: &[u8],
-) -> NapiResult<Result<(Vec<Cmd>, Shape, Vec<Shape>), Error>> {
+) -> NapiResult<Result<Group, Error>> {
   let mut v = ptr::null_mut();
   ck!(sys::napi_get_element(env, queue, at, &mut v), "mode");
   let mut mode = 0f64;
