@@ -47,6 +47,7 @@ const MEMORY_SUITES = [
   'throttler',
   'typed-commands',
   'scripts',
+  'transactions',
 ]
 
 /** @type {import('jest').Config} */
