@@ -26,6 +26,9 @@ export declare class NativeClient {
   stats(): NativeStats
 }
 
+/** The cluster hash slot of `key`. */
+export declare function keySlot(key: Buffer): number
+
 /** Counters of one client (see `ClientStats` in the TypeScript API). */
 export interface NativeStats {
   commands: number

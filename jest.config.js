@@ -46,6 +46,8 @@ const MEMORY_SUITES = [
   'ratelimit',
   'throttler',
   'typed-commands',
+  'scripts',
+  'transactions',
 ]
 
 /** @type {import('jest').Config} */

@@ -168,6 +168,12 @@ pub fn routing_keys(name: String, args: Vec<String>) -> Option<Vec<u32>> {
   )
 }
 
+/// The cluster hash slot of `key`.
+#[napi]
+pub fn key_slot(key: Buffer) -> u32 {
+  engine::cluster::slot(&key) as u32
+}
+
 /// A hash tag that puts a key in the same cluster slot as `key`.
 #[napi]
 pub fn slot_tag(key: String) -> String {

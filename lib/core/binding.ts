@@ -3,7 +3,7 @@
 const binding: typeof import('../../index') = require('../../index.js')
 
 /** @internal */
-export const { NativeClient, routingKeys, slotTag } = binding
+export const { NativeClient, routingKeys, slotTag, keySlot } = binding
 /** @internal */
 export type NativeClient = InstanceType<typeof binding.NativeClient>
 /** @internal */
@@ -13,6 +13,9 @@ export type NativeStats = import('../../index').NativeStats
 export const OP: Readonly<Record<string, number>> = Object.freeze(
   Object.fromEntries(binding.opNames().map((name, code) => [name, code])),
 )
+
+/** Number of arguments each op takes, by op code. @internal */
+export const OP_ARITY: readonly number[] = Object.freeze(binding.opArities())
 
 /** Ids of the package's Lua scripts, by name. @internal */
 export const SCRIPT: Readonly<Record<string, number>> = Object.freeze(

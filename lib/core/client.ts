@@ -1,11 +1,14 @@
-import { NativeClient, OP, SCRIPT, slotTag } from './binding'
+import { NativeClient, OP, SCRIPT, keySlot, slotTag } from './binding'
 import { checkOptionKeys, isArray, isPlainObject } from './args'
 import { TypedCommands } from './commands'
 import { commandChannel, commandName, connectChannel, connectSettled, connectStarted, describeEndpoint, type CommandTraceContext, type ConnectTraceContext, type RedisEndpoint } from './diagnostics'
 import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument } from './errors'
 import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
-import type { ClientCacheOptions, ClientStats, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
+import { Pipeline } from './transaction'
+import { Script, scriptSha1, type ScriptOptions } from './script'
+import { duplicateOptions, reconnectDelay } from './lifecycle'
+import type { ClientCacheOptions, ClientStats, ClientStatus, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
 
 /** Command ids wrap at 2^30, as in the native layer. */
 const ID_MASK = 0x3fffffff
@@ -31,7 +34,20 @@ const SET_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'nx', 'xx', 'keepTtl'])
 const GETEX_OPTIONS = new Set(['ttlMs', 'ttlSeconds', 'persist'])
 const SCAN_OPTIONS = new Set(['match', 'count', 'type'])
 
-type State = 'connecting' | 'ready' | 'closing' | 'closed'
+type State = 'connecting' | 'ready' | 'reconnecting' | 'closing' | 'closed'
+
+/** Where a client's settings came from, kept for duplicate() and create()'s retries. */
+interface Origin {
+  options: string | ConnectOptions | undefined
+  source: string
+  payload: string
+}
+
+/**
+ * Each client's Origin, outside the object: the settings may hold a password,
+ * and nothing that prints or serializes a client (util.inspect, JSON) may show it.
+ */
+const origins = new WeakMap<RedisClient, Origin>()
 
 /** The environment's REDIS_* variables, for the native config reader. */
 function envSnapshot(): Record<string, string> {
@@ -83,6 +99,20 @@ export class RedisClient extends TypedCommands {
   protected native!: NativeClient
   /** @internal */
   protected state: State = 'connecting'
+  /** Made by create()/duplicate(): calls wait for the first connection, which is retried until it comes. */
+  private lazy = false
+  private connectTimeoutMs = 5000
+  private reconnectMinMs = 50
+  private reconnectMaxMs = 2000
+  private attempt = 0
+  private retryTimer?: NodeJS.Timeout
+  /** Rejects the calls held while connecting once connectTimeoutMs has passed. */
+  private holdTimer?: NodeJS.Timeout
+  private lastError?: RedisError
+  /** `reconnects` when watch() was called; unset when nothing is watched. */
+  private watchedAt?: number
+  /** On a cluster: the keyPrefix, for slot checks (undefined on a standalone client). @internal */
+  protected slotPrefix?: string
   private queue: unknown[] = []
   private scheduled = false
   private firstId = 0
@@ -91,10 +121,6 @@ export class RedisClient extends TypedCommands {
   /** Set when `clientCache` is configured. @internal */
   protected localCache?: LocalCache
   private connectWaiter?: Omit<Pending, "id">
-  /** Connected to a Redis Cluster (routing is native; scripts need their keys in one slot). */
-  private cluster = false
-  /** The key prefix, where siblingKey needs it (cluster mode). */
-  private keyPrefix = ''
   private closeWaiters: Array<() => void> = []
   /** Where it connects, for the diagnostics channels (read once from the options). @internal */
   protected endpoint: RedisEndpoint = { database: 0 }
@@ -123,32 +149,224 @@ export class RedisClient extends TypedCommands {
     return new Promise<RedisClient>((resolve, reject) => {
       client.connectWaiter = { resolve: () => resolve(client), reject }
       try {
-        let source: string
-        let payload: string
-        if (options === undefined) {
-          source = 'env'
-          payload = JSON.stringify(envSnapshot())
-        } else if (typeof options === 'string') {
-          source = 'url'
-          payload = options
-        } else if (isPlainObject(options)) {
-          source = 'options'
-          payload = serializeOptions(options)
-        } else {
-          throw invalidArgument('connect(): options must be a URL string or a ConnectOptions object')
-        }
-        client.endpoint = describeEndpoint(options)
-        if (connectChannel.hasSubscribers) client.connectTrace = connectStarted(client, client.endpoint, false)
-        client.native = new NativeClient(source, payload, client.onEvents)
-        client.cluster = isPlainObject(options) ? options.cluster !== undefined : options === undefined && !!process.env.REDIS_CLUSTER_NODES?.trim()
-        if (client.cluster) client.keyPrefix = isPlainObject(options) ? ((options as ConnectOptions).keyPrefix ?? '') : options === undefined ? (process.env.REDIS_KEY_PREFIX ?? '') : ''
-        const cacheOptions = isPlainObject(options) ? (options as ConnectOptions).clientCache : undefined
-        if (cacheOptions !== undefined) client.enableLocalCache(cacheOptions)
+        client.open(options, 'connect()')
       } catch (e) {
         client.state = 'closed'
         reject(RedisError.from(e))
       }
     })
+  }
+
+  /**
+   * A client, at once: it connects in the background (and keeps trying until
+   * it can, with the `reconnect` backoff). Calls made before it is ready wait
+   * for it, up to `connectTimeoutMs` each, then reject with the last connect
+   * error. Options as for {@link RedisClient.connect}; bad options throw
+   * `ERR_INVALID_ARGUMENT` here.
+   *
+   * ```ts
+   * const redis = RedisClient.create({ url: process.env.REDIS_URL, connectionName: 'api' })
+   * redis.on('error', (e) => console.warn('redis:', e.message))
+   * await redis.set('boot', String(Date.now()))   // waits for the connection
+   * ```
+   */
+  static create(options?: string | ConnectOptions): RedisClient {
+    const client = new RedisClient()
+    client.lazy = true
+    try {
+      client.open(options, 'create()')
+    } catch (e) {
+      client.state = 'closed'
+      throw RedisError.from(e)
+    }
+    return client
+  }
+
+  /**
+   * A new client with the same settings (and `overrides`), on a connection of
+   * its own, made at once like {@link RedisClient.create}: for `watch()`, or
+   * for anything that must not share this client's connection.
+   */
+  duplicate(overrides?: Partial<ConnectOptions>): RedisClient {
+    const origin = origins.get(this)
+    if (origin === undefined) throw invalidArgument('duplicate(): this client has no settings of its own to copy')
+    if (overrides !== undefined && !isPlainObject(overrides)) throw invalidArgument('duplicate(): overrides must be a plain ConnectOptions object')
+    return RedisClient.create(duplicateOptions(origin.options, overrides))
+  }
+
+  /** 'connecting' (not ready yet), 'ready', 'reconnecting' (the connection was lost) or 'end' (closed). */
+  get status(): ClientStatus {
+    const s = this.state
+    return s === 'closing' || s === 'closed' ? 'end' : s
+  }
+
+  /** Reads the settings, keeps them for duplicate(), and starts connecting. */
+  private open(options: string | ConnectOptions | undefined, method: string): void {
+    let source: string
+    let payload: string
+    if (options === undefined) {
+      source = 'env'
+      payload = JSON.stringify(envSnapshot())
+      const prefix = process.env.REDIS_KEY_PREFIX
+      if (process.env.REDIS_CLUSTER_NODES?.trim()) this.slotPrefix = prefix ?? ''
+    } else if (typeof options === 'string') {
+      source = 'url'
+      payload = options
+    } else if (isPlainObject(options)) {
+      source = 'options'
+      payload = serializeOptions(options)
+      if (typeof options.connectTimeoutMs === 'number') this.connectTimeoutMs = options.connectTimeoutMs
+      const r = options.reconnect
+      if (isPlainObject(r)) {
+        if (typeof r.minDelayMs === 'number') this.reconnectMinMs = r.minDelayMs
+        if (typeof r.maxDelayMs === 'number') this.reconnectMaxMs = r.maxDelayMs
+      }
+      if (options.cluster !== undefined) this.slotPrefix = typeof options.keyPrefix === 'string' ? options.keyPrefix : ''
+    } else {
+      throw invalidArgument(`${method}: options must be a URL string or a ConnectOptions object`)
+    }
+    origins.set(this, { options, source, payload })
+    this.startNative()
+  }
+
+  /** A native client for the settings (again, after a failed first connect of create()). */
+  private startNative(): void {
+    const { options, source, payload } = origins.get(this)!
+    this.endpoint = describeEndpoint(options)
+    if (connectChannel.hasSubscribers) this.connectTrace = connectStarted(this, this.endpoint, false)
+    this.native = new NativeClient(source, payload, this.onEvents)
+    const cacheOptions = isPlainObject(options) ? (options as ConnectOptions).clientCache : undefined
+    if (cacheOptions !== undefined) this.enableLocalCache(cacheOptions)
+  }
+
+  // ---- events --------------------------------------------------------------------
+
+  /**
+   * `'ready'` (connected, and again after every reconnect), `'reconnecting'`
+   * (the connection was lost: calls in flight failed, later ones wait for the
+   * next connection; with the error), `'error'` (a connection error: a lost
+   * connection, a failed connect of `create()`), `'end'` (closed). An
+   * `'error'` nobody listens to is dropped, never thrown.
+   */
+  on(event: 'ready' | 'end', listener: () => void): this
+  on(event: 'error' | 'reconnecting', listener: (error: RedisError) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this
+  on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener)
+  }
+
+  once(event: 'ready' | 'end', listener: () => void): this
+  once(event: 'error' | 'reconnecting', listener: (error: RedisError) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this
+  once(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.once(event, listener)
+  }
+
+  /** 'error' only to listeners: EventEmitter would throw it when there are none. */
+  private emitError(error: RedisError): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error)
+  }
+
+  // ---- transactions and scripts ----------------------------------------------------
+
+  /**
+   * A transaction: the commands queued on it run atomically (MULTI/EXEC) when
+   * `exec()` is called; see {@link Pipeline}.
+   *
+   * ```ts
+   * const [, visits] = (await redis.multi().set('seen', '1').incr('visits').exec())!
+   * ```
+   */
+  multi(): Pipeline {
+    return new Pipeline(this, true)
+  }
+
+  /** A pipeline: the builder of {@link multi}, without atomicity (each command runs on its own). */
+  pipeline(): Pipeline {
+    return new Pipeline(this, false)
+  }
+
+  /**
+   * WATCHes keys on this client's connection: the next `multi().exec()` of
+   * this client resolves `null` if any of them changed meanwhile (or if the
+   * connection was replaced since). The watch belongs to the connection, so
+   * use it on a client of its own (`duplicate()`).
+   */
+  watch(...keys: Array<RedisKey | RedisKey[]>): Promise<void> {
+    if (this.watchedAt === undefined && this.state !== 'closed' && this.state !== 'closing') this.watchedAt = this.reconnectCount()
+    return this.send(OP.Watch, flatten(keys))
+  }
+
+  /** Forgets every watched key (EXEC does too). */
+  unwatch(): Promise<void> {
+    this.watchedAt = undefined
+    return this.send(OP.Unwatch)
+  }
+
+  /**
+   * Runs a Lua script: EVALSHA, and EVAL when the server does not have the
+   * script yet (NOSCRIPT: nothing ran, so this is no retry). The keyPrefix
+   * applies to `keys` (the script's KEYS); `args` (ARGV) go as they are.
+   *
+   * ```ts
+   * await redis.eval("return redis.call('INCRBY', KEYS[1], ARGV[1])", ['hits'], [5])
+   * ```
+   */
+  eval(script: string, keys: RedisKey[] = [], args: Array<RedisValue | number> = []): Promise<unknown> {
+    let sha: string
+    try {
+      sha = scriptSha1(script, 'eval()')
+      if (!isArray(keys)) throw invalidArgument('eval(): keys must be an array')
+      if (!isArray(args)) throw invalidArgument('eval(): args must be an array')
+    } catch (e) {
+      return Promise.reject(argumentError(e, 'eval()'))
+    }
+    return this.evalSha(sha, script, keys, args)
+  }
+
+  /** EVALSHA `sha`, then EVAL `script` on NOSCRIPT. @internal */
+  evalSha(sha: string, script: string, keys: RedisKey[], args: Array<RedisValue | number>): Promise<unknown> {
+    return this.send(OP.Eval, sha, keys, args, false).catch((e: RedisError) =>
+      e?.serverCode === 'NOSCRIPT' ? this.send(OP.Eval, script, keys, args, true) : Promise.reject(e),
+    )
+  }
+
+  /**
+   * A script to run many times: `run(keys, args)` sends EVALSHA (EVAL only
+   * when the server lacks it). With `keys`, every run must pass that many keys.
+   *
+   * ```ts
+   * const takeToken = redis.defineScript("return redis.call('DECR', KEYS[1])", { keys: 1 })
+   * await takeToken.run(['tokens:user:1'])
+   * ```
+   */
+  defineScript(script: string, options?: ScriptOptions): Script {
+    return new Script(this, script, options)
+  }
+
+  /** The slot of `key` (keyPrefix included) on a cluster; undefined on a standalone client. @internal */
+  clusterSlot(key: unknown): number | undefined {
+    const prefix = this.slotPrefix
+    if (prefix === undefined) return undefined
+    if (typeof key === 'string') return keySlot(Buffer.from(prefix + key))
+    if (Buffer.isBuffer(key)) return keySlot(prefix === '' ? key : Buffer.concat([Buffer.from(prefix), key]))
+    if (typeof key === 'number') return keySlot(Buffer.from(prefix + String(key)))
+    return -1
+  }
+
+  /** Whether a watch() of this client was lost to a reconnect; forgets the watch either way. @internal */
+  takeWatch(): boolean {
+    const at = this.watchedAt
+    this.watchedAt = undefined
+    return at !== undefined && at !== this.reconnectCount()
+  }
+
+  private reconnectCount(): number {
+    try {
+      return this.stats().reconnects
+    } catch {
+      return 0
+    }
   }
 
   // ---- strings ----------------------------------------------------------------
@@ -416,8 +634,8 @@ export class RedisClient extends TypedCommands {
    * + `suffix`, and on a cluster also in `key`'s slot. @internal
    */
   siblingKey(key: string, suffix: string): string {
-    if (!this.cluster) return key + suffix
-    const full = this.keyPrefix + key
+    if (this.slotPrefix === undefined) return key + suffix
+    const full = this.slotPrefix + key
     // A key with a hash tag (or an unclosed `{`, after which no tag can be added) keeps it.
     if (full.includes('{')) return key + suffix
     return `${key}${suffix}{${slotTag(full)}}`
@@ -429,8 +647,18 @@ export class RedisClient extends TypedCommands {
    */
   close(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve()
+    if (this.retryTimer !== undefined) {
+      // create() between two connect attempts: no native client is alive.
+      clearTimeout(this.retryTimer)
+      this.retryTimer = undefined
+      this.state = 'closed'
+      this.rejectHeld(new RedisError(ErrorCode.Closed, 'the client is closed'))
+      this.emit('end')
+      return Promise.resolve()
+    }
     const done = new Promise<void>((resolve) => this.closeWaiters.push(resolve))
     if (this.state !== 'closing') {
+      if (this.state === 'connecting') this.rejectHeld(new RedisError(ErrorCode.Closed, 'the client is closed'))
       this.state = 'closing'
       if (this.scheduled) this.flush()
       this.native.close()
@@ -474,9 +702,11 @@ export class RedisClient extends TypedCommands {
   }
 
   private enqueue<T>(op: number, args: unknown[]): Promise<T> {
-    if (this.state !== 'ready') {
+    const state = this.state
+    const held = state === 'connecting'
+    if (state !== 'ready' && state !== 'reconnecting' && !(held && this.lazy)) {
       return Promise.reject(
-        this.state === 'connecting'
+        held
           ? new RedisError(ErrorCode.Connection, 'the client is still connecting')
           : new RedisError(ErrorCode.Closed, 'the client is closed'),
       )
@@ -486,7 +716,9 @@ export class RedisClient extends TypedCommands {
     if (!this.scheduled) {
       this.scheduled = true
       this.firstId = id
-      queueMicrotask(this.flush)
+      // Before the first connection (create()), the batch waits for 'ready'.
+      if (held) this.holdUntilReady()
+      else queueMicrotask(this.flush)
     }
     const q = this.queue
     q.push(op)
@@ -496,8 +728,34 @@ export class RedisClient extends TypedCommands {
     })
   }
 
-  private flush = (): void => {
+  /** Starts the connectTimeoutMs clock of the calls held while connecting. */
+  private holdUntilReady(): void {
+    if (this.holdTimer !== undefined) return
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = undefined
+      if (this.state !== 'connecting' || !this.scheduled) return
+      const last = this.lastError
+      const err = new RedisError(
+        last !== undefined && last.code !== ErrorCode.InvalidArgument ? last.code : ErrorCode.Connection,
+        `not connected within connectTimeoutMs (${this.connectTimeoutMs} ms)` + (last !== undefined ? `: ${last.message.replace(/^ERR_[A-Z_]+: /, '')}` : ''),
+        last?.serverCode,
+      )
+      this.rejectHeld(err)
+    }, this.connectTimeoutMs)
+  }
+
+  /** Rejects every call held while connecting. */
+  private rejectHeld(err: RedisError): void {
+    if (this.holdTimer !== undefined) clearTimeout(this.holdTimer)
+    this.holdTimer = undefined
     if (!this.scheduled) return
+    this.scheduled = false
+    this.queue = []
+    for (let id = this.firstId; id !== this.nextId; id = (id + 1) & ID_MASK) this.settle(id, err)
+  }
+
+  private flush = (): void => {
+    if (!this.scheduled || this.state === 'connecting') return
     this.scheduled = false
     const q = this.queue
     this.queue = []
@@ -565,11 +823,37 @@ export class RedisClient extends TypedCommands {
       this.localCache?.invalidate(ev[1] as string[] | null)
     } else if (ev === 'cacheReset') {
       this.localCache?.reset()
+    } else if (Array.isArray(ev) && ev[0] === 'reconnecting') {
+      if (this.state !== 'ready') return
+      this.state = 'reconnecting'
+      const err = RedisError.from(ev[1])
+      this.emit('reconnecting', err)
+      this.emitError(err)
     } else if (ev === 'ready') {
+      if (this.state === 'closing' || this.state === 'closed') return // close() wins; 'closed' follows
+      const first = this.state === 'connecting'
       this.state = 'ready'
-      this.settleConnectTrace()
-      this.connectWaiter?.resolve(this)
-      this.connectWaiter = undefined
+      if (first) {
+        this.settleConnectTrace()
+        this.attempt = 0
+        this.lastError = undefined
+        this.connectWaiter?.resolve(this)
+        this.connectWaiter = undefined
+        if (this.holdTimer !== undefined) clearTimeout(this.holdTimer)
+        this.holdTimer = undefined
+        if (this.scheduled) this.flush()
+      }
+      this.emit('ready')
+    } else if (Array.isArray(ev) && this.lazy && this.state === 'connecting') {
+      // create(): the first connect failed; try again after a pause.
+      const err = RedisError.from(ev)
+      this.lastError = err
+      this.emitError(err)
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined
+        if (this.state === 'connecting') this.startNative()
+      }, reconnectDelay(this.attempt++, this.reconnectMinMs, this.reconnectMaxMs))
+      this.retryTimer.unref()
     } else if (ev === 'closed' || Array.isArray(ev)) {
       const wasConnecting = this.state === 'connecting'
       this.state = 'closed'
@@ -583,6 +867,7 @@ export class RedisClient extends TypedCommands {
       this.settleConnectTrace(err) // closed while connecting
       for (const p of this.pending.drain()) p.reject(err)
       for (const w of this.closeWaiters.splice(0)) w()
+      this.emit('end')
     }
   }
 }

@@ -3,6 +3,7 @@
 // command (applying the keyPrefix at the command's key positions) and answers
 // raw replies — strings, null, numbers, arrays (objects for RESP3 maps) — which
 // are shaped here into what ioredis and node-redis v4 users expect.
+import { EventEmitter } from 'node:events'
 import { checkOptions, isArray, isInt, isPlainObject, show, showReply } from './args'
 import { ErrorCode, RedisError, argumentError, invalidArgument } from './errors'
 import type { RedisKey, RedisValue } from './types'
@@ -57,8 +58,9 @@ const EXPIRE_CONDITIONS = new Set(['NX', 'XX', 'GT', 'LT'])
  * The typed commands of {@link RedisClient}. Each one sends its command
  * through `command()` and shapes the reply; bad input rejects with
  * `ERR_INVALID_ARGUMENT` before anything is sent. See docs/commands.md.
+ * (An EventEmitter: the base of RedisClient, whose events are documented there.)
  */
-export abstract class TypedCommands {
+export abstract class TypedCommands extends EventEmitter {
   /** Sends any command (the client's generic `command()`): keys prefixed, raw replies. */
   abstract command(name: string, ...args: Array<RedisValue | number>): Promise<unknown>
 

@@ -51,6 +51,7 @@ export class RedisError extends Error {
    * thrown error whose `code` property holds the code. Never parsed out of message text.
    */
   static from(value: unknown): RedisError {
+    if (value instanceof RedisError) return value
     if (Array.isArray(value)) {
       return new RedisError(value[0] as ErrorCode, String(value[1]), value[2] === undefined ? undefined : String(value[2]))
     }

@@ -3,6 +3,10 @@
 // RedisClient when loaded (see ../features.ts).
 export { RedisClient, ENV_VARS } from './client'
 export { RedisError, ErrorCode } from './errors'
+export { Pipeline } from './transaction'
+export type { CommandQueue, QueueableCommand } from './transaction'
+export { Script } from './script'
+export type { ScriptOptions } from './script'
 export type * from './types'
 export type * from './command-types'
 export type { CommandTraceContext, ConnectTraceContext, RedisEndpoint } from './diagnostics'

@@ -61,7 +61,16 @@ export interface ConnectOptions {
    * `REDIS_CLUSTER_NODES=host:port,host:port`.
    */
   cluster?: ClusterOptions
+  /**
+   * The connection's name on the server (`CLIENT SETNAME`, shown by `CLIENT LIST`),
+   * set again after every reconnect. Printable ASCII without spaces.
+   */
+  connectionName?: string
 }
+
+/** `client.status`: 'connecting' (not ready yet), 'ready', 'reconnecting' (connection lost), 'end' (closed). */
+export type ClientStatus = 'connecting' | 'ready' | 'reconnecting' | 'end'
+
 
 export interface SentinelOptions {
   /** The name the sentinels monitor the master under (`sentinel monitor <name> ...`). */

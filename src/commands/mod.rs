@@ -120,6 +120,21 @@ pub enum Shape {
   Scan,
   /// Generic conversion for `command()`.
   Raw,
+  /// `multi()`/`pipeline()` (`Op::Transaction`): the entry spans `replies`
+  /// commands on the wire and gets all their replies, as one array; with
+  /// `atomic`, they are MULTI, the queued commands and EXEC. The shapes of the
+  /// commands inside are kept by the bridge.
+  Group { replies: u32, atomic: bool },
+}
+
+impl Shape {
+  /// How many replies on the wire belong to one entry of this shape.
+  pub fn replies(self) -> usize {
+    match self {
+      Shape::Group { replies, .. } => replies as usize,
+      _ => 1,
+    }
+  }
 }
 
 macro_rules! ops {
@@ -174,6 +189,13 @@ ops! {
   Command = "command",
   Ping = "ping",
   Script = "script",
+  // Internal ops of `multi()`/`pipeline()`, `watch()` and the script API:
+  // `command()` refuses MULTI, EXEC, WATCH and (with a prefix) EVAL; these
+  // send them with the key prefix applied where they name keys.
+  Transaction = "exec",
+  Watch = "watch",
+  Unwatch = "unwatch",
+  Eval = "eval",
 }
 
 /// Largest integer a JavaScript number holds exactly.
@@ -344,7 +366,7 @@ fn check_arity(op: Op, args: &[Arg], n: usize) -> Result<()> {
 /// Number of JavaScript arguments each op takes from the batch.
 pub fn arity(op: Op) -> usize {
   match op {
-    Op::Ping => 0,
+    Op::Ping | Op::Unwatch => 0,
     Op::Get
     | Op::GetBuffer
     | Op::Del
@@ -356,11 +378,12 @@ pub fn arity(op: Op) -> usize {
     | Op::MSet
     | Op::HGetAll
     | Op::SMembers
-    | Op::GetDel => 1,
+    | Op::GetDel
+    | Op::Watch => 1,
     Op::Expire | Op::PExpire | Op::IncrBy | Op::HGet | Op::HDel | Op::SAdd | Op::SRem => 2,
-    Op::Command => 2,
+    Op::Command | Op::Transaction => 2,
     Op::Set | Op::HSet => 3,
-    Op::GetEx | Op::Scan | Op::Script => 4,
+    Op::GetEx | Op::Scan | Op::Script | Op::Eval => 4,
     Op::SetWith => 7,
   }
 }
@@ -574,7 +597,122 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Cmd) -> Result<Sh
     Op::Scan => encode_scan(&c, args, out),
     Op::Command => encode_generic(&c, args, out),
     Op::Script => encode_script(&c, args, out),
+    Op::Watch => {
+      let keys = c.keys("keys", &args[0])?;
+      push_bulk(out, b"WATCH");
+      for k in &keys {
+        c.put_key(out, k);
+      }
+      Ok(Shape::Void)
+    }
+    Op::Unwatch => {
+      push_bulk(out, b"UNWATCH");
+      Ok(Shape::Void)
+    }
+    Op::Eval => encode_eval(&c, args, out),
+    // Several commands: the bridge reads them and calls `group`.
+    Op::Transaction => Err(Error::invalid("exec(): a transaction is not a single command")),
   }
+}
+
+/// How `multi()`/`pipeline()` send their commands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupMode {
+  /// MULTI, the commands, EXEC: atomic on the server.
+  Multi,
+  /// The commands back to back, each on its own.
+  Pipeline,
+}
+
+impl GroupMode {
+  pub fn from_code(code: f64) -> Option<GroupMode> {
+    if code == 0.0 {
+      Some(GroupMode::Multi)
+    } else if code == 1.0 {
+      Some(GroupMode::Pipeline)
+    } else {
+      None
+    }
+  }
+}
+
+/// A transaction's wire commands, the shape of its entry, and the shapes of
+/// the commands inside.
+pub type Group = (Vec<Cmd>, Shape, Vec<Shape>);
+
+/// The wire commands of a transaction or pipeline whose commands were each
+/// encoded (checked, prefixed) by [`encode`]: contiguous in one batch, they
+/// make one entry of shape [`Shape::Group`]; the commands' own shapes are
+/// returned for converting the replies.
+///
+/// ```
+/// use atlas_redis::commands::{encode, group, Arg, GroupMode, Op, Shape};
+/// let set = encode(Op::Incr, &[Arg::Str(b"n")], b"p:").unwrap();
+/// let (cmds, shape, shapes) = group(GroupMode::Multi, vec![set]).unwrap();
+/// assert_eq!(cmds.len(), 3); // MULTI, INCR p:n, EXEC
+/// assert_eq!(shape, Shape::Group { replies: 3, atomic: true });
+/// assert_eq!(shapes, vec![Shape::Int]);
+/// ```
+pub fn group(mode: GroupMode, parts: Vec<(Cmd, Shape)>) -> Result<Group> {
+  if parts.is_empty() {
+    return Err(Error::invalid("exec(): no commands were queued"));
+  }
+  let atomic = mode == GroupMode::Multi;
+  let mut cmds = Vec::with_capacity(parts.len() + 2);
+  let mut shapes = Vec::with_capacity(parts.len());
+  if atomic {
+    cmds.push(redis::cmd("MULTI"));
+  }
+  for (cmd, shape) in parts {
+    if matches!(shape, Shape::Group { .. }) {
+      return Err(Error::invalid("exec(): a transaction cannot hold another one"));
+    }
+    cmds.push(cmd);
+    shapes.push(shape);
+  }
+  if atomic {
+    cmds.push(redis::cmd("EXEC"));
+  }
+  let replies = u32::try_from(cmds.len()).map_err(|_| Error::invalid("exec(): too many commands"))?;
+  Ok((cmds, Shape::Group { replies, atomic }, shapes))
+}
+
+/// `EVALSHA sha numkeys keys… args…`, or `EVAL source …` (the script API:
+/// `eval()`, `defineScript()`). Keys get the prefix.
+fn encode_eval(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
+  // args: source or sha1, keys, arguments, whether the first is the source (EVAL)
+  let eval = c.flag("eval", &args[3])?;
+  let script = match &args[0] {
+    Arg::Str(s) if !s.is_empty() => *s,
+    other => return Err(c.err("script", "a non-empty string", other)),
+  };
+  let is_sha1 = script.len() == 40 && script.iter().all(u8::is_ascii_hexdigit);
+  if !eval && !is_sha1 {
+    return Err(Error::invalid("eval(): sha1 must be 40 hex digits"));
+  }
+  let keys = match &args[1] {
+    Arg::Array(items) if items.is_empty() => Vec::new(),
+    a @ Arg::Array(_) => c.keys("keys", a)?,
+    other => return Err(c.err("keys", "an array of keys", other)),
+  };
+  let argv = match &args[2] {
+    Arg::Array(items) => items
+      .iter()
+      .enumerate()
+      .map(|(i, a)| word(c, &format!("args[{i}]"), a))
+      .collect::<Result<Vec<_>>>()?,
+    other => return Err(c.err("args", "an array", other)),
+  };
+  push_bulk(out, if eval { b"EVAL" } else { b"EVALSHA" });
+  push_bulk(out, script);
+  push_bulk_int(out, keys.len() as i64);
+  for k in &keys {
+    c.put_key(out, k);
+  }
+  for a in &argv {
+    push_bulk(out, a);
+  }
+  Ok(Shape::Raw)
 }
 
 /// A script argument as bytes: strings, Buffers and finite numbers.
@@ -1021,6 +1159,60 @@ mod tests {
     assert!(enc(Op::Command, &[s("FOO.BAR"), args(vec![s("x")])], b"").is_ok());
     // A command name cannot smuggle extra protocol.
     assert!(enc(Op::Command, &[s("GET\r\nFLUSHALL"), args(vec![])], b"").is_err());
+  }
+
+  #[test]
+  fn internal_ops_for_transactions_and_scripts_prefix_their_keys() {
+    let keys = Arg::Array(vec![s("a"), s("b")]);
+    assert_eq!(enc(Op::Watch, &[keys], b"p:").unwrap(), "*3 $5 WATCH $3 p:a $3 p:b ");
+    assert!(enc(Op::Watch, &[Arg::Array(vec![])], b"").is_err());
+    assert_eq!(enc(Op::Unwatch, &[], b"p:").unwrap(), "*1 $7 UNWATCH ");
+    let sha = "a".repeat(40);
+    assert_eq!(
+      enc(
+        Op::Eval,
+        &[s(&sha), Arg::Array(vec![s("k")]), Arg::Array(vec![Arg::Number(5.0)]), Arg::Bool(false)],
+        b"p:"
+      )
+      .unwrap(),
+      format!("*5 $7 EVALSHA $40 {sha} $1 1 $3 p:k $1 5 ")
+    );
+    assert_eq!(
+      enc(Op::Eval, &[s("return 1"), Arg::Array(vec![]), Arg::Array(vec![]), Arg::Bool(true)], b"p:").unwrap(),
+      "*3 $4 EVAL $8 return 1 $1 0 "
+    );
+    // EVALSHA takes a SHA1 only; keys must be keys
+    assert!(enc(Op::Eval, &[s("return 1"), Arg::Array(vec![]), Arg::Array(vec![]), Arg::Bool(false)], b"").is_err());
+    assert!(enc(Op::Eval, &[s("x"), Arg::Array(vec![s("")]), Arg::Array(vec![]), Arg::Bool(true)], b"").is_err());
+    // and command() still refuses what these ops send
+    for name in ["MULTI", "EXEC", "WATCH", "UNWATCH"] {
+      assert!(enc(Op::Command, &[s(name), Arg::Array(vec![s("k")])], b"").is_err(), "{name}");
+    }
+  }
+
+  #[test]
+  fn a_group_wraps_its_commands() {
+    let parts = || {
+      vec![
+        encode(Op::Incr, &[s("n")], b"p:").unwrap(),
+        encode(Op::Get, &[s("k")], b"p:").unwrap(),
+      ]
+    };
+    let (cmds, shape, shapes) = group(GroupMode::Multi, parts()).unwrap();
+    let wire: Vec<_> = cmds
+      .iter()
+      .map(|c| String::from_utf8_lossy(&c.get_packed_command()).replace("\r\n", " "))
+      .collect();
+    assert_eq!(wire, ["*1 $5 MULTI ", "*2 $4 INCR $3 p:n ", "*2 $3 GET $3 p:k ", "*1 $4 EXEC "]);
+    assert_eq!(shape, Shape::Group { replies: 4, atomic: true });
+    assert_eq!(shape.replies(), 4);
+    assert_eq!(shapes, [Shape::Int, Shape::Str]);
+    let (cmds, shape, _) = group(GroupMode::Pipeline, parts()).unwrap();
+    assert_eq!(cmds.len(), 2);
+    assert_eq!(shape, Shape::Group { replies: 2, atomic: false });
+    assert!(group(GroupMode::Multi, vec![]).is_err());
+    assert_eq!(GroupMode::from_code(2.0), None);
+    assert!(encode(Op::Transaction, &[Arg::Number(0.0), Arg::Array(vec![])], b"").is_err());
   }
 
   #[test]

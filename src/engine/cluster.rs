@@ -383,11 +383,25 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
   // redis-rs' response timeout covers one node's answer; this deadline covers
   // a whole call with its redirections, and a request redis-rs never answers.
   let deadline = s.cfg.command_timeout * 2 + Duration::from_millis(500);
-  let results = join_all(cmds.into_iter().map(|cmd| {
+  // One call per entry: a command, or a transaction's MULTI … EXEC (its keys
+  // share a slot: lib/core/transaction.ts checks) sent as one pipeline.
+  let mut cmds = cmds.into_iter();
+  let calls: Vec<Vec<Cmd>> = entries
+    .iter()
+    .map(|e| cmds.by_ref().take(e.shape.replies()).collect())
+    .collect();
+  let results = join_all(calls.into_iter().map(|group| {
     let s = s.clone();
     let conn = conn.clone();
     async move {
-      match tokio::time::timeout(deadline, s.execute(conn, cmd)).await {
+      let call = async {
+        if group.len() == 1 {
+          s.execute(conn, group.into_iter().next().expect("one command")).await
+        } else {
+          s.execute_group(conn, group).await
+        }
+      };
+      match tokio::time::timeout(deadline, call).await {
         Ok(r) => r,
         Err(_) => {
           s.rebuild_soon();
@@ -639,6 +653,44 @@ impl Shared {
       // Keys of several slots: the server answers CROSSSLOT.
       None => self.routed(&mut conn, cmd, slots[0]).await,
     }
+  }
+
+  /// A transaction (MULTI, commands, EXEC) to the master of its keys' slot,
+  /// as one pipeline; its replies come back as one array.
+  async fn execute_group(self: &Arc<Self>, mut conn: ClusterConnection, group: Vec<Cmd>) -> Result<Value> {
+    let mut slot_of_keys = None;
+    for cmd in &group {
+      let args: Vec<Vec<u8>> = cmd
+        .args_iter()
+        .map(|a| match a {
+          redis::Arg::Simple(b) => b.to_vec(),
+          _ => Vec::new(),
+        })
+        .collect();
+      if let Some((name, rest)) = args.split_first() {
+        let rest: Vec<&[u8]> = rest.iter().map(|a| a.as_slice()).collect();
+        if let Some(c) = table::lookup(name, &rest) {
+          if let Some(&i) = table::routing_positions(c, &rest).first() {
+            slot_of_keys = Some(slot(rest[i]));
+            break;
+          }
+        }
+      }
+    }
+    let route = match slot_of_keys {
+      Some(s) => SingleNodeRoutingInfo::SpecificNode(Route::new(s, SlotAddr::Master)),
+      None => SingleNodeRoutingInfo::RandomPrimary,
+    };
+    let n = group.len();
+    let mut pipe = redis::Pipeline::with_capacity(n);
+    for c in group {
+      pipe.add_command(c);
+    }
+    conn
+      .route_pipeline(pipe, 0, n, route)
+      .await
+      .map(Value::Array)
+      .map_err(|e| self.failed(&e))
   }
 
   fn failed(self: &Arc<Self>, e: &redis::RedisError) -> Error {

@@ -88,6 +88,8 @@ pub struct Config {
   /// Redis Cluster: the seed nodes (the rest is discovered); credentials and
   /// TLS apply to every node.
   pub cluster: Option<ClusterConfig>,
+  /// `CLIENT SETNAME` in every (re)connect's handshake.
+  pub connection_name: Option<String>,
 }
 
 /// Where a Redis Cluster can be reached first, and how often a call may be
@@ -208,6 +210,7 @@ impl Default for Config {
       sentinel: None,
       memory: None,
       cluster: None,
+      connection_name: None,
     }
   }
 }
@@ -230,6 +233,7 @@ struct RawOptions {
   reconnect: Option<RawReconnect>,
   client_cache: Option<RawClientCache>,
   sentinel: Option<RawSentinel>,
+  connection_name: Option<String>,
   cluster: Option<RawCluster>,
 }
 
@@ -532,6 +536,15 @@ impl Config {
         "option sentinel does not apply to a memory:// url (the store is in this process)",
       ));
     }
+    if let Some(name) = raw.connection_name {
+      // Redis refuses spaces, newlines and other special characters in a name.
+      if name.is_empty() || !name.bytes().all(|b| (b'!'..=b'~').contains(&b)) {
+        return Err(Error::invalid(
+          "option connectionName must be a non-empty string of printable ASCII characters without spaces",
+        ));
+      }
+      c.connection_name = Some(name);
+    }
     if c.cluster.is_some() && c.db != 0 {
       return Err(Error::invalid(
         "Redis Cluster has database 0 only (option db)",
@@ -680,6 +693,17 @@ mod tests {
       .map(|(k, v)| (k.to_string(), v.to_string()))
       .collect();
     move |k| m.get(k).cloned()
+  }
+
+  #[test]
+  fn connection_name_is_checked() {
+    let c = Config::from_options_json(r#"{"connectionName":"orders-api:1"}"#).unwrap();
+    assert_eq!(c.connection_name.as_deref(), Some("orders-api:1"));
+    for bad in [r#""""#, r#""two words""#, r#""line\nbreak""#, r#""caf\u00e9""#, "7"] {
+      let e = Config::from_options_json(&format!(r#"{{"connectionName":{bad}}}"#)).unwrap_err();
+      assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
+    }
+    assert_eq!(Config::default().connection_name, None);
   }
 
   #[test]

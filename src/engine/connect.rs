@@ -289,6 +289,10 @@ async fn handshake(cfg: &Config, mut conn: MultiplexedConnection, resp3: bool) -
     pipe.cmd("SELECT").arg(cfg.db);
     steps.push("SELECT");
   }
+  if let Some(name) = &cfg.connection_name {
+    pipe.cmd("CLIENT").arg("SETNAME").arg(name);
+    steps.push("SETNAME");
+  }
   if let Some(cc) = &cfg.client_cache {
     let c = pipe.cmd("CLIENT").arg("TRACKING").arg("ON").arg("BCAST");
     for p in &cc.prefixes {

@@ -109,6 +109,33 @@ pub struct Batch {
   pub created: Instant,
 }
 
+impl Batch {
+  /// How many replies the batch's commands get on the wire (a transaction's
+  /// entry spans several commands: see `Shape::Group`).
+  pub fn wire_replies(&self) -> usize {
+    self.entries.iter().map(|e| e.shape.replies()).sum()
+  }
+}
+
+/// Pairs each entry with its reply: `values` (one per wire command, in order)
+/// are handed out one per entry, except that an entry of several commands
+/// gets all of its replies as one array.
+pub fn replies_by_entry(entries: &[Entry], values: Vec<redis::Value>) -> Vec<(Entry, redis::Value)> {
+  let mut values = values.into_iter();
+  entries
+    .iter()
+    .map(|e| {
+      let n = e.shape.replies();
+      let v = if n == 1 && !matches!(e.shape, Shape::Group { .. }) {
+        values.next().unwrap_or(redis::Value::Nil)
+      } else {
+        redis::Value::Array(values.by_ref().take(n).collect())
+      };
+      (*e, v)
+    })
+    .collect()
+}
+
 /// Delay before reconnect attempt `n`: none for the first, then exponential
 /// from `min`, capped at `max`, with "equal jitter" (half fixed, half random)
 /// so that many instances do not reconnect in lockstep.
@@ -124,6 +151,21 @@ pub fn backoff(n: u32, min: Duration, max: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn a_group_entry_gets_all_its_replies() {
+    use redis::Value;
+    let entries = [
+      Entry { id: 1, shape: Shape::Int },
+      Entry { id: 2, shape: Shape::Group { replies: 3, atomic: true } },
+      Entry { id: 3, shape: Shape::Str },
+    ];
+    let values = vec![Value::Int(7), Value::Okay, Value::Int(1), Value::Nil, Value::Nil];
+    let out = replies_by_entry(&entries, values);
+    assert_eq!(out[0].1, Value::Int(7));
+    assert_eq!(out[1].1, Value::Array(vec![Value::Okay, Value::Int(1), Value::Nil]));
+    assert_eq!(out[2].0.id, 3);
+  }
 
   #[test]
   fn backoff_is_capped_and_jittered() {

@@ -195,15 +195,16 @@ async fn run_batch(s: Arc<Shared>, mut conn: MultiplexedConnection, generation: 
   for c in cmds {
     pipe.add_command(c);
   }
-  let result = conn.send_packed_commands(&pipe, 0, entries.len()).await;
+  // A transaction's entry spans several commands (and replies).
+  let wire: usize = entries.iter().map(|e| e.shape.replies()).sum();
+  let result = conn.send_packed_commands(&pipe, 0, wire).await;
   match result {
     Ok(values) => {
       s.stats
         .record_replies(created.elapsed().as_micros() as u64, entries.len() as u64);
       let mut demoted = false;
-      let mut done: Vec<Completion> = entries
-        .iter()
-        .zip(values)
+      let mut done: Vec<Completion> = crate::engine::replies_by_entry(&entries, values)
+        .into_iter()
         .map(|(e, reply)| {
           if let Value::ServerError(err) = &reply {
             demoted |= err.code() == "READONLY";
@@ -299,9 +300,10 @@ impl Shared {
       first_attempt: true,
     };
     l.conn = None;
-    l.last_error = Some(error);
+    l.last_error = Some(error.clone());
     drop(l);
     self.stats.reconnects.fetch_add(1, Relaxed);
+    self.outbox.push(Completion::Event(Event::Reconnecting(error)));
     if self.cfg.client_cache.is_some() {
       // Invalidations may be missed while disconnected.
       self.outbox.push(Completion::Event(Event::CacheReset));
@@ -442,9 +444,11 @@ async fn supervise(s: Arc<Shared>) {
   let mut announce = true;
   'serve: loop {
     let generation = s.up(conn, driver);
-    if std::mem::take(&mut announce) {
-      s.outbox.push(Completion::Event(Event::Ready));
-    }
+    s.outbox.push(Completion::Event(if std::mem::take(&mut announce) {
+      Event::Ready
+    } else {
+      Event::Reconnected
+    }));
     // Serve until the connection is lost or the client closes.
     loop {
       if let Some(sn) = &sentinels {

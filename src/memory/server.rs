@@ -22,6 +22,9 @@ pub struct Session {
   pub name: Option<Bytes>,
   pub tx: UnboundedSender<Invalidation>,
   pub quit: bool,
+  /// Commands queued since MULTI; `multi_failed` once one was refused.
+  pub multi: Option<Vec<Vec<Bytes>>>,
+  pub multi_failed: bool,
 }
 
 /// Serves one connection until the client goes away.
@@ -36,6 +39,8 @@ pub async fn serve(shared: Arc<Shared>, stream: DuplexStream) {
     name: None,
     tx,
     quit: false,
+    multi: None,
+    multi_failed: false,
   };
   let mut buf = BytesMut::with_capacity(16 * 1024);
   let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -123,6 +128,9 @@ fn command_args(items: Vec<Reply>) -> Option<Vec<Bytes>> {
 /// Runs one command for `sess`, counting it in `INFO commandstats`.
 pub fn execute(store: &mut Store, sess: &mut Session, args: &[Bytes]) -> Reply {
   let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+  if let Some(reply) = transaction(store, sess, &name, args) {
+    return reply;
+  }
   let start = std::time::Instant::now();
   let (stat_name, reply) = match connection_command(store, sess, &name, args) {
     Some(r) => r,
@@ -150,6 +158,77 @@ pub fn execute(store: &mut Store, sess: &mut Session, args: &[Bytes]) -> Reply {
   }
   reply
 }
+
+/// MULTI, EXEC, DISCARD, WATCH, UNWATCH, and queuing while in MULTI; None:
+/// run the command now. The caller holds the store for the whole batch, so
+/// EXEC runs its commands with nobody in between.
+fn transaction(store: &mut Store, sess: &mut Session, name: &str, args: &[Bytes]) -> Option<Reply> {
+  let in_multi = sess.multi.is_some();
+  Some(match name {
+    "multi" if in_multi => err("ERR MULTI calls can not be nested"),
+    "multi" => {
+      sess.multi = Some(Vec::new());
+      sess.multi_failed = false;
+      ok()
+    }
+    "exec" | "discard" if !in_multi => err(format!("ERR {} without MULTI", name.to_ascii_uppercase())),
+    "discard" => {
+      sess.multi = None;
+      store.data.watches.remove(&sess.id);
+      ok()
+    }
+    "exec" => {
+      let queued = sess.multi.take().unwrap_or_default();
+      let watch = store.data.watches.remove(&sess.id);
+      if std::mem::take(&mut sess.multi_failed) {
+        return Some(err("EXECABORT Transaction discarded because of previous errors."));
+      }
+      if watch.is_some_and(|w| w.dirty) {
+        return Some(Reply::Nil);
+      }
+      let replies = queued.iter().map(|a| execute(store, sess, a)).collect();
+      Reply::Array(replies)
+    }
+    "watch" if in_multi => err("ERR WATCH inside MULTI is not allowed"),
+    "watch" if args.len() < 2 => wrong_args("watch"),
+    "watch" => {
+      let w = store.data.watches.entry(sess.id).or_default();
+      w.keys.extend(args[1..].iter().map(|k| k.to_vec()));
+      ok()
+    }
+    "unwatch" => {
+      store.data.watches.remove(&sess.id);
+      ok()
+    }
+    // RESET and QUIT end a transaction and its watch, then run.
+    "reset" | "quit" => {
+      sess.multi = None;
+      sess.multi_failed = false;
+      store.data.watches.remove(&sess.id);
+      return None;
+    }
+    _ if in_multi => {
+      // Refused now (unknown, wrong arity) fails the whole transaction at EXEC.
+      let refused = match commands::lookup(name) {
+        Some((arity, _)) if !commands::arity_ok(arity, args.len()) => Some(wrong_args(name)),
+        None if !CONNECTION_COMMANDS.contains(&name) => Some(commands::unknown(args)),
+        _ => None,
+      };
+      if let Some(e) = refused {
+        sess.multi_failed = true;
+        return Some(e);
+      }
+      sess.multi.as_mut().expect("in MULTI").push(args.to_vec());
+      Reply::Status(Bytes::from_static(b"QUEUED"))
+    }
+    _ => return None,
+  })
+}
+
+/// The commands `connection_command` answers (queued as they are in MULTI).
+const CONNECTION_COMMANDS: &[&str] = &[
+  "hello", "auth", "client", "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "info", "config", "command",
+];
 
 fn lower(b: &[u8]) -> String {
   String::from_utf8_lossy(b).to_ascii_lowercase()
@@ -590,6 +669,58 @@ mod tests {
         panic!()
       };
       assert!(String::from_utf8_lossy(&info).contains("cmdstat_set:calls=2,"));
+    });
+  }
+
+  #[test]
+  fn multi_exec_and_watch() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .enable_all()
+      .build()
+      .unwrap();
+    rt.block_on(async {
+      let shared = Arc::new(Shared::new());
+      let (mut a, sa) = tokio::io::duplex(1 << 16);
+      let (mut b, sb) = tokio::io::duplex(1 << 16);
+      tokio::spawn(serve(shared.clone(), sa));
+      tokio::spawn(serve(shared.clone(), sb));
+      let (mut ba, mut bb) = (BytesMut::new(), BytesMut::new());
+      let queued = Reply::Status("QUEUED".into());
+      // commands run at EXEC, a failure in its place
+      assert_eq!(roundtrip(&mut a, &["SET", "s", "x"], &mut ba).await, ok());
+      assert_eq!(roundtrip(&mut a, &["MULTI"], &mut ba).await, ok());
+      assert_eq!(roundtrip(&mut a, &["INCR", "n"], &mut ba).await, queued);
+      assert_eq!(roundtrip(&mut a, &["INCR", "s"], &mut ba).await, queued);
+      assert_eq!(roundtrip(&mut b, &["GET", "n"], &mut bb).await, Reply::Nil);
+      let Reply::Array(r) = roundtrip(&mut a, &["EXEC"], &mut ba).await else {
+        panic!()
+      };
+      assert_eq!(r[0], Reply::Int(1));
+      assert!(matches!(&r[1], Reply::Error(e) if e.starts_with("ERR value is not an integer")));
+      // a command refused while queuing discards everything
+      assert_eq!(roundtrip(&mut a, &["MULTI"], &mut ba).await, ok());
+      assert_eq!(roundtrip(&mut a, &["INCR", "n"], &mut ba).await, queued);
+      assert!(matches!(roundtrip(&mut a, &["NOSUCH"], &mut ba).await, Reply::Error(_)));
+      assert!(matches!(roundtrip(&mut a, &["EXEC"], &mut ba).await, Reply::Error(e) if e.starts_with("EXECABORT")));
+      assert_eq!(roundtrip(&mut b, &["GET", "n"], &mut bb).await, Reply::Bulk("1".into()));
+      // WATCH: another connection's write aborts (nil), no write runs
+      assert_eq!(roundtrip(&mut a, &["WATCH", "n"], &mut ba).await, ok());
+      assert_eq!(roundtrip(&mut b, &["INCR", "n"], &mut bb).await, Reply::Int(2));
+      assert_eq!(roundtrip(&mut a, &["MULTI"], &mut ba).await, ok());
+      assert_eq!(roundtrip(&mut a, &["SET", "n", "mine"], &mut ba).await, queued);
+      assert_eq!(roundtrip(&mut a, &["EXEC"], &mut ba).await, Reply::Nil);
+      assert_eq!(roundtrip(&mut b, &["GET", "n"], &mut bb).await, Reply::Bulk("2".into()));
+      // EXEC forgot the watch; DISCARD, nesting and EXEC without MULTI
+      assert_eq!(roundtrip(&mut a, &["MULTI"], &mut ba).await, ok());
+      assert!(matches!(roundtrip(&mut a, &["MULTI"], &mut ba).await, Reply::Error(_)));
+      assert!(matches!(roundtrip(&mut a, &["WATCH", "x"], &mut ba).await, Reply::Error(_)));
+      assert_eq!(roundtrip(&mut a, &["SET", "n", "mine"], &mut ba).await, queued);
+      assert_eq!(roundtrip(&mut a, &["DISCARD"], &mut ba).await, ok());
+      assert!(matches!(roundtrip(&mut a, &["EXEC"], &mut ba).await, Reply::Error(_)));
+      assert_eq!(roundtrip(&mut a, &["MULTI"], &mut ba).await, ok());
+      assert_eq!(roundtrip(&mut a, &["SET", "n", "mine"], &mut ba).await, queued);
+      assert_eq!(roundtrip(&mut a, &["EXEC"], &mut ba).await, Reply::Array(vec![ok()]));
+      assert_eq!(roundtrip(&mut b, &["GET", "n"], &mut bb).await, Reply::Bulk("mine".into()));
     });
   }
 }

@@ -333,10 +333,20 @@ pub struct CmdStat {
   pub usec: u64,
 }
 
+/// The keys one connection WATCHes, and whether any of them changed since.
+#[derive(Default)]
+pub struct Watch {
+  pub keys: HashSet<Key>,
+  pub dirty: bool,
+}
+
 /// Everything a command can touch.
 pub struct Data {
   pub dbs: Vec<Db>,
   pub trackers: Vec<Tracker>,
+  /// WATCHed keys by connection id (keys of every database: a write to a key
+  /// of that name in another database also aborts the transaction).
+  pub watches: HashMap<u64, Watch>,
   pub stats: BTreeMap<String, CmdStat>,
   /// sha1 → source, for EVALSHA and SCRIPT EXISTS.
   pub scripts: HashMap<String, String>,
@@ -348,6 +358,7 @@ impl Default for Data {
     Data {
       dbs: (0..DATABASES).map(|_| Db::default()).collect(),
       trackers: Vec::new(),
+      watches: HashMap::new(),
       stats: BTreeMap::new(),
       scripts: HashMap::new(),
       next_conn: 0,
@@ -361,9 +372,17 @@ impl Data {
     self.next_conn
   }
 
-  /// Tells tracking connections that `keys` changed.
+  /// Tells tracking connections (and WATCHes) that `keys` changed.
   pub fn invalidate(&mut self, keys: &[Key]) {
-    if keys.is_empty() || self.trackers.is_empty() {
+    if keys.is_empty() {
+      return;
+    }
+    for w in self.watches.values_mut() {
+      if !w.dirty && keys.iter().any(|k| w.keys.contains(k)) {
+        w.dirty = true;
+      }
+    }
+    if self.trackers.is_empty() {
       return;
     }
     self.trackers.retain(|t| {
@@ -377,6 +396,9 @@ impl Data {
   }
 
   pub fn invalidate_all(&mut self) {
+    for w in self.watches.values_mut() {
+      w.dirty = true;
+    }
     self
       .trackers
       .retain(|t| t.tx.send(Invalidation::All).is_ok());
@@ -393,6 +415,7 @@ impl Data {
 
   pub fn untrack(&mut self, conn: u64) {
     self.trackers.retain(|t| t.conn != conn);
+    self.watches.remove(&conn);
   }
 }
 

@@ -45,6 +45,9 @@ macro_rules! ck {
   };
 }
 
+// After `ck!`: the module uses it.
+mod group;
+
 // ---- reading arguments ----------------------------------------------------
 
 /// An argument read from JS; strings live in the per-command arena.
@@ -636,6 +639,8 @@ struct JsSide {
   owed: Cell<usize>,
   referenced: Cell<bool>,
   released: Arc<AtomicBool>,
+  /// The shapes of the commands inside each transaction in flight, by id.
+  groups: RefCell<std::collections::HashMap<u32, Vec<Shape>>>,
 }
 
 impl JsSide {
@@ -724,15 +729,10 @@ unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide) {
   if items.is_empty() {
     return;
   }
-  // Cache events were never owed (they come unasked).
+  // Cache and reconnect events were never owed (they come unasked).
   let n = items
     .iter()
-    .filter(|c| {
-      !matches!(
-        c,
-        Completion::Event(Event::Invalidate(_) | Event::CacheReset)
-      )
-    })
+    .filter(|c| !matches!(c, Completion::Event(e) if !e.owed()))
     .count();
   let mut closed = false;
   if let Err(e) = deliver_items(env, callback, side, items, &mut closed) {
@@ -771,6 +771,15 @@ unsafe fn deliver_items(
   let mut errors = 0u64;
   for c in items {
     let (id, value): (i64, sys::napi_value) = match c {
+      Completion::Reply {
+        id,
+        shape: Shape::Group { atomic, .. },
+        reply,
+      } => {
+        let shapes = side.groups.borrow_mut().remove(&id).unwrap_or_default();
+        let v = group::to_js(env, array_of, atomic, &shapes, reply, &side.prefix, side.resp2, side.secret.as_deref())?;
+        (id as i64, v)
+      }
       Completion::Reply { id, shape, reply } => {
         match reply_to_js(env, array_of, shape, reply, &side.prefix, side.resp2) {
           Ok(v) => (id as i64, v),
@@ -807,6 +816,9 @@ unsafe fn deliver_items(
       }
       Completion::Error { id, error } => {
         errors += 1;
+        if !side.groups.borrow().is_empty() {
+          side.groups.borrow_mut().remove(&id);
+        }
         (
           -(id as i64) - 1,
           js_error(env, &error.redact(side.secret.as_deref()))?,
@@ -827,6 +839,14 @@ unsafe fn deliver_items(
             js_error(env, &e.redact(side.secret.as_deref()))?
           }
           Event::CacheReset => js_string(env, b"cacheReset")?,
+          Event::Reconnecting(e) => {
+            let arr = js_array(env, 2)?;
+            set_element(env, arr, 0, js_string(env, b"reconnecting")?)?;
+            set_element(env, arr, 1, js_error(env, &e.redact(side.secret.as_deref()))?)?;
+            arr
+          }
+          // JS tells a first `ready` from a later one by its own state.
+          Event::Reconnected => js_string(env, b"ready")?,
           Event::Invalidate(keys) => {
             let arr = js_array(env, 2)?;
             set_element(env, arr, 0, js_string(env, b"invalidate")?)?;
@@ -929,6 +949,7 @@ impl Client {
       owed: Cell::new(0),
       referenced: Cell::new(true),
       released: released.clone(),
+      groups: RefCell::new(std::collections::HashMap::new()),
     }));
     let name = js_string(env, b"atlas-redis")?;
     let mut tsfn = ptr::null_mut();
@@ -1018,6 +1039,7 @@ impl Client {
     let mut cmds = Vec::with_capacity(len as usize / 2);
     let mut entries = Vec::with_capacity(len as usize / 2);
     let mut refused: Vec<(u32, Error)> = Vec::new();
+    let mut groups: Vec<(u32, Vec<Shape>)> = Vec::new();
     let mut arena = self.arena.borrow_mut();
     let mut raw = Vec::with_capacity(8);
     let mut i = 0u32;
@@ -1063,6 +1085,21 @@ impl Client {
         index += 1;
         continue;
       }
+      if op == Op::Transaction {
+        // multi()/pipeline(): several commands, all sent or none.
+        let id = first_id.wrapping_add(index) & ID_MASK;
+        match group::encode(env, queue, i + 1, &self.prefix)? {
+          Ok((group_cmds, shape, shapes)) => {
+            cmds.extend(group_cmds);
+            entries.push(Entry { id, shape });
+            groups.push((id, shapes));
+          }
+          Err(e) => refused.push((index, e)),
+        }
+        i += 1 + n;
+        index += 1;
+        continue;
+      }
       let args: Vec<Arg> = raw.iter().map(|a| resolve(a, &arena)).collect();
       let id = first_id.wrapping_add(index) & ID_MASK;
       match commands::encode(op, &args, &self.prefix) {
@@ -1085,6 +1122,9 @@ impl Client {
           .fetch_add(entries.len() as u64, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         side.owe(env, entries.len());
+        if !groups.is_empty() {
+          side.groups.borrow_mut().extend(groups);
+        }
         self.conn.send(Batch {
           cmds,
           entries,

@@ -47,6 +47,19 @@ pub enum Event {
   Invalidate(Option<Vec<Vec<u8>>>),
   /// Client-side caching: the connection was lost, drop every cached entry.
   CacheReset,
+  /// The connection was lost (why: the error); reconnecting. Unasked, like
+  /// the cache events: nothing was owed for it.
+  Reconnecting(Error),
+  /// A connection is up again after `Reconnecting`.
+  Reconnected,
+}
+
+impl Event {
+  /// Whether JS was owed this event (the connect's outcome, the close's end);
+  /// the others come unasked and do not keep the process alive.
+  pub fn owed(&self) -> bool {
+    matches!(self, Event::Ready | Event::ConnectFailed(_) | Event::Closed)
+  }
 }
 
 /// A queue with a doorbell: `ring` runs only when the queue goes from
