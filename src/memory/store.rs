@@ -340,7 +340,6 @@ pub struct Data {
   pub stats: BTreeMap<String, CmdStat>,
   /// sha1 → source, for EVALSHA and SCRIPT EXISTS.
   pub scripts: HashMap<String, String>,
-  next_conn: u64,
 }
 
 impl Default for Data {
@@ -350,17 +349,11 @@ impl Default for Data {
       trackers: Vec::new(),
       stats: BTreeMap::new(),
       scripts: HashMap::new(),
-      next_conn: 0,
     }
   }
 }
 
 impl Data {
-  pub fn new_conn_id(&mut self) -> u64 {
-    self.next_conn += 1;
-    self.next_conn
-  }
-
   /// Tells tracking connections that `keys` changed.
   pub fn invalidate(&mut self, keys: &[Key]) {
     if keys.is_empty() || self.trackers.is_empty() {
@@ -405,6 +398,9 @@ pub struct Store {
 /// A store shared by its connections.
 pub struct Shared {
   pub inner: Mutex<Store>,
+  /// The running script, readable without `inner` (which it holds).
+  pub script: Arc<super::script_run::ScriptRun>,
+  next_conn: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Shared {
@@ -415,17 +411,30 @@ impl Default for Shared {
 
 impl Shared {
   pub fn new() -> Shared {
+    let script = Arc::new(super::script_run::ScriptRun::default());
     Shared {
       inner: Mutex::new(Store {
         data: Data::default(),
-        lua: super::lua::Engine::new(),
+        lua: super::lua::Engine::new(script.clone()),
       }),
+      script,
+      next_conn: std::sync::atomic::AtomicU64::new(1),
     }
   }
 
-  /// Removes expired keys; returns how many.
+  /// An id for a new connection (CLIENT ID), without waiting for the store.
+  pub fn new_conn_id(&self) -> u64 {
+    self
+      .next_conn
+      .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+  }
+
+  /// Removes expired keys; returns how many. Skipped while a script holds
+  /// the store (the sweep runs on the I/O thread, which must never wait).
   pub fn sweep(&self, now: u64) -> usize {
-    let mut s = self.inner.lock();
+    let Some(mut s) = self.inner.try_lock() else {
+      return 0;
+    };
     let mut n = 0;
     for db in &mut s.data.dbs {
       n += db.sweep(now, SWEEP_BATCH);
