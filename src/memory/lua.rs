@@ -113,9 +113,11 @@ impl Engine {
     let setup = || -> mlua::Result<(Function, Table, Table)> {
       let redis = redis_api(&lua)?;
       lua.globals().set("redis", redis.clone())?;
-      lua
-        .globals()
-        .set("struct", super::lua_struct::library(&lua)?)?;
+      let g = lua.globals();
+      g.set("struct", super::lua_struct::library(&lua)?)?;
+      g.set("cjson", super::lua_cjson::library(&lua)?)?;
+      g.set("cmsgpack", super::lua_cmsgpack::library(&lua)?)?;
+      g.set("bit", super::lua_bit::library(&lua)?)?;
       let errtext = lua.create_function(|_, v: Value| {
         Ok(match v {
           Value::Error(e) => call_error_text(&e),
@@ -124,7 +126,9 @@ impl Engine {
       })?;
       lua.load(LIB).set_name("=redis_lib").call::<()>(errtext)?;
       let on_error = lua.create_function(error_handler)?;
-      lua.globals().set("__redis__err__handler", on_error.clone())?;
+      lua
+        .globals()
+        .set("__redis__err__handler", on_error.clone())?;
       let env = sandbox::lock_globals(&lua)?;
       sandbox::install_hook(&lua, &run)?;
       Ok((on_error, env, redis))
@@ -224,19 +228,23 @@ impl Engine {
     run.begin();
     let result = self.lua.scope(|scope| {
       let redis_call =
-        scope.create_function(|lua, parts: MultiValue| match call(lua, &ctx, run, parts)? {
-          Ok(v) => Ok(v),
-          Err(text) => Err(mlua::Error::external(CallError(text))),
-        })?;
+        scope.create_function(
+          |lua, parts: MultiValue| match call(lua, &ctx, run, parts)? {
+            Ok(v) => Ok(v),
+            Err(text) => Err(mlua::Error::external(CallError(text))),
+          },
+        )?;
       let redis_pcall =
-        scope.create_function(|lua, parts: MultiValue| match call(lua, &ctx, run, parts)? {
-          Ok(v) => Ok(v),
-          Err(text) => {
-            let t = lua.create_table()?;
-            t.set("err", text)?;
-            Ok(Value::Table(t))
-          }
-        })?;
+        scope.create_function(
+          |lua, parts: MultiValue| match call(lua, &ctx, run, parts)? {
+            Ok(v) => Ok(v),
+            Err(text) => {
+              let t = lua.create_table()?;
+              t.set("err", text)?;
+              Ok(Value::Table(t))
+            }
+          },
+        )?;
       let g = self.lua.globals();
       let redis = &self.redis;
       redis.raw_set("call", redis_call)?;
@@ -339,7 +347,10 @@ fn redis_api(lua: &Lua) -> mlua::Result<Table> {
     lua.create_function(|_, _: MultiValue| Ok(true))?,
   )?;
   // the Lua debugger's, which answer so when no debugging session runs
-  redis.set("breakpoint", lua.create_function(|_, _: MultiValue| Ok(false))?)?;
+  redis.set(
+    "breakpoint",
+    lua.create_function(|_, _: MultiValue| Ok(false))?,
+  )?;
   redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
   // no ACL on memory://: every known command is allowed
   redis.set(
@@ -785,9 +796,15 @@ mod tests {
     // pcall cannot catch the kill, nor can a coroutine hide from it
     for (src, wrapped) in [
       ("while true do pcall(function() end) end", ""),
-      ("while true do pcall(function() while true do end end) end", ""),
+      (
+        "while true do pcall(function() while true do end end) end",
+        "",
+      ),
       // Lua 5.1's coroutine.wrap adds where it was called to an error text
-      ("coroutine.wrap(function() while true do end end)()", "user_script:1: "),
+      (
+        "coroutine.wrap(function() while true do end end)()",
+        "user_script:1: ",
+      ),
     ] {
       let (r, kill) = eval_killed(e, d, src);
       assert_eq!(kill, KillReply::Killed);
@@ -822,29 +839,62 @@ mod tests {
       matches!(&r, Reply::Error(t) if t.contains("not enough memory") && t.contains("lua-memory-limit")),
       "{r:?}"
     );
-    let r = eval(e, d, "local t = {} for i = 1, 1e7 do t[i] = i end return #t", &[], &[]);
-    assert!(matches!(&r, Reply::Error(t) if t.contains("not enough memory")), "{r:?}");
+    let r = eval(
+      e,
+      d,
+      "local t = {} for i = 1, 1e7 do t[i] = i end return #t",
+      &[],
+      &[],
+    );
+    assert!(
+      matches!(&r, Reply::Error(t) if t.contains("not enough memory")),
+      "{r:?}"
+    );
     // what the failed script held is collected
     assert!(e.used_memory() < 2 << 20, "{}", e.used_memory());
     // caught by pcall, it is an error like any other
     assert_eq!(
-      eval(e, d, "return {pcall(string.rep, 'x', 16 * 1024 * 1024)}", &[], &[]),
+      eval(
+        e,
+        d,
+        "return {pcall(string.rep, 'x', 16 * 1024 * 1024)}",
+        &[],
+        &[]
+      ),
       Reply::Array(vec![Reply::Nil, b("not enough memory")])
     );
-    assert_eq!(eval(e, d, "return #string.rep('x', 1024)", &[], &[]), Reply::Int(1024));
+    assert_eq!(
+      eval(e, d, "return #string.rep('x', 1024)", &[], &[]),
+      Reply::Int(1024)
+    );
   }
 
   #[test]
   fn globals_are_redis_7s_and_read_only() {
     let (e, d) = (&mut Engine::default(), &mut Data::default());
     for (src, text) in [
-      ("return os.getenv('HOME')", "user_script:1: Script attempted to access nonexistent global variable 'os'"),
+      (
+        "return os.getenv('HOME')",
+        "user_script:1: Script attempted to access nonexistent global variable 'os'",
+      ),
       ("x = 1", "user_script:1: Attempt to modify a readonly table"),
       ("rawset(_G, 'x', 1)", "Attempt to modify a readonly table"),
-      ("string.rep = nil", "user_script:1: Attempt to modify a readonly table"),
-      ("getmetatable('').__index.rep = nil", "user_script:1: Attempt to modify a readonly table"),
-      ("setmetatable(_G, nil)", "Attempt to modify a readonly table"),
-      ("loadstring('string = 1')()", "[string \"string = 1\"]:1: Attempt to modify a readonly table"),
+      (
+        "string.rep = nil",
+        "user_script:1: Attempt to modify a readonly table",
+      ),
+      (
+        "getmetatable('').__index.rep = nil",
+        "user_script:1: Attempt to modify a readonly table",
+      ),
+      (
+        "setmetatable(_G, nil)",
+        "Attempt to modify a readonly table",
+      ),
+      (
+        "loadstring('string = 1')()",
+        "[string \"string = 1\"]:1: Attempt to modify a readonly table",
+      ),
     ] {
       let r = eval(e, d, src, &[], &[]);
       assert!(
@@ -854,7 +904,13 @@ mod tests {
     }
     // bytecode is refused
     assert_eq!(
-      eval(e, d, "return loadstring(string.dump(function() return 1 end)) == nil", &[], &[]),
+      eval(
+        e,
+        d,
+        "return loadstring(string.dump(function() return 1 end)) == nil",
+        &[],
+        &[]
+      ),
       Reply::Int(1)
     );
     // the tables themselves are intact

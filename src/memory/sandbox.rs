@@ -20,7 +20,7 @@
 use std::os::raw::c_void;
 use std::sync::Arc;
 
-use mlua::{ffi, Function, Lua, Table};
+use mlua::{ffi, Lua, Table};
 
 use super::script_run::{ScriptRun, KILLED_TEXT};
 
@@ -250,16 +250,4 @@ pub fn reset_hook(lua: &Lua) -> mlua::Result<()> {
       ffi::lua_sethook(l, Some(interrupt_hook), ffi::LUA_MASKCOUNT, HOOK_EVERY);
     })
   }
-}
-
-/// A library table made of Rust functions.
-pub fn library<'a>(
-  lua: &Lua,
-  items: impl IntoIterator<Item = (&'a str, Function)>,
-) -> mlua::Result<Table> {
-  let t = lua.create_table()?;
-  for (name, f) in items {
-    t.set(name, f)?;
-  }
-  Ok(t)
 }
