@@ -80,6 +80,18 @@ const PROBES: string[] = [
   "return {pcall(loadstring('return nope'))}",
   "local parts = {'return 40 + 2'} return load(function() return table.remove(parts) end)()",
   "local co = coroutine.create(function() return loadstring('return 5')() end) return {coroutine.resume(co)}",
+  // the libraries Redis bundles
+  'local t = {} for _, lib in ipairs({cjson, cmsgpack, bit, struct}) do for k in pairs(lib) do t[#t + 1] = k end end table.sort(t) return t',
+  "return cjson.encode({a = {1, 2, 3}, b = 'x/y\"\\n\\127', c = 0.1, d = 1e20, e = {}})",
+  'return {cjson.encode({[1] = 1, [3] = 3}), tostring(cjson.null), cjson.encode_max_depth()}',
+  'return cjson.encode({[1] = 1, [20] = 3})',
+  'return cjson.encode(function() end)',
+  "return cjson.decode('[1,2')",
+  "return cjson.decode('x')",
+  "local t = cjson.decode('{\"a\":[1,null,\"\\u00e9\"],\"b\":-0.5e1}') return {t.a[1], t.a[2] == cjson.null, t.a[3], t.b * 2}",
+  "local s = cmsgpack.pack({1, 2, 300}, -1, -200, 1.5, 0.1, 'ab', true, {a = 1}, 2^40) return string.format(string.rep('%02x', #s), s:byte(1, -1))",
+  "local t = {cmsgpack.unpack(cmsgpack.pack({1, {x = 'y'}}, -5, 1.5))} return {t[1][2].x, t[2], tostring(t[3])}",
+  'return {bit.tohex(255), bit.tohex(-1, -4), bit.band(0xff, 0x0f, 0x3), bit.lshift(1, 31), bit.arshift(-256, 4), bit.bswap(0x01020304)}',
   // the rest of the base library
   "return collectgarbage('count') > 0",
   'return type(gcinfo())',
