@@ -70,44 +70,74 @@ local function missing(...)
   error("Script attempted to access nonexistent global variable '" .. k .. "'", 2)
 end
 
-local function next(t, ...)
-  local k, v = raw.next(real_of[t] or t, ...)
+-- argument checks as the C functions make them, raised at the script's line
+-- (level 3: the check, the wrapper, its caller)
+local function got(n, ...)
+  if select('#', ...) < n then return 'no value' end
+  return type((select(n, ...)))
+end
+local function argerror(n, fname, msg)
+  error("bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")", 3)
+end
+local function check(n, fname, want, ...)
+  local t = got(n, ...)
+  if t ~= want then argerror(n, fname, want .. ' expected, got ' .. t) end
+end
+local function checkany(n, fname, ...)
+  if select('#', ...) < n then argerror(n, fname, 'value expected') end
+end
+
+local lua_next = next
+local function next(...)
+  check(1, 'next', 'table', ...)
+  local t = ...
+  local k, v = lua_next(real_of[t] or t, select(2, ...))
   return k, v
 end
 G.next = next
 G.pairs = function(...)
-  local _, s, c = raw.pairs(...)
-  return next, s, c
+  check(1, 'pairs', 'table', ...)
+  local t = ...
+  if real_of[t] then return next, t, nil end
+  return lua_next, t, nil
 end
-G.rawget = function(t, ...)
-  local v = raw.rawget(real_of[t] or t, ...)
-  return v
+G.rawget = function(...)
+  check(1, 'rawget', 'table', ...)
+  checkany(2, 'rawget', ...)
+  local t, k = ...
+  return (raw.rawget(real_of[t] or t, k))
 end
-G.rawset = function(t, ...)
-  if real_of[t] then
-    raw.rawset({}, ...) -- Redis checks the arguments first
-    error(READONLY, 0)
-  end
-  raw.rawset(t, ...)
+G.rawset = function(...)
+  check(1, 'rawset', 'table', ...)
+  checkany(2, 'rawset', ...)
+  checkany(3, 'rawset', ...)
+  local t, k, v = ...
+  if real_of[t] then error(READONLY, 0) end
+  raw.rawset(t, k, v)
   return t
 end
 G.getmetatable = function(...)
+  checkany(1, 'getmetatable', ...)
   local v = ...
   if real_of[v] then return shown_mt[v] end
-  local mt = raw.getmetatable(...)
+  local mt = raw.getmetatable(v)
   return (mt ~= nil and proxy_of[mt]) or mt
 end
-G.setmetatable = function(t, mt, ...)
-  if real_of[t] then
-    raw.setmetatable({}, mt)
-    error(READONLY, 0)
+G.setmetatable = function(...)
+  check(1, 'setmetatable', 'table', ...)
+  local t, mt = ...
+  local kind = type(mt)
+  if kind ~= 'nil' and kind ~= 'table' then
+    argerror(2, 'setmetatable', 'nil or table expected')
   end
-  local r = raw.setmetatable(t, mt, ...)
-  return r
+  if real_of[t] then error(READONLY, 0) end
+  return (raw.setmetatable(t, mt))
 end
-table.insert = function(t, ...)
-  if real_of[t] and select('#', ...) > 0 then error(READONLY, 0) end
-  raw.insert(t, ...)
+table.insert = function(...)
+  check(1, 'insert', 'table', ...)
+  local t = ...
+  if real_of[t] and select('#', ...) > 1 then error(READONLY, 0) end
+  raw.insert(...)
 end
 
 local P_G -- the script's _G, set below
@@ -116,26 +146,29 @@ local function as_text(s)
   if type(s) == 'string' and s:byte(1) == 27 then return ' ' .. s end
   return s
 end
-G.loadstring = function(s, name, ...)
-  if name == nil and type(s) == 'string' then name = s end
-  local f, e = raw.loadstring(as_text(s), name, ...)
+G.loadstring = function(...)
+  local s, name = ...
+  local kind = type(s)
+  if kind ~= 'string' and kind ~= 'number' then check(1, 'loadstring', 'string', ...) end
+  s = tostring(s)
+  if name == nil then name = s end
+  local f, e = raw.loadstring(as_text(s), name)
   if f then setfenv(f, P_G) end
   return f, e
 end
-G.load = function(reader, ...)
+G.load = function(...)
+  check(1, 'load', 'function', ...)
+  local reader, name = ...
   local first = true
-  local read = reader
-  if type(reader) == 'function' then
-    read = function()
-      local piece = reader()
-      if first and type(piece) == 'string' and piece ~= '' then
-        first = false
-        piece = as_text(piece)
-      end
-      return piece
+  local function read()
+    local piece = reader()
+    if first and type(piece) == 'string' and piece ~= '' then
+      first = false
+      piece = as_text(piece)
     end
+    return piece
   end
-  local f, e = raw.load(read, ...)
+  local f, e = raw.load(read, name)
   if f then setfenv(f, P_G) end
   return f, e
 end

@@ -129,6 +129,14 @@ async fn run_commands(
 ) -> Session {
   let mut i = 0;
   while i < cmds.len() && !sess.quit {
+    if shared.inner.is_locked() {
+      // a script holds the store (EVAL included: a second script gets BUSY too)
+      if let Some(reply) = while_script_runs(shared, &mut sess, &cmds[i]).await {
+        encode(out, &reply, sess.resp3);
+        i += 1;
+        continue;
+      }
+    }
     if runs_script(&cmds[i][0]) {
       let reply;
       (reply, sess) = run_script(shared, sess, cmds[i].clone()).await;
@@ -137,12 +145,7 @@ async fn run_commands(
       continue;
     }
     let Some(mut store) = shared.inner.try_lock() else {
-      // a script holds the store
-      if let Some(reply) = while_script_runs(shared, &mut sess, &cmds[i]).await {
-        encode(out, &reply, sess.resp3);
-        i += 1;
-      }
-      continue;
+      continue; // taken meanwhile: wait above
     };
     while i < cmds.len() && !sess.quit && !runs_script(&cmds[i][0]) {
       let reply = execute(&mut store, &mut sess, &cmds[i]);
@@ -788,6 +791,58 @@ mod tests {
       }
       c.read_buf(buf).await.unwrap();
     }
+  }
+
+  #[test]
+  fn a_busy_script_gets_others_busy_until_script_kill() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .enable_all()
+      .build()
+      .unwrap();
+    rt.block_on(async {
+      let shared = Arc::new(Shared::new());
+      let (mut a, sa) = tokio::io::duplex(1 << 16);
+      let (mut b, sb) = tokio::io::duplex(1 << 16);
+      tokio::spawn(serve(shared.clone(), sa));
+      tokio::spawn(serve(shared.clone(), sb));
+      let (mut ba, mut bb) = (BytesMut::new(), BytesMut::new());
+      assert_eq!(
+        roundtrip(&mut b, &["CONFIG", "SET", "lua-time-limit", "50"], &mut bb).await,
+        ok()
+      );
+      // whatever happens, the endless script ends with the test (the
+      // runtime waits for its blocking thread)
+      struct Stop(Arc<Shared>);
+      impl Drop for Stop {
+        fn drop(&mut self) {
+          self.0.script.abort();
+        }
+      }
+      let _stop = Stop(shared.clone());
+      a.write_all(&cmd(&["EVAL", "while true do end", "0"])).await.unwrap();
+      while matches!(shared.script.status(), Status::Idle) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+      }
+      // young: B waits for it; busy: B is told so, and another script too
+      let started = std::time::Instant::now();
+      assert_eq!(roundtrip(&mut b, &["GET", "k"], &mut bb).await, err(BUSY));
+      assert!(started.elapsed() >= Duration::from_millis(40));
+      assert_eq!(roundtrip(&mut b, &["EVAL", "return 1", "0"], &mut bb).await, err(BUSY));
+      assert!(matches!(roundtrip(&mut b, &["HELLO"], &mut bb).await, Reply::Array(_)));
+      assert_eq!(roundtrip(&mut b, &["SCRIPT", "KILL"], &mut bb).await, ok());
+      let killed = loop {
+        if let Some(r) = resp::parse(&mut ba).unwrap() {
+          break r;
+        }
+        a.read_buf(&mut ba).await.unwrap();
+      };
+      assert!(
+        matches!(&killed, Reply::Error(e) if e.starts_with("ERR Script killed by user with SCRIPT KILL...")),
+        "{killed:?}"
+      );
+      assert_eq!(roundtrip(&mut b, &["SCRIPT", "KILL"], &mut bb).await, err(NOTBUSY));
+      assert_eq!(roundtrip(&mut a, &["EVAL", "return 2", "0"], &mut ba).await, Reply::Int(2));
+    });
   }
 
   #[test]
