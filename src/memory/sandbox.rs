@@ -70,21 +70,21 @@ local function missing(...)
   error("Script attempted to access nonexistent global variable '" .. k .. "'", 2)
 end
 
--- argument checks as the C functions make them, raised at the script's line
--- (level 3: the check, the wrapper, its caller)
+-- argument checks as the C functions make them, raised at the line of the
+-- wrapper's caller (`level`: frames up from argerror to that caller)
 local function got(n, ...)
   if select('#', ...) < n then return 'no value' end
   return type((select(n, ...)))
 end
-local function argerror(n, fname, msg)
-  error("bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")", 3)
+local function argerror(n, fname, msg, level)
+  error("bad argument #" .. n .. " to '" .. fname .. "' (" .. msg .. ")", level or 3)
 end
 local function check(n, fname, want, ...)
   local t = got(n, ...)
-  if t ~= want then argerror(n, fname, want .. ' expected, got ' .. t) end
+  if t ~= want then argerror(n, fname, want .. ' expected, got ' .. t, 4) end
 end
 local function checkany(n, fname, ...)
-  if select('#', ...) < n then argerror(n, fname, 'value expected') end
+  if select('#', ...) < n then argerror(n, fname, 'value expected', 4) end
 end
 
 local lua_next = next

@@ -1,6 +1,6 @@
 //! The script a `memory://` store is running, as the other connections see it.
 //!
-//! A script runs on a blocking thread with the store locked; the connections
+//! A script runs on the store's script thread with the store locked; the connections
 //! keep being served on the I/O thread. Like Redis, they wait while the script
 //! is young, and once it has run longer than `busy-reply-threshold` (alias
 //! `lua-time-limit`, 5000 ms by default) they get `BUSY` — except `SCRIPT
@@ -58,7 +58,7 @@ pub struct ScriptRun {
   state: AtomicU8,
   /// `busy-reply-threshold` in ms; 0: never busy (and never killable), as on Redis.
   busy_ms: AtomicU64,
-  /// Signalled when a blocking thread lets go of the store.
+  /// Signalled when the script thread lets go of the store.
   pub released: Notify,
 }
 

@@ -4,7 +4,7 @@
 //! commands: HELLO, AUTH, CLIENT, EVAL/EVALSHA/SCRIPT, INFO, CONFIG, QUIT,
 //! SHUTDOWN.
 //!
-//! Commands run on the I/O thread, scripts on a blocking thread: while one
+//! Commands run on the I/O thread, scripts on the store's script thread: while one
 //! runs, the other connections wait for the store, and once it has run longer
 //! than `busy-reply-threshold` they are answered as Redis answers them then
 //! (BUSY; SCRIPT KILL and SHUTDOWN NOSAVE stop it), see [`super::script_run`].
@@ -113,7 +113,7 @@ pub async fn serve(shared: Arc<Shared>, stream: DuplexStream) {
   when_free(&shared, |store| store.data.untrack(id)).await;
 }
 
-/// Whether a command runs a script (on a blocking thread).
+/// Whether a command runs a script (on the script thread).
 fn runs_script(name: &[u8]) -> bool {
   [&b"eval"[..], b"evalsha", b"eval_ro", b"evalsha_ro"]
     .iter()
@@ -158,19 +158,18 @@ async fn run_commands(
   sess
 }
 
-/// Runs a script command on a blocking thread, so that the I/O thread keeps
-/// serving the other connections meanwhile.
+/// Runs a script command on the store's script thread, so that the I/O
+/// thread keeps serving the other connections meanwhile.
 async fn run_script(shared: &Arc<Shared>, mut sess: Session, args: Vec<Bytes>) -> (Reply, Session) {
-  let shared = shared.clone();
-  let job = tokio::task::spawn_blocking(move || {
-    let reply = execute(&mut shared.inner.lock(), &mut sess, &args);
-    shared.script.released.notify_waiters();
-    (reply, sess)
-  });
-  match job.await {
-    Ok(done) => done,
-    Err(e) => std::panic::resume_unwind(e.into_panic()),
-  }
+  let store = shared.clone();
+  shared
+    .script_thread()
+    .run(move || {
+      let reply = execute(&mut store.inner.lock(), &mut sess, &args);
+      store.script.released.notify_waiters();
+      (reply, sess)
+    })
+    .await
 }
 
 /// How long to sleep between looks at a store a script holds, at most (the
@@ -811,7 +810,7 @@ mod tests {
         ok()
       );
       // whatever happens, the endless script ends with the test (the
-      // runtime waits for its blocking thread)
+      // test binary would spin on it to the end)
       struct Stop(Arc<Shared>);
       impl Drop for Stop {
         fn drop(&mut self) {

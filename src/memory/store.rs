@@ -400,6 +400,7 @@ pub struct Shared {
   pub inner: Mutex<Store>,
   /// The running script, readable without `inner` (which it holds).
   pub script: Arc<super::script_run::ScriptRun>,
+  script_thread: std::sync::OnceLock<super::script_thread::ScriptThread>,
   next_conn: std::sync::atomic::AtomicU64,
 }
 
@@ -418,8 +419,16 @@ impl Shared {
         lua: super::lua::Engine::new(script.clone()),
       }),
       script,
+      script_thread: std::sync::OnceLock::new(),
       next_conn: std::sync::atomic::AtomicU64::new(1),
     }
+  }
+
+  /// The thread that runs this store's scripts, started with the first one.
+  pub fn script_thread(&self) -> &super::script_thread::ScriptThread {
+    self
+      .script_thread
+      .get_or_init(super::script_thread::ScriptThread::start)
   }
 
   /// An id for a new connection (CLIENT ID), without waiting for the store.
