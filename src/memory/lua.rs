@@ -23,7 +23,7 @@ use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 use super::commands::{self, err, Ctx};
 use super::fmt::g17;
 use super::sandbox;
-use super::script_run::{ScriptRun, KILLED_TEXT};
+use super::script_run::{Ended, ScriptRun, INLINE_BUDGET};
 use super::store::Data;
 use crate::resp::Reply;
 
@@ -89,6 +89,13 @@ pub struct Engine {
   pub run: Arc<ScriptRun>,
   /// Compiled scripts by SHA-1.
   funcs: HashMap<String, Function>,
+  /// Scripts whose every run took less than [`INLINE_BUDGET`]: they may
+  /// write on the I/O thread.
+  brief: std::collections::HashSet<String>,
+  /// Set by the server for the next script: it runs on the I/O thread.
+  pub inline_next: bool,
+  /// The last script stopped on the I/O thread to run on the script thread.
+  moved: bool,
 }
 
 impl Default for Engine {
@@ -142,6 +149,9 @@ impl Engine {
       memory_limit: 0,
       run,
       funcs: HashMap::new(),
+      brief: Default::default(),
+      inline_next: false,
+      moved: false,
     };
     engine.set_memory_limit(SCRIPT_MEMORY_LIMIT);
     engine
@@ -191,13 +201,21 @@ impl Engine {
     self.funcs.contains_key(&s)
   }
 
+  /// Whether the last script was stopped on the I/O thread to run again on
+  /// the script thread (its reply means nothing).
+  pub fn take_moved(&mut self) -> bool {
+    std::mem::take(&mut self.moved)
+  }
+
   pub fn flush(&mut self, data: &mut Data) {
     self.funcs.clear();
+    self.brief.clear();
     data.scripts.clear();
   }
 
   /// EVAL (`by_sha` false) or EVALSHA: `args` as received, name included.
   pub fn eval(&mut self, data: &mut Data, db: usize, args: &[Bytes], by_sha: bool) -> Reply {
+    let inline = std::mem::take(&mut self.inline_next);
     let numkeys = match super::fmt::parse_int(&args[2]) {
       Some(n) => n,
       None => return err(commands::NOT_INT),
@@ -225,7 +243,7 @@ impl Engine {
     let argv = &args[3 + numkeys as usize..];
     let ctx = RefCell::new(Ctx::new(data, db, false));
     let run = &*self.run;
-    run.begin();
+    run.begin(inline.then(|| self.brief.contains(&sha)));
     let result = self.lua.scope(|scope| {
       let redis_call =
         scope.create_function(
@@ -267,7 +285,13 @@ impl Engine {
     if run.stopping() {
       let _ = sandbox::reset_hook(&self.lua);
     }
-    run.end();
+    let took = run.elapsed();
+    self.moved = run.end() == Ended::Moved;
+    if self.moved || took >= INLINE_BUDGET {
+      self.brief.remove(&sha);
+    } else if !self.brief.contains(&sha) {
+      self.brief.insert(sha.clone());
+    }
     ctx.into_inner().finish();
     let reply = result.unwrap_or_else(|e| {
       err(format!(
@@ -279,8 +303,6 @@ impl Engine {
       // what the failed script left is garbage now
       let _ = self.lua.gc_collect();
     }
-    // a script may have stopped the collector (collectgarbage('stop'))
-    self.lua.gc_restart();
     reply
   }
 }
@@ -440,7 +462,7 @@ fn call(
   }
   // a write makes the script unkillable; a killed script writes no more
   if commands::is_write(&name) && !run.may_write() {
-    return Err(mlua::Error::RuntimeError(KILLED_TEXT.into()));
+    return Err(mlua::Error::RuntimeError(run.stop_text().into()));
   }
   let reply = handler(&mut c, &args);
   let stat = c.data.stats.entry(name).or_default();

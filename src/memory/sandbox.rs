@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use mlua::{ffi, Lua, Table};
 
-use super::script_run::{ScriptRun, KILLED_TEXT};
+use super::script_run::ScriptRun;
 
 /// Builds the proxies and wraps the raw functions; returns the `_G` a script
 /// sees. Its argument: the names of the globals scripts may have.
@@ -250,16 +250,20 @@ unsafe extern "C-unwind" fn interrupt_hook(l: *mut ffi::lua_State, _ar: *mut ffi
   ffi::lua_rawget(l, ffi::LUA_REGISTRYINDEX);
   let run = ffi::lua_touserdata(l, -1) as *const ScriptRun;
   ffi::lua_pop(l, 1);
-  if !run.is_null() && (*run).stopping() {
+  if run.is_null() {
+    return;
+  }
+  if let Some(text) = (*run).interrupt() {
     // from now on at every instruction, as Redis does, so that a pcall in
     // the script cannot catch the error and carry on
     ffi::lua_sethook(l, Some(interrupt_hook), ffi::LUA_MASKCOUNT, 1);
-    ffi::lua_pushlstring_(l, KILLED_TEXT.as_ptr().cast(), KILLED_TEXT.len());
+    ffi::lua_pushlstring_(l, text.as_ptr().cast(), text.len());
     ffi::lua_error(l);
   }
 }
 
-/// Installs the hook that stops a script when `run` says so. Coroutines a
+/// Installs the hook that stops a script when `run` says so (SCRIPT KILL,
+/// SHUTDOWN NOSAVE, a move off the I/O thread). Coroutines a
 /// script creates inherit it. `run` must outlive `lua` (the engine owns both).
 pub fn install_hook(lua: &Lua, run: &Arc<ScriptRun>) -> mlua::Result<()> {
   let ptr = Arc::as_ptr(run) as *mut c_void;

@@ -4,10 +4,11 @@
 //! commands: HELLO, AUTH, CLIENT, EVAL/EVALSHA/SCRIPT, INFO, CONFIG, QUIT,
 //! SHUTDOWN.
 //!
-//! Commands run on the I/O thread, scripts on the store's script thread: while one
-//! runs, the other connections wait for the store, and once it has run longer
-//! than `busy-reply-threshold` they are answered as Redis answers them then
-//! (BUSY; SCRIPT KILL and SHUTDOWN NOSAVE stop it), see [`super::script_run`].
+//! Commands run on the I/O thread, and so do brief scripts; the others run on
+//! the store's script thread: while one runs, the other connections wait for
+//! the store, and once it has run longer than `busy-reply-threshold` they are
+//! answered as Redis answers them then (BUSY; SCRIPT KILL and SHUTDOWN NOSAVE
+//! stop it), see [`super::script_run`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,6 +122,8 @@ fn runs_script(name: &[u8]) -> bool {
 }
 
 /// Runs a connection's commands in order, encoding their replies into `out`.
+/// Scripts run here too, on the I/O thread, unless they move to the script
+/// thread (see [`super::script_run`]).
 async fn run_commands(
   shared: &Arc<Shared>,
   mut sess: Session,
@@ -137,21 +140,35 @@ async fn run_commands(
         continue;
       }
     }
-    if runs_script(&cmds[i][0]) {
+    let mut moved = false;
+    {
+      let Some(mut store) = shared.inner.try_lock() else {
+        continue; // taken meanwhile: wait above
+      };
+      while i < cmds.len() && !sess.quit {
+        let script = runs_script(&cmds[i][0]);
+        store.lua.inline_next = script;
+        let reply = execute(&mut store, &mut sess, &cmds[i]);
+        store.lua.inline_next = false;
+        if script && store.lua.take_moved() {
+          // counted again where it runs
+          let name = lower(&cmds[i][0]);
+          if let Some(stat) = store.data.stats.get_mut(&name) {
+            stat.calls -= 1;
+          }
+          moved = true;
+          break;
+        }
+        if !sess.hang_up {
+          encode(out, &reply, sess.resp3);
+        }
+        i += 1;
+      }
+    }
+    if moved {
       let reply;
       (reply, sess) = run_script(shared, sess, cmds[i].clone()).await;
       encode(out, &reply, sess.resp3);
-      i += 1;
-      continue;
-    }
-    let Some(mut store) = shared.inner.try_lock() else {
-      continue; // taken meanwhile: wait above
-    };
-    while i < cmds.len() && !sess.quit && !runs_script(&cmds[i][0]) {
-      let reply = execute(&mut store, &mut sess, &cmds[i]);
-      if !sess.hang_up {
-        encode(out, &reply, sess.resp3);
-      }
       i += 1;
     }
   }
