@@ -236,3 +236,15 @@ test('while a script runs, other stores and the client itself keep being served'
   expect(await running).toBe(3e7)
   expect(await waited).toBeNull()
 })
+
+test('a brief script that turns long after writing is stopped at lua-time-limit (memory:// only)', async () => {
+  const c = await connect({ url: memoryUrl(), commandTimeoutMs: 20_000 })
+  await c.command('CONFIG', 'SET', 'lua-time-limit', 100)
+  const script = "redis.call('SET', KEYS[1], ARGV[1]) local n = 0 while n < tonumber(ARGV[1]) do n = n + 1 end return n"
+  // brief every time: it runs on the I/O thread from its second run on
+  for (let i = 0; i < 3; i++) expect(await c.command('EVAL', script, 1, 'k', 10)).toBe(10)
+  const e = await rejection(c.command('EVAL', script, 1, 'k', 1e12))
+  expect(e.message).toMatch(/^ERR_REPLY: ERR Script killed by memory:\/\/: it wrote, then ran past lua-time-limit on the I\/O thread/)
+  // its write stays, as after any script error
+  expect(await c.command('GET', 'k')).toBe('1000000000000')
+})

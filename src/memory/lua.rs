@@ -132,10 +132,16 @@ impl Engine {
         })
       })?;
       lua.load(LIB).set_name("=redis_lib").call::<()>(errtext)?;
-      let on_error = lua.create_function(error_handler)?;
+      // the handler of a script's run lifts the cap: the error may be that the
+      // heap is full, and describing it must not fail (the run puts it back);
+      // the one scripts can call does not
+      let on_error = lua.create_function(|lua, e: Value| {
+        let _ = lua.set_memory_limit(0);
+        error_handler(lua, e)
+      })?;
       lua
         .globals()
-        .set("__redis__err__handler", on_error.clone())?;
+        .set("__redis__err__handler", lua.create_function(error_handler)?)?;
       let env = sandbox::lock_globals(&lua)?;
       sandbox::install_hook(&lua, &run)?;
       Ok((on_error, env, redis))
@@ -161,10 +167,19 @@ impl Engine {
     self.memory_limit
   }
 
-  /// Caps the Lua heap (0: no cap).
+  /// Caps the Lua heap (0: no cap) while a script runs or compiles. (Only
+  /// then: with a cap mlua guards every call into Lua, which costs.)
   pub fn set_memory_limit(&mut self, bytes: usize) {
     self.memory_limit = bytes;
-    let _ = self.lua.set_memory_limit(bytes);
+  }
+
+  /// Runs `f` with the Lua heap capped.
+  fn capped<R>(&self, f: impl FnOnce() -> R) -> R {
+    let _ = self.lua.set_memory_limit(self.memory_limit);
+    let r = f();
+    // (the error handler lifts the cap too, so that it can describe a failure)
+    let _ = self.lua.set_memory_limit(0);
+    r
   }
 
   /// Bytes the Lua heap uses now.
@@ -177,11 +192,14 @@ impl Engine {
     let sha = sha1_hex(src);
     if !self.funcs.contains_key(&sha) {
       let f = self
-        .lua
-        .load(src)
-        .set_name("@user_script")
-        .set_environment(self.env.clone())
-        .into_function()
+        .capped(|| {
+          self
+            .lua
+            .load(src)
+            .set_name("@user_script")
+            .set_environment(self.env.clone())
+            .into_function()
+        })
         .map_err(|e| {
           err(format!(
             "ERR Error compiling script (new function): {}",
@@ -270,7 +288,7 @@ impl Engine {
       g.raw_set("KEYS", strings(&self.lua, keys)?)?;
       g.raw_set("ARGV", strings(&self.lua, argv)?)?;
       let xpcall: Function = g.raw_get("xpcall")?;
-      let (ok, value): (bool, Value) = xpcall.call((f, self.on_error.clone()))?;
+      let (ok, value): (bool, Value) = self.capped(|| xpcall.call((f, self.on_error.clone())))?;
       let reply = if ok {
         to_reply(&value, 0)
       } else {
@@ -280,8 +298,6 @@ impl Engine {
       redis.raw_set("pcall", Value::Nil)?;
       Ok(reply)
     });
-    // the error handler lifts the cap so that it can describe the failure
-    let _ = self.lua.set_memory_limit(self.memory_limit);
     if run.stopping() {
       let _ = sandbox::reset_hook(&self.lua);
     }
@@ -582,9 +598,6 @@ fn script_error(v: &Value, sha: &str, memory_limit: usize) -> Reply {
 /// Redis' error handler: every error becomes `{err=…}` with where the script
 /// was when it failed.
 fn error_handler(lua: &Lua, e: Value) -> mlua::Result<Table> {
-  // the error may be that the heap is full: describing it must not fail
-  // (the script's run puts the cap back)
-  let _ = lua.set_memory_limit(0);
   let t = match &e {
     Value::Table(t) if matches!(t.raw_get::<Value>("err"), Ok(Value::String(_))) => t.clone(),
     other => {
@@ -874,6 +887,18 @@ mod tests {
     );
     // what the failed script held is collected
     assert!(e.used_memory() < 2 << 20, "{}", e.used_memory());
+    // the error handler scripts can call does not lift the cap
+    let r = eval(
+      e,
+      d,
+      "__redis__err__handler('x') return #string.rep('x', 16 * 1024 * 1024)",
+      &[],
+      &[],
+    );
+    assert!(
+      matches!(&r, Reply::Error(t) if t.contains("not enough memory")),
+      "{r:?}"
+    );
     // caught by pcall, it is an error like any other
     assert_eq!(
       eval(

@@ -305,12 +305,12 @@ mod tests {
     assert_eq!(r.interrupt(), Some(MOVING_TEXT));
     assert_eq!(r.end(), Ended::Moved);
     // known brief: writes where it is; past the threshold after that, stopped
-    r.set_busy_ms(5);
+    r.set_busy_ms(300);
     r.begin(Some(true));
     assert!(r.may_write());
     std::thread::sleep(INLINE_BUDGET * 2);
     assert_eq!(r.interrupt(), None);
-    std::thread::sleep(Duration::from_millis(5));
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(r.interrupt(), Some(TOO_LONG_TEXT));
     assert_eq!(r.end(), Ended::Done);
     // seen from other connections, a script on the I/O thread never runs
