@@ -549,7 +549,7 @@ fn parse_bytes(v: &[u8]) -> Option<u64> {
 }
 
 fn config_set(store: &mut Store, a: &[Bytes]) -> Reply {
-  if a.len() < 4 || a.len() % 2 != 0 {
+  if a.len() < 4 || !a.len().is_multiple_of(2) {
     return wrong_args("config|set");
   }
   for pair in a[2..].chunks(2) {
