@@ -220,6 +220,61 @@ pub fn lookup(name: &str) -> Option<(i32, Handler)> {
   })
 }
 
+/// Whether a data command is flagged `write` on Redis (run by a script, it
+/// makes the script unkillable: SCRIPT KILL answers UNKILLABLE).
+pub fn is_write(name: &str) -> bool {
+  matches!(
+    name,
+    "flushdb"
+      | "flushall"
+      | "set"
+      | "setnx"
+      | "setex"
+      | "psetex"
+      | "getset"
+      | "getdel"
+      | "getex"
+      | "mset"
+      | "msetnx"
+      | "incr"
+      | "decr"
+      | "incrby"
+      | "decrby"
+      | "incrbyfloat"
+      | "append"
+      | "del"
+      | "unlink"
+      | "expire"
+      | "pexpire"
+      | "expireat"
+      | "pexpireat"
+      | "persist"
+      | "rename"
+      | "renamenx"
+      | "hset"
+      | "hmset"
+      | "hsetnx"
+      | "hdel"
+      | "hincrby"
+      | "hincrbyfloat"
+      | "sadd"
+      | "srem"
+      | "zadd"
+      | "zincrby"
+      | "zrem"
+      | "zremrangebyscore"
+      | "zremrangebyrank"
+      | "lpush"
+      | "rpush"
+      | "lpop"
+      | "rpop"
+      | "ltrim"
+      | "linsert"
+      | "lrem"
+      | "lset"
+  )
+}
+
 pub fn arity_ok(arity: i32, n: usize) -> bool {
   if arity >= 0 {
     n == arity as usize

@@ -11,6 +11,12 @@
 /// assert_eq!(g17(3.0), "3");
 /// ```
 pub fn g17(v: f64) -> String {
+  g(v, 17)
+}
+
+/// C's `%.{precision}g` (precision 1 to 17).
+pub fn g(v: f64, precision: usize) -> String {
+  let precision = precision.clamp(1, 17);
   if v.is_nan() {
     return "nan".into();
   }
@@ -24,7 +30,7 @@ pub fn g17(v: f64) -> String {
       "0".into()
     };
   }
-  let sci = format!("{:.16e}", v);
+  let sci = format!("{:.*e}", precision - 1, v);
   let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
   let exp: i32 = exp.parse().unwrap_or(0);
   let neg = mant.starts_with('-');
@@ -33,7 +39,7 @@ pub fn g17(v: f64) -> String {
   if neg {
     out.push('-');
   }
-  if (-4..17).contains(&exp) {
+  if (-4..precision as i32).contains(&exp) {
     if exp >= 0 {
       let (int, frac) = digits.split_at(exp as usize + 1);
       out.push_str(int);

@@ -8,20 +8,22 @@
 //!   status → `{ok=…}`, array → table; an error is raised (`redis.pcall`
 //!   returns it as `{err=…}`). `pcall` turns such a raised table into its text.
 //!
-//! A script runs with the store locked, so it is atomic, as on Redis.
+//! A script runs with the store locked, so it is atomic, as on Redis; in the
+//! sandbox of [`super::sandbox`] (Redis 7's globals, read-only), stopped by
+//! SCRIPT KILL through [`ScriptRun`], its Lua heap capped at
+//! [`SCRIPT_MEMORY_LIMIT`] (`CONFIG SET lua-memory-limit`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use parking_lot::Mutex;
 
 use bytes::Bytes;
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
 
 use super::commands::{self, err, Ctx};
 use super::fmt::g17;
+use super::sandbox;
+use super::script_run::{Ended, ScriptRun, INLINE_BUDGET};
 use super::store::Data;
 use crate::memory::resp::Reply;
 
@@ -40,10 +42,6 @@ local function plain(ok, ...)
   return ok, ...
 end
 pcall = function(f, ...) return plain(lua_pcall(f, ...)) end
--- Redis 7: a script cannot create globals
-setmetatable(_G, {
-  __newindex = function() error('Attempt to modify a readonly table', 2) end,
-})
 "#;
 
 /// An error reply raised by `redis.call` (a Rust function, so that a script's
@@ -69,25 +67,40 @@ fn call_error_text(e: &mlua::Error) -> Option<String> {
   }
 }
 
-/// How long a script may run. Redis lets it go on (answering BUSY to everyone
-/// else until SCRIPT KILL); here the store is in the client's process and its
-/// I/O thread is shared, so the script is stopped instead.
-pub const SCRIPT_TIME_LIMIT: Duration = Duration::from_secs(5);
+/// How much memory a store's Lua may use (scripts, their data and the
+/// compiled scripts together) unless `CONFIG SET lua-memory-limit` says
+/// otherwise. Redis has no such limit; here the store lives in the client's
+/// process, so a runaway script fails instead of growing it.
+pub const SCRIPT_MEMORY_LIMIT: usize = 64 << 20;
+
+/// `redis.REDIS_VERSION_NUM` of the 7.0.15 that `memory://` answers as.
+const VERSION_NUM: u32 = 0x07_00_0f;
 
 pub struct Engine {
   lua: Lua,
   on_error: Function,
-  /// When the running script must stop.
-  deadline: Arc<Mutex<Option<Instant>>>,
-  /// How long a script may run ([`SCRIPT_TIME_LIMIT`]).
-  pub time_limit: Duration,
+  /// The `_G` scripts see (read-only, see [`sandbox`]).
+  env: Table,
+  /// The `redis` table itself (scripts see a read-only view of it).
+  redis: Table,
+  /// Bytes the Lua heap may use (0: no limit).
+  memory_limit: usize,
+  /// The running script as other connections see it (SCRIPT KILL, BUSY).
+  pub run: Arc<ScriptRun>,
   /// Compiled scripts by SHA-1.
   funcs: HashMap<String, Function>,
+  /// Scripts whose every run took less than [`INLINE_BUDGET`]: they may
+  /// write on the I/O thread.
+  brief: std::collections::HashSet<String>,
+  /// Set by the server for the next script: it runs on the I/O thread.
+  pub inline_next: bool,
+  /// The last script stopped on the I/O thread to run on the script thread.
+  moved: bool,
 }
 
 impl Default for Engine {
   fn default() -> Self {
-    Self::new()
+    Self::new(Arc::default())
   }
 }
 
@@ -96,74 +109,22 @@ fn sha1_hex(b: &[u8]) -> String {
 }
 
 impl Engine {
-  pub fn new() -> Engine {
-    let lua = Lua::new();
-    let setup = || -> mlua::Result<Function> {
-      let redis = lua.create_table()?;
-      redis.set(
-        "error_reply",
-        lua.create_function(|lua, s: mlua::String| {
-          let t = lua.create_table()?;
-          // Redis' luaPushErrorBuff: the first word is the error code; a
-          // text of one word gets the code ERR
-          let b = s.as_bytes();
-          let text = b.strip_prefix(b"-").unwrap_or(&b);
-          let text = if text.contains(&b' ') {
-            text.to_vec()
-          } else {
-            [b"ERR ".as_slice(), text].concat()
-          };
-          let end = text.len()
-            - text
-              .iter()
-              .rev()
-              .take_while(|c| matches!(c, b'\r' | b'\n'))
-              .count();
-          t.set("err", lua.create_string(&text[..end])?)?;
-          Ok(t)
-        })?,
-      )?;
-      redis.set(
-        "status_reply",
-        lua.create_function(|lua, s: mlua::String| {
-          let t = lua.create_table()?;
-          t.set("ok", s)?;
-          Ok(t)
-        })?,
-      )?;
-      redis.set(
-        "sha1hex",
-        lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
-      )?;
-      redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-      redis.set("setresp", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-      redis.set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
-      redis.set(
-        "replicate_commands",
-        lua.create_function(|_, _: MultiValue| Ok(true))?,
-      )?;
-      for (i, name) in ["LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING"]
-        .iter()
-        .enumerate()
-      {
-        redis.set(*name, i)?;
-      }
-      for (i, name) in [
-        "REPL_NONE",
-        "REPL_AOF",
-        "REPL_SLAVE",
-        "REPL_REPLICA",
-        "REPL_ALL",
-      ]
-      .iter()
-      .enumerate()
-      {
-        redis.set(*name, [0, 1, 2, 2, 3][i])?;
-      }
-      lua.globals().set("redis", redis)?;
-      lua
-        .globals()
-        .set("struct", super::lua_struct::library(&lua)?)?;
+  pub fn new(run: Arc<ScriptRun>) -> Engine {
+    // the base library (with coroutine), string, table and math; the
+    // sandbox takes out what Redis leaves out of the base library
+    let lua = Lua::new_with(
+      StdLib::STRING | StdLib::TABLE | StdLib::MATH,
+      LuaOptions::default(),
+    )
+    .expect("a Lua state for memory:// scripts");
+    let setup = || -> mlua::Result<(Function, Table, Table)> {
+      let redis = redis_api(&lua)?;
+      lua.globals().set("redis", redis.clone())?;
+      let g = lua.globals();
+      g.set("struct", super::lua_struct::library(&lua)?)?;
+      g.set("cjson", super::lua_cjson::library(&lua)?)?;
+      g.set("cmsgpack", super::lua_cmsgpack::library(&lua)?)?;
+      g.set("bit", super::lua_bit::library(&lua)?)?;
       let errtext = lua.create_function(|_, v: Value| {
         Ok(match v {
           Value::Error(e) => call_error_text(&e),
@@ -171,27 +132,59 @@ impl Engine {
         })
       })?;
       lua.load(LIB).set_name("=redis_lib").call::<()>(errtext)?;
-      lua.create_function(error_handler)
+      // the handler of a script's run lifts the cap: the error may be that the
+      // heap is full, and describing it must not fail (the run puts it back);
+      // the one scripts can call does not
+      let on_error = lua.create_function(|lua, e: Value| {
+        let _ = lua.set_memory_limit(0);
+        error_handler(lua, e)
+      })?;
+      lua
+        .globals()
+        .set("__redis__err__handler", lua.create_function(error_handler)?)?;
+      let env = sandbox::lock_globals(&lua)?;
+      sandbox::install_hook(&lua, &run)?;
+      Ok((on_error, env, redis))
     };
-    let on_error = setup().expect("the Lua environment for memory:// scripts");
-    let deadline: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let watch = deadline.clone();
-    lua.set_hook(
-      mlua::HookTriggers::new().every_nth_instruction(10_000),
-      move |_, _| match *watch.lock() {
-        Some(d) if Instant::now() > d => Err(mlua::Error::RuntimeError(
-          "Script killed by memory:// after running too long (Redis would answer BUSY to every other client meanwhile)".into(),
-        )),
-        _ => Ok(mlua::VmState::Continue),
-      },
-    );
-    Engine {
+    let (on_error, env, redis) = setup().expect("the Lua environment for memory:// scripts");
+    let mut engine = Engine {
       lua,
       on_error,
-      deadline,
-      time_limit: SCRIPT_TIME_LIMIT,
+      env,
+      redis,
+      memory_limit: 0,
+      run,
       funcs: HashMap::new(),
-    }
+      brief: Default::default(),
+      inline_next: false,
+      moved: false,
+    };
+    engine.set_memory_limit(SCRIPT_MEMORY_LIMIT);
+    engine
+  }
+
+  pub fn memory_limit(&self) -> usize {
+    self.memory_limit
+  }
+
+  /// Caps the Lua heap (0: no cap) while a script runs or compiles. (Only
+  /// then: with a cap mlua guards every call into Lua, which costs.)
+  pub fn set_memory_limit(&mut self, bytes: usize) {
+    self.memory_limit = bytes;
+  }
+
+  /// Runs `f` with the Lua heap capped.
+  fn capped<R>(&self, f: impl FnOnce() -> R) -> R {
+    let _ = self.lua.set_memory_limit(self.memory_limit);
+    let r = f();
+    // (the error handler lifts the cap too, so that it can describe a failure)
+    let _ = self.lua.set_memory_limit(0);
+    r
+  }
+
+  /// Bytes the Lua heap uses now.
+  pub fn used_memory(&self) -> usize {
+    self.lua.used_memory()
   }
 
   /// Compiles and caches `src`; returns its SHA-1.
@@ -199,10 +192,14 @@ impl Engine {
     let sha = sha1_hex(src);
     if !self.funcs.contains_key(&sha) {
       let f = self
-        .lua
-        .load(src)
-        .set_name("@user_script")
-        .into_function()
+        .capped(|| {
+          self
+            .lua
+            .load(src)
+            .set_name("@user_script")
+            .set_environment(self.env.clone())
+            .into_function()
+        })
         .map_err(|e| {
           err(format!(
             "ERR Error compiling script (new function): {}",
@@ -222,13 +219,21 @@ impl Engine {
     self.funcs.contains_key(&s)
   }
 
+  /// Whether the last script was stopped on the I/O thread to run again on
+  /// the script thread (its reply means nothing).
+  pub fn take_moved(&mut self) -> bool {
+    std::mem::take(&mut self.moved)
+  }
+
   pub fn flush(&mut self, data: &mut Data) {
     self.funcs.clear();
+    self.brief.clear();
     data.scripts.clear();
   }
 
   /// EVAL (`by_sha` false) or EVALSHA: `args` as received, name included.
   pub fn eval(&mut self, data: &mut Data, db: usize, args: &[Bytes], by_sha: bool) -> Reply {
+    let inline = std::mem::take(&mut self.inline_next);
     let numkeys = match super::fmt::parse_int(&args[2]) {
       Some(n) => n,
       None => return err(commands::NOT_INT),
@@ -255,48 +260,173 @@ impl Engine {
     let keys = &args[3..3 + numkeys as usize];
     let argv = &args[3 + numkeys as usize..];
     let ctx = RefCell::new(Ctx::new(data, db, false));
-    *self.deadline.lock() = Some(Instant::now() + self.time_limit);
+    let run = &*self.run;
+    run.begin(inline.then(|| self.brief.contains(&sha)));
     let result = self.lua.scope(|scope| {
       let redis_call =
-        scope.create_function(|lua, parts: MultiValue| match call(lua, &ctx, parts)? {
-          Ok(v) => Ok(v),
-          Err(text) => Err(mlua::Error::external(CallError(text))),
-        })?;
+        scope.create_function(
+          |lua, parts: MultiValue| match call(lua, &ctx, run, parts)? {
+            Ok(v) => Ok(v),
+            Err(text) => Err(mlua::Error::external(CallError(text))),
+          },
+        )?;
       let redis_pcall =
-        scope.create_function(|lua, parts: MultiValue| match call(lua, &ctx, parts)? {
-          Ok(v) => Ok(v),
-          Err(text) => {
-            let t = lua.create_table()?;
-            t.set("err", text)?;
-            Ok(Value::Table(t))
-          }
-        })?;
+        scope.create_function(
+          |lua, parts: MultiValue| match call(lua, &ctx, run, parts)? {
+            Ok(v) => Ok(v),
+            Err(text) => {
+              let t = lua.create_table()?;
+              t.set("err", text)?;
+              Ok(Value::Table(t))
+            }
+          },
+        )?;
       let g = self.lua.globals();
-      let redis: Table = g.get("redis")?;
-      redis.set("call", redis_call)?;
-      redis.set("pcall", redis_pcall)?;
+      let redis = &self.redis;
+      redis.raw_set("call", redis_call)?;
+      redis.raw_set("pcall", redis_pcall)?;
       g.raw_set("KEYS", strings(&self.lua, keys)?)?;
       g.raw_set("ARGV", strings(&self.lua, argv)?)?;
-      let xpcall: Function = g.get("xpcall")?;
-      let (ok, value): (bool, Value) = xpcall.call((f, self.on_error.clone()))?;
+      let xpcall: Function = g.raw_get("xpcall")?;
+      let (ok, value): (bool, Value) = self.capped(|| xpcall.call((f, self.on_error.clone())))?;
       let reply = if ok {
         to_reply(&value, 0)
       } else {
-        script_error(&value, &sha)
+        script_error(&value, &sha, self.memory_limit)
       };
-      redis.set("call", Value::Nil)?;
-      redis.set("pcall", Value::Nil)?;
+      redis.raw_set("call", Value::Nil)?;
+      redis.raw_set("pcall", Value::Nil)?;
       Ok(reply)
     });
-    *self.deadline.lock() = None;
+    if run.stopping() {
+      let _ = sandbox::reset_hook(&self.lua);
+    }
+    let took = run.elapsed();
+    self.moved = run.end() == Ended::Moved;
+    if self.moved || took >= INLINE_BUDGET {
+      self.brief.remove(&sha);
+    } else if !self.brief.contains(&sha) {
+      self.brief.insert(sha.clone());
+    }
     ctx.into_inner().finish();
-    result.unwrap_or_else(|e| {
+    let reply = result.unwrap_or_else(|e| {
       err(format!(
         "ERR Error running script {sha}: {}",
-        lua_message(&e)
+        with_memory_hint(lua_message(&e), self.memory_limit)
       ))
-    })
+    });
+    if matches!(&reply, Reply::Error(e) if e.contains(OOM)) {
+      // what the failed script left is garbage now
+      let _ = self.lua.gc_collect();
+    }
+    reply
   }
+}
+
+/// Lua's text for a failed allocation.
+const OOM: &str = "not enough memory";
+
+/// Adds where the cap comes from to an out-of-memory message.
+fn with_memory_hint(msg: String, limit: usize) -> String {
+  if msg.contains(OOM) && limit > 0 {
+    format!(
+      "{msg} (memory:// lets scripts use {} MB of Lua memory: CONFIG SET lua-memory-limit)",
+      limit >> 20
+    )
+  } else {
+    msg
+  }
+}
+
+/// The `redis` table: everything but `call` and `pcall`, which are set for
+/// each script run.
+fn redis_api(lua: &Lua) -> mlua::Result<Table> {
+  let redis = lua.create_table()?;
+  redis.set(
+    "error_reply",
+    lua.create_function(|lua, s: mlua::String| {
+      let t = lua.create_table()?;
+      // Redis' luaPushErrorBuff: the first word is the error code; a
+      // text of one word gets the code ERR
+      let b = s.as_bytes();
+      let text = b.strip_prefix(b"-").unwrap_or(&b);
+      let text = if text.contains(&b' ') {
+        text.to_vec()
+      } else {
+        [b"ERR ".as_slice(), text].concat()
+      };
+      let end = text.len()
+        - text
+          .iter()
+          .rev()
+          .take_while(|c| matches!(c, b'\r' | b'\n'))
+          .count();
+      t.set("err", lua.create_string(&text[..end])?)?;
+      Ok(t)
+    })?,
+  )?;
+  redis.set(
+    "status_reply",
+    lua.create_function(|lua, s: mlua::String| {
+      let t = lua.create_table()?;
+      t.set("ok", s)?;
+      Ok(t)
+    })?,
+  )?;
+  redis.set(
+    "sha1hex",
+    lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?,
+  )?;
+  redis.set("log", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+  redis.set("setresp", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+  redis.set("set_repl", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+  redis.set(
+    "replicate_commands",
+    lua.create_function(|_, _: MultiValue| Ok(true))?,
+  )?;
+  // the Lua debugger's, which answer so when no debugging session runs
+  redis.set(
+    "breakpoint",
+    lua.create_function(|_, _: MultiValue| Ok(false))?,
+  )?;
+  redis.set("debug", lua.create_function(|_, _: MultiValue| Ok(()))?)?;
+  // no ACL on memory://: every known command is allowed
+  redis.set(
+    "acl_check_cmd",
+    lua.create_function(|_, name: Option<mlua::String>| {
+      let known = name
+        .map(|n| commands::lookup(&n.to_string_lossy().to_ascii_lowercase()).is_some())
+        .unwrap_or(false);
+      if known {
+        Ok(true)
+      } else {
+        Err(mlua::Error::RuntimeError(
+          "Invalid command passed to redis.acl_check_cmd()".into(),
+        ))
+      }
+    })?,
+  )?;
+  redis.set("REDIS_VERSION", "7.0.15")?;
+  redis.set("REDIS_VERSION_NUM", VERSION_NUM)?;
+  for (i, name) in ["LOG_DEBUG", "LOG_VERBOSE", "LOG_NOTICE", "LOG_WARNING"]
+    .iter()
+    .enumerate()
+  {
+    redis.set(*name, i)?;
+  }
+  for (i, name) in [
+    "REPL_NONE",
+    "REPL_AOF",
+    "REPL_SLAVE",
+    "REPL_REPLICA",
+    "REPL_ALL",
+  ]
+  .iter()
+  .enumerate()
+  {
+    redis.set(*name, [0, 1, 2, 2, 3][i])?;
+  }
+  Ok(redis)
 }
 
 fn lua_message(e: &mlua::Error) -> String {
@@ -304,6 +434,7 @@ fn lua_message(e: &mlua::Error) -> String {
     mlua::Error::SyntaxError { message, .. } => message.clone(),
     mlua::Error::RuntimeError(m) => m.clone(),
     mlua::Error::CallbackError { cause, .. } => lua_message(cause),
+    mlua::Error::MemoryError(_) => OOM.into(),
     other => other.to_string(),
   }
 }
@@ -317,7 +448,12 @@ fn strings(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
 }
 
 /// `redis.call`/`redis.pcall`: the reply, or the text of the error reply.
-fn call(lua: &Lua, ctx: &RefCell<Ctx>, parts: MultiValue) -> mlua::Result<Result<Value, String>> {
+fn call(
+  lua: &Lua,
+  ctx: &RefCell<Ctx>,
+  run: &ScriptRun,
+  parts: MultiValue,
+) -> mlua::Result<Result<Value, String>> {
   let fail = |text: &str| Ok(Err(text.to_string()));
   if parts.is_empty() {
     return fail("ERR Please specify at least one argument for this redis lib call");
@@ -339,6 +475,10 @@ fn call(lua: &Lua, ctx: &RefCell<Ctx>, parts: MultiValue) -> mlua::Result<Result
   let mut c = ctx.borrow_mut();
   if !commands::arity_ok(arity, args.len()) {
     return fail("ERR Wrong number of args calling Redis command from script");
+  }
+  // a write makes the script unkillable; a killed script writes no more
+  if commands::is_write(&name) && !run.may_write() {
+    return Err(mlua::Error::RuntimeError(run.stop_text().into()));
   }
   let reply = handler(&mut c, &args);
   let stat = c.data.stats.entry(name).or_default();
@@ -429,9 +569,17 @@ pub fn to_reply(v: &Value, depth: usize) -> Reply {
 }
 
 /// The error reply of a script that raised `v` (after [`error_handler`]).
-fn script_error(v: &Value, sha: &str) -> Reply {
+fn script_error(v: &Value, sha: &str, memory_limit: usize) -> Reply {
   let Value::Table(t) = v else {
-    return err(format!("ERR Error running script {sha}"));
+    // Lua calls no error handler for a failed allocation: the text comes as is
+    let text = match v {
+      Value::String(s) => s.to_string_lossy(),
+      _ => "execution failure".into(),
+    };
+    return err(format!(
+      "ERR Error running script {sha}: {}",
+      with_memory_hint(text, memory_limit)
+    ));
   };
   let text: String = t
     .raw_get::<Option<mlua::String>>("err")
@@ -479,9 +627,10 @@ fn error_handler(lua: &Lua, e: Value) -> mlua::Result<Table> {
   with_location(lua, t)
 }
 
-/// Adds where the script was (`source`, `line`) to an error table.
+/// Adds where the script was (`source`, `line`) to an error table: as
+/// Redis' error handler, the first frame that is not a C function (here: not
+/// Rust, nor the sandbox's wrappers, which stand for Redis' C functions).
 fn with_location(lua: &Lua, t: Table) -> mlua::Result<Table> {
-  let mut fallback = None;
   for level in 1..64 {
     let Some((src, line)) = lua.inspect_stack(level).map(|d| {
       let s = d.source();
@@ -495,16 +644,12 @@ fn with_location(lua: &Lua, t: Table) -> mlua::Result<Table> {
       break;
     };
     if let Some(src) = src {
-      if src.starts_with("@user_script") {
-        fallback = Some((src, line));
+      if !sandbox::is_sandbox_source(&src) {
+        t.set("source", src)?;
+        t.set("line", line)?;
         break;
       }
-      fallback.get_or_insert((src, line));
     }
-  }
-  if let Some((src, line)) = fallback {
-    t.set("source", src)?;
-    t.set("line", line)?;
   }
   Ok(t)
 }
@@ -512,6 +657,8 @@ fn with_location(lua: &Lua, t: Table) -> mlua::Result<Table> {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use crate::memory::script_run::{KillReply, Status};
+  use std::time::Duration;
 
   fn eval(e: &mut Engine, d: &mut Data, src: &str, keys: &[&str], argv: &[&str]) -> Reply {
     let mut args: Vec<Bytes> = vec![
@@ -534,7 +681,7 @@ mod tests {
 
   #[test]
   fn conversions_follow_redis() {
-    let (e, d) = (&mut Engine::new(), &mut Data::default());
+    let (e, d) = (&mut Engine::default(), &mut Data::default());
     assert_eq!(
       eval(e, d, "return {1, 'x', true, false, {2}, 3.99}", &[], &[]),
       Reply::Array(vec![
@@ -605,7 +752,7 @@ mod tests {
 
   #[test]
   fn errors_read_as_on_redis() {
-    let (e, d) = (&mut Engine::new(), &mut Data::default());
+    let (e, d) = (&mut Engine::default(), &mut Data::default());
     eval(e, d, "return redis.call('SET', 'foo', 'bar')", &[], &[]);
     let src = "return redis.call('incr','foo')";
     assert_eq!(
@@ -663,23 +810,171 @@ mod tests {
     assert!(matches!(e.eval(d, 0, &args, true), Reply::Error(t) if t.contains("boom")));
   }
 
+  /// Runs `src` while another thread sends SCRIPT KILL once it is busy.
+  fn eval_killed(e: &mut Engine, d: &mut Data, src: &str) -> (Reply, KillReply) {
+    e.run.set_busy_ms(20);
+    let run = e.run.clone();
+    let killer = std::thread::spawn(move || loop {
+      std::thread::sleep(Duration::from_millis(5));
+      match run.kill() {
+        KillReply::NotBusy => continue,
+        other => return other,
+      }
+    });
+    let r = eval(e, d, src, &[], &[]);
+    (r, killer.join().unwrap())
+  }
+
   #[test]
-  fn a_script_that_never_ends_is_stopped() {
-    let (e, d) = (&mut Engine::new(), &mut Data::default());
-    e.time_limit = Duration::from_millis(200);
-    let start = Instant::now();
-    let r = eval(e, d, "while true do pcall(function() end) end", &[], &[]);
+  fn script_kill_stops_a_script_that_never_ends() {
+    let (e, d) = (&mut Engine::default(), &mut Data::default());
+    // pcall cannot catch the kill, nor can a coroutine hide from it
+    for (src, wrapped) in [
+      ("while true do pcall(function() end) end", ""),
+      (
+        "while true do pcall(function() while true do end end) end",
+        "",
+      ),
+      // Lua 5.1's coroutine.wrap adds where it was called to an error text
+      (
+        "coroutine.wrap(function() while true do end end)()",
+        "user_script:1: ",
+      ),
+    ] {
+      let (r, kill) = eval_killed(e, d, src);
+      assert_eq!(kill, KillReply::Killed);
+      assert_eq!(
+        r,
+        err(format!(
+          "ERR {wrapped}Script killed by user with SCRIPT KILL... script: {}, on @user_script:1.",
+          sha1_hex(src.as_bytes())
+        ))
+      );
+      assert_eq!(eval(e, d, "return 1", &[], &[]), Reply::Int(1));
+    }
+  }
+
+  #[test]
+  fn a_script_that_wrote_is_unkillable() {
+    let (e, d) = (&mut Engine::default(), &mut Data::default());
+    let run = e.run.clone();
+    let src = "redis.call('SET', 'k', 'v') local n = 0 while n < 2e7 do n = n + 1 end return n";
+    let (r, kill) = eval_killed(e, d, src);
+    assert_eq!(kill, KillReply::Unkillable);
+    assert_eq!(r, Reply::Int(20_000_000));
+    assert!(matches!(run.status(), Status::Idle));
+  }
+
+  #[test]
+  fn the_memory_limit_fails_the_script_not_the_process() {
+    let (e, d) = (&mut Engine::default(), &mut Data::default());
+    e.set_memory_limit(8 << 20);
+    let r = eval(e, d, "return #string.rep('x', 16 * 1024 * 1024)", &[], &[]);
     assert!(
-      matches!(&r, Reply::Error(t) if t.contains("Script killed")),
+      matches!(&r, Reply::Error(t) if t.contains("not enough memory") && t.contains("lua-memory-limit")),
       "{r:?}"
     );
-    assert!(start.elapsed() < Duration::from_secs(2));
-    assert_eq!(eval(e, d, "return 1", &[], &[]), Reply::Int(1));
+    let r = eval(
+      e,
+      d,
+      "local t = {} for i = 1, 1e7 do t[i] = i end return #t",
+      &[],
+      &[],
+    );
+    assert!(
+      matches!(&r, Reply::Error(t) if t.contains("not enough memory")),
+      "{r:?}"
+    );
+    // what the failed script held is collected
+    assert!(e.used_memory() < 2 << 20, "{}", e.used_memory());
+    // the error handler scripts can call does not lift the cap
+    let r = eval(
+      e,
+      d,
+      "__redis__err__handler('x') return #string.rep('x', 16 * 1024 * 1024)",
+      &[],
+      &[],
+    );
+    assert!(
+      matches!(&r, Reply::Error(t) if t.contains("not enough memory")),
+      "{r:?}"
+    );
+    // caught by pcall, it is an error like any other
+    assert_eq!(
+      eval(
+        e,
+        d,
+        "return {pcall(string.rep, 'x', 16 * 1024 * 1024)}",
+        &[],
+        &[]
+      ),
+      Reply::Array(vec![Reply::Nil, b("not enough memory")])
+    );
+    assert_eq!(
+      eval(e, d, "return #string.rep('x', 1024)", &[], &[]),
+      Reply::Int(1024)
+    );
+  }
+
+  #[test]
+  fn globals_are_redis_7s_and_read_only() {
+    let (e, d) = (&mut Engine::default(), &mut Data::default());
+    for (src, text) in [
+      (
+        "return os.getenv('HOME')",
+        "user_script:1: Script attempted to access nonexistent global variable 'os'",
+      ),
+      ("x = 1", "user_script:1: Attempt to modify a readonly table"),
+      ("rawset(_G, 'x', 1)", "Attempt to modify a readonly table"),
+      (
+        "string.rep = nil",
+        "user_script:1: Attempt to modify a readonly table",
+      ),
+      (
+        "getmetatable('').__index.rep = nil",
+        "user_script:1: Attempt to modify a readonly table",
+      ),
+      (
+        "setmetatable(_G, nil)",
+        "Attempt to modify a readonly table",
+      ),
+      (
+        "loadstring('string = 1')()",
+        "[string \"string = 1\"]:1: Attempt to modify a readonly table",
+      ),
+    ] {
+      let r = eval(e, d, src, &[], &[]);
+      assert!(
+        matches!(&r, Reply::Error(t) if t.starts_with(&format!("ERR {text} script: "))),
+        "{src}: {r:?}"
+      );
+    }
+    // bytecode is refused
+    assert_eq!(
+      eval(
+        e,
+        d,
+        "return loadstring(string.dump(function() return 1 end)) == nil",
+        &[],
+        &[]
+      ),
+      Reply::Int(1)
+    );
+    // the tables themselves are intact
+    assert_eq!(eval(e, d, "return string.rep('a', 2)", &[], &[]), b("aa"));
+    let names = "local t = {} for k in pairs(_G) do t[#t + 1] = k end table.sort(t) return t";
+    let Reply::Array(got) = eval(e, d, names, &[], &[]) else {
+      panic!()
+    };
+    let mut want: Vec<&str> = sandbox::GLOBALS.to_vec();
+    want.extend(["KEYS", "ARGV"]);
+    want.sort();
+    assert_eq!(got, want.iter().map(|n| b(n)).collect::<Vec<_>>());
   }
 
   #[test]
   fn the_package_scripts_compile_and_run() {
-    let (e, d) = (&mut Engine::new(), &mut Data::default());
+    let (e, d) = (&mut Engine::default(), &mut Data::default());
     for (name, src) in crate::scripts::SCRIPTS {
       assert!(e.load(d, src.as_bytes()).is_ok(), "{name}");
     }

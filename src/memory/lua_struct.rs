@@ -33,7 +33,7 @@ struct Opt {
 
 /// An error as Lua's luaL_error raises it: prefixed with where the script called
 /// the library (`user_script:1: `).
-fn error(lua: &Lua, msg: String) -> mlua::Error {
+pub(super) fn error(lua: &Lua, msg: String) -> mlua::Error {
   let at = lua
     .inspect_stack(1)
     .map(|d| {
@@ -53,7 +53,7 @@ fn error(lua: &Lua, msg: String) -> mlua::Error {
   mlua::Error::RuntimeError(format!("{at}{msg}"))
 }
 
-fn arg_error(n: usize, func: &str, msg: &str) -> String {
+pub(super) fn arg_error(n: usize, func: &str, msg: &str) -> String {
   format!("bad argument #{n} to '{func}' ({msg})")
 }
 

@@ -9,6 +9,10 @@
 //! - [`store`]: the keyspace (16 databases), expiry, client tracking
 //! - [`commands`]: the commands, with Redis 7's replies and error texts
 //! - [`lua`]: `EVAL`/`EVALSHA` in Lua 5.1 with Redis' conversion rules
+//! - [`lua_struct`], [`lua_cjson`], [`lua_cmsgpack`], [`lua_bit`]: the libraries Redis bundles
+//! - [`sandbox`]: the globals scripts get (Redis 7's, read-only) and SCRIPT KILL's hook
+//! - [`script_run`]: the running script as other connections see it (BUSY, SCRIPT KILL)
+//! - [`script_thread`]: the thread a store's scripts run on
 //! - [`server`]: one connection: RESP in, RESP2/RESP3 out, invalidation pushes
 //! - [`fmt`]: number formatting as Redis does it (`%.17g`)
 
@@ -17,7 +21,13 @@ pub mod commands;
 pub mod resp;
 pub mod fmt;
 pub mod lua;
+pub mod lua_bit;
+pub mod lua_cjson;
+pub mod lua_cmsgpack;
 pub mod lua_struct;
+pub mod sandbox;
+pub mod script_run;
+pub mod script_thread;
 pub mod server;
 pub mod store;
 

@@ -1,9 +1,17 @@
 //! One `memory://` connection: reads RESP commands from the pipe, runs them on
 //! the store, and writes RESP2 replies (RESP3 after `HELLO 3`, with
 //! client-tracking invalidations as push messages). Also the connection-level
-//! commands: HELLO, AUTH, CLIENT, EVAL/EVALSHA/SCRIPT, INFO, CONFIG, QUIT.
+//! commands: HELLO, AUTH, CLIENT, EVAL/EVALSHA/SCRIPT, INFO, CONFIG, QUIT,
+//! SHUTDOWN.
+//!
+//! Commands run on the I/O thread, and so do brief scripts; the others run on
+//! the store's script thread: while one runs, the other connections wait for
+//! the store, and once it has run longer than `busy-reply-threshold` they are
+//! answered as Redis answers them then (BUSY; SCRIPT KILL and SHUTDOWN NOSAVE
+//! stop it), see [`super::script_run`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -11,6 +19,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 
 use super::commands::{self, bulk, err, ok, wrong_args, Ctx};
 use super::fmt::g17;
+use super::script_run::{KillReply, Status, BUSY, NOTBUSY, UNKILLABLE};
 use super::store::{Invalidation, Shared, Store, Tracker};
 use crate::memory::resp::{self, Reply};
 
@@ -25,13 +34,15 @@ pub struct Session {
   /// Commands queued since MULTI; `multi_failed` once one was refused.
   pub multi: Option<Vec<Vec<Bytes>>>,
   pub multi_failed: bool,
+  /// Close without answering the last command (SHUTDOWN).
+  pub hang_up: bool,
 }
 
 /// Serves one connection until the client goes away.
 pub async fn serve(shared: Arc<Shared>, stream: DuplexStream) {
   let (mut rd, mut wr) = tokio::io::split(stream);
   let (tx, mut rx) = unbounded_channel();
-  let id = shared.inner.lock().data.new_conn_id();
+  let id = shared.new_conn_id();
   let mut sess = Session {
     id,
     db: 0,
@@ -41,6 +52,7 @@ pub async fn serve(shared: Arc<Shared>, stream: DuplexStream) {
     quit: false,
     multi: None,
     multi_failed: false,
+    hang_up: false,
   };
   let mut buf = BytesMut::with_capacity(16 * 1024);
   let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
@@ -75,14 +87,7 @@ pub async fn serve(shared: Arc<Shared>, stream: DuplexStream) {
           }
         }
         if !cmds.is_empty() {
-          let mut store = shared.inner.lock();
-          for args in &cmds {
-            let reply = execute(&mut store, &mut sess, args);
-            encode(&mut out, &reply, sess.resp3);
-            if sess.quit {
-              break;
-            }
-          }
+          sess = run_commands(&shared, sess, cmds, &mut out).await;
         }
         while let Ok(p) = rx.try_recv() {
           encode_push(&mut out, &p, sess.resp3);
@@ -111,8 +116,173 @@ pub async fn serve(shared: Arc<Shared>, stream: DuplexStream) {
     }
   }
   let _ = wr.shutdown().await;
-  shared.inner.lock().data.untrack(id);
+  when_free(&shared, |store| store.data.untrack(id)).await;
 }
+
+/// Whether a command runs a script (on the script thread).
+fn runs_script(name: &[u8]) -> bool {
+  [&b"eval"[..], b"evalsha", b"eval_ro", b"evalsha_ro"]
+    .iter()
+    .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// Runs a connection's commands in order, encoding their replies into `out`.
+/// Scripts run here too, on the I/O thread, unless they move to the script
+/// thread (see [`super::script_run`]).
+async fn run_commands(
+  shared: &Arc<Shared>,
+  mut sess: Session,
+  cmds: Vec<Vec<Bytes>>,
+  out: &mut Vec<u8>,
+) -> Session {
+  let mut i = 0;
+  while i < cmds.len() && !sess.quit {
+    if shared.inner.is_locked() {
+      // a script holds the store (EVAL included: a second script gets BUSY too)
+      if let Some(reply) = while_script_runs(shared, &mut sess, &cmds[i]).await {
+        encode(out, &reply, sess.resp3);
+        i += 1;
+        continue;
+      }
+    }
+    let mut moved = false;
+    {
+      let Some(mut store) = shared.inner.try_lock() else {
+        continue; // taken meanwhile: wait above
+      };
+      while i < cmds.len() && !sess.quit {
+        let script = runs_script(&cmds[i][0]);
+        store.lua.inline_next = script;
+        let reply = execute(&mut store, &mut sess, &cmds[i]);
+        store.lua.inline_next = false;
+        if script && store.lua.take_moved() {
+          // counted again where it runs
+          let name = lower(&cmds[i][0]);
+          if let Some(stat) = store.data.stats.get_mut(&name) {
+            stat.calls -= 1;
+          }
+          moved = true;
+          break;
+        }
+        if !sess.hang_up {
+          encode(out, &reply, sess.resp3);
+        }
+        i += 1;
+      }
+    }
+    if moved {
+      let reply;
+      (reply, sess) = run_script(shared, sess, cmds[i].clone()).await;
+      encode(out, &reply, sess.resp3);
+      i += 1;
+    }
+  }
+  sess
+}
+
+/// Runs a script command on the store's script thread, so that the I/O
+/// thread keeps serving the other connections meanwhile.
+async fn run_script(shared: &Arc<Shared>, mut sess: Session, args: Vec<Bytes>) -> (Reply, Session) {
+  let store = shared.clone();
+  shared
+    .script_thread()
+    .run(move || {
+      let reply = execute(&mut store.inner.lock(), &mut sess, &args);
+      store.script.released.notify_waiters();
+      (reply, sess)
+    })
+    .await
+}
+
+/// How long to sleep between looks at a store a script holds, at most (the
+/// script's end wakes the waiters sooner).
+const RECHECK: Duration = Duration::from_millis(10);
+
+/// Runs `f` on the store once no script holds it, without blocking the I/O
+/// thread meanwhile.
+async fn when_free<R>(shared: &Shared, f: impl FnOnce(&mut Store) -> R) -> R {
+  loop {
+    let released = shared.script.released.notified();
+    tokio::pin!(released);
+    released.as_mut().enable();
+    if let Some(mut store) = shared.inner.try_lock() {
+      return f(&mut store);
+    }
+    tokio::select! {
+      _ = released => {}
+      _ = tokio::time::sleep(RECHECK) => {}
+    }
+  }
+}
+
+/// A command that found the store held by a script. As on Redis, it waits
+/// while the script is young; once the script is busy it gets BUSY, except
+/// the commands Redis serves then. None: the store is free, run it as usual.
+async fn while_script_runs(shared: &Shared, sess: &mut Session, args: &[Bytes]) -> Option<Reply> {
+  let name = lower(&args[0]);
+  loop {
+    let released = shared.script.released.notified();
+    tokio::pin!(released);
+    released.as_mut().enable();
+    if !shared.inner.is_locked() {
+      return None;
+    }
+    let wait = match shared.script.status() {
+      Status::Busy => match busy_reply(shared, sess, &name, args) {
+        Some(reply) => return Some(reply),
+        None => RECHECK,
+      },
+      Status::Young(left) => left.min(RECHECK * 10),
+      Status::Idle => RECHECK,
+    };
+    tokio::select! {
+      _ = released => {}
+      _ = tokio::time::sleep(wait) => {}
+    }
+  }
+}
+
+/// The answer to a command while a script is busy; None: it waits for the
+/// store (SHUTDOWN NOSAVE, after stopping the script; RESET).
+fn busy_reply(shared: &Shared, sess: &mut Session, name: &str, a: &[Bytes]) -> Option<Reply> {
+  if let Some(reply) = session_command(sess, name, a) {
+    return Some(reply);
+  }
+  Some(match name {
+    "script" if a.len() == 2 && lower(&a[1]) == "kill" => match shared.script.kill() {
+      KillReply::Killed => ok(),
+      KillReply::NotBusy => err(NOTBUSY),
+      KillReply::Unkillable => err(UNKILLABLE),
+    },
+    "shutdown" if a[1..].iter().any(|x| lower(x) == "nosave") => {
+      shared.script.abort();
+      return None;
+    }
+    "reset" => return None,
+    _ if commands::lookup(name).is_none() && !CONNECTION_COMMANDS.contains(&name) => {
+      commands::unknown(a)
+    }
+    _ => err(BUSY),
+  })
+}
+
+/// The commands [`connection_command`] serves.
+const CONNECTION_COMMANDS: &[&str] = &[
+  "hello",
+  "auth",
+  "quit",
+  "reset",
+  "client",
+  "eval",
+  "evalsha",
+  "eval_ro",
+  "evalsha_ro",
+  "script",
+  "info",
+  "config",
+  "command",
+  "shutdown",
+];
 
 fn command_args(items: Vec<Reply>) -> Option<Vec<Bytes>> {
   items
@@ -225,10 +395,6 @@ fn transaction(store: &mut Store, sess: &mut Session, name: &str, args: &[Bytes]
   })
 }
 
-/// The commands `connection_command` answers (queued as they are in MULTI).
-const CONNECTION_COMMANDS: &[&str] = &[
-  "hello", "auth", "client", "eval", "evalsha", "eval_ro", "evalsha_ro", "script", "info", "config", "command",
-];
 
 fn lower(b: &[u8]) -> String {
   String::from_utf8_lossy(b).to_ascii_lowercase()
@@ -242,15 +408,10 @@ fn unknown_sub(cmd: &str, sub: &[u8]) -> Reply {
   ))
 }
 
-/// Commands about the connection or the whole server; None: a data command.
-fn connection_command(
-  store: &mut Store,
-  sess: &mut Session,
-  name: &str,
-  a: &[Bytes],
-) -> Option<(String, Reply)> {
-  let reply = match name {
-    "hello" => hello(store, sess, a),
+/// The commands that need no store (so are served while a script is busy too).
+fn session_command(sess: &mut Session, name: &str, a: &[Bytes]) -> Option<Reply> {
+  Some(match name {
+    "hello" => hello(sess, a),
     "auth" => match a.len() {
       2 | 3 => ok(),
       _ => wrong_args("auth"),
@@ -259,6 +420,22 @@ fn connection_command(
       sess.quit = true;
       ok()
     }
+    _ => return None,
+  })
+}
+
+/// Commands about the connection or the whole server; None: a data command.
+fn connection_command(
+  store: &mut Store,
+  sess: &mut Session,
+  name: &str,
+  a: &[Bytes],
+) -> Option<(String, Reply)> {
+  if let Some(reply) = session_command(sess, name, a) {
+    return Some((name.to_string(), reply));
+  }
+  let reply = match name {
+    "shutdown" => shutdown(store, sess, a),
     "reset" => {
       sess.db = 0;
       sess.resp3 = false;
@@ -305,7 +482,9 @@ fn connection_command(
           lua.flush(data);
           ok()
         }
-        ("load" | "exists" | "flush", _) => wrong_args(&format!("script|{sub}")),
+        // a running script holds the store: here none runs
+        ("kill", 2) => err(NOTBUSY),
+        ("load" | "exists" | "flush" | "kill", _) => wrong_args(&format!("script|{sub}")),
         _ => unknown_sub("script", &a[1]),
       };
       return Some((format!("script|{sub}"), r));
@@ -321,8 +500,8 @@ fn connection_command(
           store.data.stats.clear();
           ok()
         }
-        "get" => Reply::Array(Vec::new()),
-        "set" => ok(),
+        "get" => config_get(store, sess, a),
+        "set" => config_set(store, a),
         _ => unknown_sub("config", &a[1]),
       };
       return Some((format!("config|{sub}"), r));
@@ -333,7 +512,7 @@ fn connection_command(
   Some((name.to_string(), reply))
 }
 
-fn hello(store: &mut Store, sess: &mut Session, a: &[Bytes]) -> Reply {
+fn hello(sess: &mut Session, a: &[Bytes]) -> Reply {
   let mut i = 1;
   if let Some(v) = a.get(1) {
     match super::fmt::parse_int(v) {
@@ -360,7 +539,6 @@ fn hello(store: &mut Store, sess: &mut Session, a: &[Bytes]) -> Reply {
       }
     }
   }
-  let _ = store;
   let s = |t: &str| bulk(t.to_string());
   let pairs = vec![
     (s("server"), s("redis")),
@@ -376,6 +554,101 @@ fn hello(store: &mut Store, sess: &mut Session, a: &[Bytes]) -> Reply {
   } else {
     Reply::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
   }
+}
+
+/// SHUTDOWN: the store starts over empty, as a server restarted without
+/// persistence would, and the connection closes without an answer. (While a
+/// script is busy, SHUTDOWN NOSAVE first stops it, writes or not.)
+fn shutdown(store: &mut Store, sess: &mut Session, a: &[Bytes]) -> Reply {
+  for opt in &a[1..] {
+    match lower(opt).as_str() {
+      "nosave" | "save" | "now" | "force" => {}
+      "abort" => return err("ERR No shutdown in progress."),
+      _ => return err(commands::SYNTAX),
+    }
+  }
+  let Store { data, lua } = store;
+  let mut ctx = Ctx::new(data, 0, false);
+  commands::run(&mut ctx, &[Bytes::from_static(b"FLUSHALL")]);
+  ctx.finish();
+  lua.flush(data);
+  data.stats.clear();
+  sess.quit = true;
+  sess.hang_up = true;
+  ok()
+}
+
+/// The settings CONFIG GET and SET know: Redis' script time limit (under
+/// both its names) and memory://'s own cap on a script's Lua memory.
+const SETTINGS: &[&str] = &["busy-reply-threshold", "lua-time-limit", "lua-memory-limit"];
+
+fn config_get(store: &mut Store, sess: &Session, a: &[Bytes]) -> Reply {
+  if a.len() < 3 {
+    return wrong_args("config|get");
+  }
+  let mut pairs = Vec::new();
+  for name in SETTINGS {
+    if a[2..]
+      .iter()
+      .any(|p| commands::glob(&p.to_ascii_lowercase(), name.as_bytes()))
+    {
+      let value = match *name {
+        "lua-memory-limit" => store.lua.memory_limit() as u64,
+        _ => store.lua.run.busy_ms(),
+      };
+      pairs.push((bulk(name.to_string()), bulk(value.to_string())));
+    }
+  }
+  if sess.resp3 {
+    Reply::Map(pairs)
+  } else {
+    Reply::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
+  }
+}
+
+/// A size as Redis' memory settings take it: bytes, or with k/kb/m/mb/g/gb.
+fn parse_bytes(v: &[u8]) -> Option<u64> {
+  let s = String::from_utf8_lossy(v).to_ascii_lowercase();
+  let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+  let unit = match &s[digits.len()..] {
+    "" | "b" => 1,
+    "k" => 1000,
+    "kb" => 1024,
+    "m" => 1_000_000,
+    "mb" => 1 << 20,
+    "g" => 1_000_000_000,
+    "gb" => 1 << 30,
+    _ => return None,
+  };
+  digits.parse::<u64>().ok()?.checked_mul(unit)
+}
+
+fn config_set(store: &mut Store, a: &[Bytes]) -> Reply {
+  if a.len() < 4 || !a.len().is_multiple_of(2) {
+    return wrong_args("config|set");
+  }
+  for pair in a[2..].chunks(2) {
+    let name = lower(&pair[0]);
+    let bad = |what: &str| {
+      err(format!(
+        "ERR CONFIG SET failed (possibly related to argument '{name}') - {what}"
+      ))
+    };
+    match name.as_str() {
+      "busy-reply-threshold" | "lua-time-limit" => match super::fmt::parse_int(&pair[1]) {
+        Some(ms) if ms >= 0 => store.lua.run.set_busy_ms(ms as u64),
+        Some(_) => return bad("argument must be between 0 and 9223372036854775807 inclusive"),
+        None => return bad("argument couldn't be parsed into an integer"),
+      },
+      "lua-memory-limit" => match parse_bytes(&pair[1]) {
+        Some(bytes) => store.lua.set_memory_limit(bytes as usize),
+        None => return bad("argument must be a memory value"),
+      },
+      // other settings mean nothing here: accepted, as before
+      _ => {}
+    }
+  }
+  ok()
 }
 
 fn client(store: &mut Store, sess: &mut Session, sub: &str, a: &[Bytes]) -> Reply {
@@ -609,6 +882,58 @@ mod tests {
       }
       c.read_buf(buf).await.unwrap();
     }
+  }
+
+  #[test]
+  fn a_busy_script_gets_others_busy_until_script_kill() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .enable_all()
+      .build()
+      .unwrap();
+    rt.block_on(async {
+      let shared = Arc::new(Shared::new());
+      let (mut a, sa) = tokio::io::duplex(1 << 16);
+      let (mut b, sb) = tokio::io::duplex(1 << 16);
+      tokio::spawn(serve(shared.clone(), sa));
+      tokio::spawn(serve(shared.clone(), sb));
+      let (mut ba, mut bb) = (BytesMut::new(), BytesMut::new());
+      assert_eq!(
+        roundtrip(&mut b, &["CONFIG", "SET", "lua-time-limit", "50"], &mut bb).await,
+        ok()
+      );
+      // whatever happens, the endless script ends with the test (the
+      // test binary would spin on it to the end)
+      struct Stop(Arc<Shared>);
+      impl Drop for Stop {
+        fn drop(&mut self) {
+          self.0.script.abort();
+        }
+      }
+      let _stop = Stop(shared.clone());
+      a.write_all(&cmd(&["EVAL", "while true do end", "0"])).await.unwrap();
+      while matches!(shared.script.status(), Status::Idle) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+      }
+      // young: B waits for it; busy: B is told so, and another script too
+      let started = std::time::Instant::now();
+      assert_eq!(roundtrip(&mut b, &["GET", "k"], &mut bb).await, err(BUSY));
+      assert!(started.elapsed() >= Duration::from_millis(40));
+      assert_eq!(roundtrip(&mut b, &["EVAL", "return 1", "0"], &mut bb).await, err(BUSY));
+      assert!(matches!(roundtrip(&mut b, &["HELLO"], &mut bb).await, Reply::Array(_)));
+      assert_eq!(roundtrip(&mut b, &["SCRIPT", "KILL"], &mut bb).await, ok());
+      let killed = loop {
+        if let Some(r) = resp::parse(&mut ba).unwrap() {
+          break r;
+        }
+        a.read_buf(&mut ba).await.unwrap();
+      };
+      assert!(
+        matches!(&killed, Reply::Error(e) if e.starts_with("ERR Script killed by user with SCRIPT KILL...")),
+        "{killed:?}"
+      );
+      assert_eq!(roundtrip(&mut b, &["SCRIPT", "KILL"], &mut bb).await, err(NOTBUSY));
+      assert_eq!(roundtrip(&mut a, &["EVAL", "return 2", "0"], &mut ba).await, Reply::Int(2));
+    });
   }
 
   #[test]

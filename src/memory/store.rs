@@ -350,7 +350,6 @@ pub struct Data {
   pub stats: BTreeMap<String, CmdStat>,
   /// sha1 → source, for EVALSHA and SCRIPT EXISTS.
   pub scripts: HashMap<String, String>,
-  next_conn: u64,
 }
 
 impl Default for Data {
@@ -361,17 +360,11 @@ impl Default for Data {
       watches: HashMap::new(),
       stats: BTreeMap::new(),
       scripts: HashMap::new(),
-      next_conn: 0,
     }
   }
 }
 
 impl Data {
-  pub fn new_conn_id(&mut self) -> u64 {
-    self.next_conn += 1;
-    self.next_conn
-  }
-
   /// Tells tracking connections (and WATCHes) that `keys` changed.
   pub fn invalidate(&mut self, keys: &[Key]) {
     if keys.is_empty() {
@@ -428,6 +421,10 @@ pub struct Store {
 /// A store shared by its connections.
 pub struct Shared {
   pub inner: Mutex<Store>,
+  /// The running script, readable without `inner` (which it holds).
+  pub script: Arc<super::script_run::ScriptRun>,
+  script_thread: std::sync::OnceLock<super::script_thread::ScriptThread>,
+  next_conn: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Shared {
@@ -438,17 +435,38 @@ impl Default for Shared {
 
 impl Shared {
   pub fn new() -> Shared {
+    let script = Arc::new(super::script_run::ScriptRun::default());
     Shared {
       inner: Mutex::new(Store {
         data: Data::default(),
-        lua: super::lua::Engine::new(),
+        lua: super::lua::Engine::new(script.clone()),
       }),
+      script,
+      script_thread: std::sync::OnceLock::new(),
+      next_conn: std::sync::atomic::AtomicU64::new(1),
     }
   }
 
-  /// Removes expired keys; returns how many.
+  /// The thread that runs this store's scripts, started with the first one.
+  pub fn script_thread(&self) -> &super::script_thread::ScriptThread {
+    self
+      .script_thread
+      .get_or_init(super::script_thread::ScriptThread::start)
+  }
+
+  /// An id for a new connection (CLIENT ID), without waiting for the store.
+  pub fn new_conn_id(&self) -> u64 {
+    self
+      .next_conn
+      .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+  }
+
+  /// Removes expired keys; returns how many. Skipped while a script holds
+  /// the store (the sweep runs on the I/O thread, which must never wait).
   pub fn sweep(&self, now: u64) -> usize {
-    let mut s = self.inner.lock();
+    let Some(mut s) = self.inner.try_lock() else {
+      return 0;
+    };
     let mut n = 0;
     for db in &mut s.data.dbs {
       n += db.sweep(now, SWEEP_BATCH);
