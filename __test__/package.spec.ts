@@ -127,10 +127,10 @@ const ROOT_TYPES = [
 
 /** The package's internals (marked @internal in lib/): none may reach the published types. */
 const INTERNAL_NAMES = [
-  'runScript', 'siblingKey', 'cachesKey', 'featureState', 'statsWith', 'ClusterClient', 'checkOptionKeys', 'checkOptions',
+  'runScript', 'siblingKey', 'cachesKey', 'featureState', 'statsWith', 'checkOptionKeys', 'checkOptions',
   'checkNonEmptyString', 'clientArg', 'extendClient', 'ScriptPacer', 'SCRIPT_BATCH', 'THROTTLE_BATCH', 'DeniedCache',
   'RATE_LIMIT_CACHE_SIZE', 'hashTag', 'isUnavailable', 'invalidArgument', 'argumentError', 'checkArgs', 'isPlainObject',
-  'showReply', 'NativeClient', 'PendingTable', 'LocalCache', 'keySlot', 'parseClusterSlots', 'parseStored', 'tokenId',
+  'showReply', 'NativeClient', 'PendingTable', 'LocalCache', 'keySlot', 'parseStored', 'tokenId',
   'LOCK_SUFFIX', 'pairsArg', 'commandChannel', 'connectChannel', 'describeEndpoint', 'connectStarted', 'connectSettled', 'PACER_LIMITS', 'PacerLimits',
 ]
 

@@ -16,8 +16,8 @@ const PW = 'Vault-Pw-7731-Zq'
 const QPW = 'Qx7?Vz9-leak-Canary'
 /** A '?' after digits: `redis://default:6380?...@host` parses as host "default", port 6380, and a query. */
 const DIGITS_QPW = '6380?Qz4-drip-Marmot'
-const SENTINEL_PW = 'Sentinel-Pw-4420-Kj'
-const CLUSTER_PW = 'Cluster-Pw-9918-Hb'
+const SENTINEL_PW = 'Snt-Pw-4420-Kjq' // no word of the API in it ("sentinel" is an option)
+const CLUSTER_PW = 'Crab-Pw-9918-Hbx' // no word of the API in it ("cluster" is a stats() key)
 const ALL = { PW, QPW, DIGITS_QPW, SENTINEL_PW, CLUSTER_PW }
 
 /** Which secrets `text` shows, whole or in part (any 6 characters of one, raw or URL-encoded). */

@@ -118,6 +118,12 @@ pub struct SentinelConfig {
 fn parse_host_port(what: &str, s: &str) -> Result<(String, u16)> {
   let s = s.trim();
   let bad = || {
+    if s.contains('@') {
+      // Credentials in an address: never echoed; they go in the options.
+      return Error::invalid(format!(
+        "{what}: an address must be host:port (e.g. \"10.0.0.5:26379\"); this one holds '@' (credentials go in the password/username options, not in the address)"
+      ));
+    }
     Error::invalid(format!(
       "{what}: {s:?} is not a host:port address (e.g. \"10.0.0.5:26379\")"
     ))
@@ -310,6 +316,14 @@ impl Config {
 
   fn apply_url(&mut self, input: &str) -> Result<()> {
     // The URL may hold a password: error messages never quote it.
+    if let Some(after_host) = input.split_once("://").map(|(_, rest)| rest) {
+      let authority_end = after_host.find(['/', '?', '#']).unwrap_or(after_host.len());
+      if after_host[authority_end..].contains('@') {
+        return Err(Error::invalid(
+          "url has an '@' after its host: a password holding '?', '#' or '/' must be percent-encoded (encodeURIComponent)",
+        ));
+      }
+    }
     let url = url::Url::parse(input).map_err(|e| {
       Error::invalid(format!(
         "url is not a valid redis:// or rediss:// URL ({e})"
@@ -361,12 +375,13 @@ impl Config {
         "db" => {
           self.db = v
             .parse()
-            .map_err(|_| Error::invalid(format!("url db={v:?} is not a number")))?
+            .map_err(|_| Error::invalid("url query option db= is not a number"))?
         }
-        other => {
-          return Err(Error::invalid(format!(
-            "url query option {other:?} is not supported"
-          )))
+        _ => {
+          // Not quoted: a password with an unencoded '?' lands here.
+          return Err(Error::invalid(
+            "url query options other than db= are not supported (a password holding '?', '#' or '/' must be percent-encoded)",
+          ))
         }
       }
     }
@@ -425,6 +440,11 @@ impl Config {
     if let Some(h) = raw.host {
       if h.is_empty() {
         return Err(Error::invalid("option host must not be empty"));
+      }
+      if h.contains(['@', '/']) {
+        return Err(Error::invalid(
+          "option host must be a host name or address (it holds '@' or '/': credentials go in username/password, a URL in url)",
+        ));
       }
       c.host = h;
     }
@@ -576,6 +596,11 @@ impl Config {
       None => {
         let mut c = Config::default();
         if let Some(h) = get("REDIS_HOST") {
+          if h.contains(['@', '/']) {
+            return Err(Error::invalid(
+              "REDIS_HOST must be a host name or address (it holds '@' or '/': use REDIS_URL or REDIS_PASSWORD)",
+            ));
+          }
           c.host = h.trim().to_string();
         }
         if let Some(p) = get("REDIS_PORT") {
@@ -584,7 +609,7 @@ impl Config {
             .parse()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| Error::invalid(format!("REDIS_PORT {p:?} is not a port number")))?;
+            .ok_or_else(|| Error::invalid("REDIS_PORT is not a port number"))?;
         }
         c.username = get("REDIS_USERNAME");
         c.password = var("REDIS_PASSWORD").filter(|p| !p.is_empty()).map(Secret);
@@ -592,7 +617,7 @@ impl Config {
           c.db = d
             .trim()
             .parse()
-            .map_err(|_| Error::invalid(format!("REDIS_DB {d:?} is not a number")))?;
+            .map_err(|_| Error::invalid("REDIS_DB is not a number"))?;
         }
         if let Some(t) = get("REDIS_TLS") {
           match t.trim().to_ascii_lowercase().as_str() {

@@ -33,6 +33,25 @@ use crate::stats::Stats;
 
 /// Batches held while the first reconnect attempt runs; beyond this they fail at once.
 const MAX_WAITING: usize = 100_000;
+/// Bytes of commands sent and not yet answered past which a new call fails at
+/// once: a server that stopped reading must not make the process buffer
+/// without bound (redis-rs queues whatever it is given).
+pub const MAX_UNANSWERED_BYTES: usize = 64 * 1024 * 1024;
+
+/// About how many bytes `cmds` take on the wire.
+fn wire_bytes(cmds: &[redis::Cmd]) -> usize {
+  cmds
+    .iter()
+    .map(|c| {
+      c.args_iter()
+        .map(|a| match a {
+          redis::Arg::Simple(b) => b.len() + 16,
+          _ => 16,
+        })
+        .sum::<usize>()
+    })
+    .sum()
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Phase {
@@ -54,6 +73,8 @@ struct Link {
   waiting: VecDeque<Batch>,
   /// Batches sent and not yet answered: `close()` waits for them.
   in_flight: usize,
+  /// Their size (see `MAX_UNANSWERED_BYTES`).
+  unanswered_bytes: usize,
   closing: bool,
   probing: bool,
   last_error: Option<Error>,
@@ -112,6 +133,7 @@ impl Connection {
         generation: 0,
         waiting: VecDeque::new(),
         in_flight: 0,
+        unanswered_bytes: 0,
         closing: false,
         probing: false,
         last_error: None,
@@ -143,11 +165,52 @@ impl Connection {
       _ if l.closing => Error::closed(),
       Phase::Closed => Error::closed(),
       Phase::Up => {
-        let conn = l.conn.clone().expect("a connection while up");
-        let generation = l.generation;
-        l.in_flight += 1;
+        // Entries (a transaction spans several commands) are taken while the
+        // unanswered bytes stay under the cap; one alone may be larger.
+        let Batch {
+          cmds,
+          entries,
+          created,
+        } = batch;
+        let mut cmds = cmds.into_iter();
+        let (mut taken_cmds, mut taken, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+        let mut bytes = 0usize;
+        for e in entries {
+          let group: Vec<redis::Cmd> = cmds.by_ref().take(e.shape.replies()).collect();
+          let b = wire_bytes(&group);
+          let pending = l.unanswered_bytes + bytes;
+          if refused.is_empty() && (pending == 0 || pending + b <= MAX_UNANSWERED_BYTES) {
+            bytes += b;
+            taken_cmds.extend(group);
+            taken.push(e);
+          } else {
+            refused.push(e);
+          }
+        }
+        if !taken.is_empty() {
+          let conn = l.conn.clone().expect("a connection while up");
+          let generation = l.generation;
+          l.in_flight += 1;
+          l.unanswered_bytes += bytes;
+          let batch = Batch {
+            cmds: taken_cmds,
+            entries: taken,
+            created,
+          };
+          runtime().spawn(run_batch(s.clone(), conn, generation, batch, bytes));
+        }
         drop(l);
-        runtime().spawn(run_batch(s.clone(), conn, generation, batch));
+        if !refused.is_empty() {
+          let e = Error::new(
+            ErrorCode::Connection,
+            format!(
+              "more than {} MB of commands wait for {} to answer (is it reachable?); this call was not sent",
+              MAX_UNANSWERED_BYTES >> 20,
+              s.cfg.address()
+            ),
+          );
+          reject_all(&s.outbox, &refused, &e);
+        }
         return;
       }
       Phase::Down {
@@ -185,7 +248,13 @@ impl Drop for Connection {
 }
 
 /// Sends one batch as a pipeline and hands its replies (or its error) to JS.
-async fn run_batch(s: Arc<Shared>, mut conn: MultiplexedConnection, generation: u64, batch: Batch) {
+async fn run_batch(
+  s: Arc<Shared>,
+  mut conn: MultiplexedConnection,
+  generation: u64,
+  batch: Batch,
+  bytes: usize,
+) {
   let Batch {
     cmds,
     entries,
@@ -248,6 +317,7 @@ async fn run_batch(s: Arc<Shared>, mut conn: MultiplexedConnection, generation: 
   }
   let mut l = s.link.lock();
   l.in_flight -= 1;
+  l.unanswered_bytes = l.unanswered_bytes.saturating_sub(bytes);
   if l.closing && l.in_flight == 0 {
     drop(l);
     s.wake.notify_one();
@@ -360,7 +430,9 @@ impl Shared {
       );
     });
     for b in waiting {
-      runtime().spawn(run_batch(self.clone(), conn.clone(), generation, b));
+      let bytes = wire_bytes(&b.cmds);
+      self.link.lock().unanswered_bytes += bytes;
+      runtime().spawn(run_batch(self.clone(), conn.clone(), generation, b, bytes));
     }
     generation
   }

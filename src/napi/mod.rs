@@ -445,6 +445,16 @@ unsafe fn set_field(
 /// booleans 1/0.
 fn resp2_view(v: Value) -> Value {
   match v {
+    // XREAD / XREADGROUP (stream → entries) were an array of [name, entries]
+    // pairs in RESP2; HGETALL, CONFIG GET, XINFO … a flat list.
+    Value::Map(pairs) if !pairs.is_empty() && pairs.iter().all(|(_, v)| matches!(v, Value::Array(_))) => {
+      Value::Array(
+        pairs
+          .into_iter()
+          .map(|(k, v)| Value::Array(vec![resp2_view(k), resp2_view(v)]))
+          .collect(),
+      )
+    }
     Value::Map(pairs) => Value::Array(
       pairs
         .into_iter()
