@@ -611,7 +611,9 @@ fn encode_inner(op: Op, args: &[Arg], prefix: &[u8], out: &mut Cmd) -> Result<Sh
     }
     Op::Eval => encode_eval(&c, args, out),
     // Several commands: the bridge reads them and calls `group`.
-    Op::Transaction => Err(Error::invalid("exec(): a transaction is not a single command")),
+    Op::Transaction => Err(Error::invalid(
+      "exec(): a transaction is not a single command",
+    )),
   }
 }
 
@@ -665,7 +667,9 @@ pub fn group(mode: GroupMode, parts: Vec<(Cmd, Shape)>) -> Result<Group> {
   }
   for (cmd, shape) in parts {
     if matches!(shape, Shape::Group { .. }) {
-      return Err(Error::invalid("exec(): a transaction cannot hold another one"));
+      return Err(Error::invalid(
+        "exec(): a transaction cannot hold another one",
+      ));
     }
     cmds.push(cmd);
     shapes.push(shape);
@@ -673,7 +677,8 @@ pub fn group(mode: GroupMode, parts: Vec<(Cmd, Shape)>) -> Result<Group> {
   if atomic {
     cmds.push(redis::cmd("EXEC"));
   }
-  let replies = u32::try_from(cmds.len()).map_err(|_| Error::invalid("exec(): too many commands"))?;
+  let replies =
+    u32::try_from(cmds.len()).map_err(|_| Error::invalid("exec(): too many commands"))?;
   Ok((cmds, Shape::Group { replies, atomic }, shapes))
 }
 
@@ -1164,29 +1169,70 @@ mod tests {
   #[test]
   fn internal_ops_for_transactions_and_scripts_prefix_their_keys() {
     let keys = Arg::Array(vec![s("a"), s("b")]);
-    assert_eq!(enc(Op::Watch, &[keys], b"p:").unwrap(), "*3 $5 WATCH $3 p:a $3 p:b ");
+    assert_eq!(
+      enc(Op::Watch, &[keys], b"p:").unwrap(),
+      "*3 $5 WATCH $3 p:a $3 p:b "
+    );
     assert!(enc(Op::Watch, &[Arg::Array(vec![])], b"").is_err());
     assert_eq!(enc(Op::Unwatch, &[], b"p:").unwrap(), "*1 $7 UNWATCH ");
     let sha = "a".repeat(40);
     assert_eq!(
       enc(
         Op::Eval,
-        &[s(&sha), Arg::Array(vec![s("k")]), Arg::Array(vec![Arg::Number(5.0)]), Arg::Bool(false)],
+        &[
+          s(&sha),
+          Arg::Array(vec![s("k")]),
+          Arg::Array(vec![Arg::Number(5.0)]),
+          Arg::Bool(false)
+        ],
         b"p:"
       )
       .unwrap(),
       format!("*5 $7 EVALSHA $40 {sha} $1 1 $3 p:k $1 5 ")
     );
     assert_eq!(
-      enc(Op::Eval, &[s("return 1"), Arg::Array(vec![]), Arg::Array(vec![]), Arg::Bool(true)], b"p:").unwrap(),
+      enc(
+        Op::Eval,
+        &[
+          s("return 1"),
+          Arg::Array(vec![]),
+          Arg::Array(vec![]),
+          Arg::Bool(true)
+        ],
+        b"p:"
+      )
+      .unwrap(),
       "*3 $4 EVAL $8 return 1 $1 0 "
     );
     // EVALSHA takes a SHA1 only; keys must be keys
-    assert!(enc(Op::Eval, &[s("return 1"), Arg::Array(vec![]), Arg::Array(vec![]), Arg::Bool(false)], b"").is_err());
-    assert!(enc(Op::Eval, &[s("x"), Arg::Array(vec![s("")]), Arg::Array(vec![]), Arg::Bool(true)], b"").is_err());
+    assert!(enc(
+      Op::Eval,
+      &[
+        s("return 1"),
+        Arg::Array(vec![]),
+        Arg::Array(vec![]),
+        Arg::Bool(false)
+      ],
+      b""
+    )
+    .is_err());
+    assert!(enc(
+      Op::Eval,
+      &[
+        s("x"),
+        Arg::Array(vec![s("")]),
+        Arg::Array(vec![]),
+        Arg::Bool(true)
+      ],
+      b""
+    )
+    .is_err());
     // and command() still refuses what these ops send
     for name in ["MULTI", "EXEC", "WATCH", "UNWATCH"] {
-      assert!(enc(Op::Command, &[s(name), Arg::Array(vec![s("k")])], b"").is_err(), "{name}");
+      assert!(
+        enc(Op::Command, &[s(name), Arg::Array(vec![s("k")])], b"").is_err(),
+        "{name}"
+      );
     }
   }
 
@@ -1203,16 +1249,41 @@ mod tests {
       .iter()
       .map(|c| String::from_utf8_lossy(&c.get_packed_command()).replace("\r\n", " "))
       .collect();
-    assert_eq!(wire, ["*1 $5 MULTI ", "*2 $4 INCR $3 p:n ", "*2 $3 GET $3 p:k ", "*1 $4 EXEC "]);
-    assert_eq!(shape, Shape::Group { replies: 4, atomic: true });
+    assert_eq!(
+      wire,
+      [
+        "*1 $5 MULTI ",
+        "*2 $4 INCR $3 p:n ",
+        "*2 $3 GET $3 p:k ",
+        "*1 $4 EXEC "
+      ]
+    );
+    assert_eq!(
+      shape,
+      Shape::Group {
+        replies: 4,
+        atomic: true
+      }
+    );
     assert_eq!(shape.replies(), 4);
     assert_eq!(shapes, [Shape::Int, Shape::Str]);
     let (cmds, shape, _) = group(GroupMode::Pipeline, parts()).unwrap();
     assert_eq!(cmds.len(), 2);
-    assert_eq!(shape, Shape::Group { replies: 2, atomic: false });
+    assert_eq!(
+      shape,
+      Shape::Group {
+        replies: 2,
+        atomic: false
+      }
+    );
     assert!(group(GroupMode::Multi, vec![]).is_err());
     assert_eq!(GroupMode::from_code(2.0), None);
-    assert!(encode(Op::Transaction, &[Arg::Number(0.0), Arg::Array(vec![])], b"").is_err());
+    assert!(encode(
+      Op::Transaction,
+      &[Arg::Number(0.0), Arg::Array(vec![])],
+      b""
+    )
+    .is_err());
   }
 
   #[test]

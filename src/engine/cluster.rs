@@ -238,11 +238,17 @@ fn classify(cfg: &Config, e: &redis::RedisError, what: &str) -> Error {
   if e.is_timeout() {
     return Error::new(
       ErrorCode::Timeout,
-      format!("{what}: no reply within {} ms", cfg.command_timeout.as_millis()),
+      format!(
+        "{what}: no reply within {} ms",
+        cfg.command_timeout.as_millis()
+      ),
     );
   }
   if e.kind() == ErrorKind::AuthenticationFailed {
-    return cfg.redact(Error::new(ErrorCode::Auth, format!("{what}: authentication failed ({e})")));
+    return cfg.redact(Error::new(
+      ErrorCode::Auth,
+      format!("{what}: authentication failed ({e})"),
+    ));
   }
   // redis-rs reports a failed first connection to every seed as one Io error
   // whose text carries the cause's kind: the one place its words are read.
@@ -251,19 +257,31 @@ fn classify(cfg: &Config, e: &redis::RedisError, what: &str) -> Error {
     .iter()
     .any(|w| text.contains(w))
   {
-    return cfg.redact(Error::new(ErrorCode::Auth, format!("{what}: authentication failed ({text})")));
+    return cfg.redact(Error::new(
+      ErrorCode::Auth,
+      format!("{what}: authentication failed ({text})"),
+    ));
   }
   if text.contains("invalid peer certificate") || text.contains("CertificateRequired") {
-    return Error::new(ErrorCode::Tls, format!("{what}: TLS session refused ({text})"));
+    return Error::new(
+      ErrorCode::Tls,
+      format!("{what}: TLS session refused ({text})"),
+    );
   }
   let mut source = std::error::Error::source(e);
   while let Some(s) = source {
     if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-      return Error::new(ErrorCode::Tls, format!("{what}: TLS session refused ({tls})"));
+      return Error::new(
+        ErrorCode::Tls,
+        format!("{what}: TLS session refused ({tls})"),
+      );
     }
     if let Some(io) = s.downcast_ref::<std::io::Error>() {
       if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return Error::new(ErrorCode::Tls, format!("{what}: TLS session refused ({tls})"));
+        return Error::new(
+          ErrorCode::Tls,
+          format!("{what}: TLS session refused ({tls})"),
+        );
       }
     }
     source = s.source();
@@ -331,7 +349,10 @@ async fn open(s: &Arc<Shared>) -> Result<(ClusterConnection, u64)> {
     .map_err(|_| {
       Error::new(
         ErrorCode::Connection,
-        format!("{what} (timed out after {} ms)", cfg.connect_timeout.as_millis()),
+        format!(
+          "{what} (timed out after {} ms)",
+          cfg.connect_timeout.as_millis()
+        ),
       )
     })?
     .map_err(|e| classify(cfg, &e, &what))?;
@@ -396,7 +417,8 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
     async move {
       let call = async {
         if group.len() == 1 {
-          s.execute(conn, group.into_iter().next().expect("one command")).await
+          s.execute(conn, group.into_iter().next().expect("one command"))
+            .await
         } else {
           s.execute_group(conn, group).await
         }
@@ -498,7 +520,13 @@ impl Shared {
         };
         // A node announced without an address means "the one you reached me at".
         let host = if host.is_empty() || host == "?" {
-          self.cfg.cluster.as_ref().and_then(|c| c.nodes.first()).map(|(h, _)| h.clone()).unwrap_or_default()
+          self
+            .cfg
+            .cluster
+            .as_ref()
+            .and_then(|c| c.nodes.first())
+            .map(|(h, _)| h.clone())
+            .unwrap_or_default()
         } else {
           host
         };
@@ -510,7 +538,10 @@ impl Shared {
     if masters.is_empty() {
       return Err(Error::new(
         ErrorCode::Reply,
-        format!("CLUSTERDOWN {} serves no slots (is the cluster created?)", seeds(&self.cfg)),
+        format!(
+          "CLUSTERDOWN {} serves no slots (is the cluster created?)",
+          seeds(&self.cfg)
+        ),
       ));
     }
     self.counters.masters.store(masters.len() as u64, Relaxed);
@@ -557,7 +588,8 @@ impl Shared {
         }
         attempt += 1;
       }
-      s.rebuilding.store(false, std::sync::atomic::Ordering::Release);
+      s.rebuilding
+        .store(false, std::sync::atomic::Ordering::Release);
     });
   }
 
@@ -569,12 +601,17 @@ impl Shared {
     let mut cmd = redis::cmd("CLIENT");
     cmd.arg("TRACKING").arg("ON").arg("BCAST");
     for p in &cc.prefixes {
-      cmd.arg("PREFIX").arg([self.cfg.key_prefix.as_slice(), p.as_bytes()].concat());
+      cmd
+        .arg("PREFIX")
+        .arg([self.cfg.key_prefix.as_slice(), p.as_bytes()].concat());
     }
     conn
       .route_command(
         cmd,
-        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, Some(ResponsePolicy::AllSucceeded))),
+        RoutingInfo::MultiNode((
+          MultipleNodeRoutingInfo::AllNodes,
+          Some(ResponsePolicy::AllSucceeded),
+        )),
       )
       .await
       .map(|_| ())
@@ -649,7 +686,11 @@ impl Shared {
       return self.routed(&mut conn, cmd, slots[0]).await;
     }
     match split_kind(name) {
-      Some(kind) => self.split(&mut conn, name, &rest, &positions, &slots, kind).await,
+      Some(kind) => {
+        self
+          .split(&mut conn, name, &rest, &positions, &slots, kind)
+          .await
+      }
       // Keys of several slots: the server answers CROSSSLOT.
       None => self.routed(&mut conn, cmd, slots[0]).await,
     }
@@ -657,7 +698,11 @@ impl Shared {
 
   /// A transaction (MULTI, commands, EXEC) to the master of its keys' slot,
   /// as one pipeline; its replies come back as one array.
-  async fn execute_group(self: &Arc<Self>, mut conn: ClusterConnection, group: Vec<Cmd>) -> Result<Value> {
+  async fn execute_group(
+    self: &Arc<Self>,
+    mut conn: ClusterConnection,
+    group: Vec<Cmd>,
+  ) -> Result<Value> {
     let mut slot_of_keys = None;
     for cmd in &group {
       let args: Vec<Vec<u8>> = cmd
@@ -709,7 +754,12 @@ impl Shared {
   }
 
   /// Sends `cmd` to the master of `slot`, following redirections.
-  async fn routed(self: &Arc<Self>, conn: &mut ClusterConnection, cmd: Cmd, slot: u16) -> Result<Value> {
+  async fn routed(
+    self: &Arc<Self>,
+    conn: &mut ClusterConnection,
+    cmd: Cmd,
+    slot: u16,
+  ) -> Result<Value> {
     let max = self.cfg.cluster.as_ref().map_or(16, |c| c.max_redirections);
     let mut route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
     let mut asking = false;
@@ -775,7 +825,10 @@ impl Shared {
         }
         (ErrorKind::Server(ServerErrorKind::TryAgain | ServerErrorKind::ClusterDown), _) => {
           self.counters.retries.fetch_add(1, Relaxed);
-          tokio::time::sleep(Duration::from_millis(20 * attempt as u64).min(Duration::from_millis(500))).await;
+          tokio::time::sleep(
+            Duration::from_millis(20 * attempt as u64).min(Duration::from_millis(500)),
+          )
+          .await;
           route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
           asking = false;
         }
@@ -786,7 +839,10 @@ impl Shared {
           self.rebuild_soon();
           self.counters.retries.fetch_add(1, Relaxed);
           self.counters.refreshes.fetch_add(1, Relaxed);
-          tokio::time::sleep(Duration::from_millis(50 * attempt as u64).min(Duration::from_millis(500))).await;
+          tokio::time::sleep(
+            Duration::from_millis(50 * attempt as u64).min(Duration::from_millis(500)),
+          )
+          .await;
           route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
           asking = false;
         }
@@ -837,7 +893,10 @@ impl Shared {
         let mut out = vec![Value::Nil; slots.len()];
         for ((_, ks), r) in groups.iter().zip(replies) {
           let Value::Array(vals) = r? else {
-            return Err(Error::new(ErrorCode::Reply, "MGET answered something else than an array"));
+            return Err(Error::new(
+              ErrorCode::Reply,
+              "MGET answered something else than an array",
+            ));
           };
           for (k, v) in ks.iter().zip(vals) {
             out[*k] = v;
@@ -864,7 +923,12 @@ impl Shared {
   }
 
   /// SCAN over every master in turn; the cursor is `<master>-<cursor>`.
-  async fn scan(self: &Arc<Self>, mut conn: ClusterConnection, name: &[u8], rest: &[&[u8]]) -> Result<Value> {
+  async fn scan(
+    self: &Arc<Self>,
+    mut conn: ClusterConnection,
+    name: &[u8],
+    rest: &[&[u8]],
+  ) -> Result<Value> {
     let cursor = rest.first().copied().unwrap_or(b"0");
     let cursor = std::str::from_utf8(cursor).unwrap_or("0");
     let (mut index, mut node_cursor) = match cursor.split_once('-') {
@@ -895,7 +959,10 @@ impl Shared {
         .await
         .map_err(|e| self.failed(&e))?;
       let Value::Array(mut parts) = reply else {
-        return Err(Error::new(ErrorCode::Reply, "SCAN answered something else than an array"));
+        return Err(Error::new(
+          ErrorCode::Reply,
+          "SCAN answered something else than an array",
+        ));
       };
       let keys = parts.pop().unwrap_or(Value::Array(vec![]));
       let next = parts.first().and_then(text).unwrap_or_else(|| "0".into());
@@ -917,7 +984,10 @@ impl Shared {
       } else {
         format!("{next_index}-{next_cursor}")
       };
-      return Ok(Value::Array(vec![Value::BulkString(cursor.into_bytes()), keys]));
+      return Ok(Value::Array(vec![
+        Value::BulkString(cursor.into_bytes()),
+        keys,
+      ]));
     }
   }
 }

@@ -381,7 +381,7 @@ impl Config {
           // Not quoted: a password with an unencoded '?' lands here.
           return Err(Error::invalid(
             "url query options other than db= are not supported (a password holding '?', '#' or '/' must be percent-encoded)",
-          ))
+          ));
         }
       }
     }
@@ -724,7 +724,13 @@ mod tests {
   fn connection_name_is_checked() {
     let c = Config::from_options_json(r#"{"connectionName":"orders-api:1"}"#).unwrap();
     assert_eq!(c.connection_name.as_deref(), Some("orders-api:1"));
-    for bad in [r#""""#, r#""two words""#, r#""line\nbreak""#, r#""caf\u00e9""#, "7"] {
+    for bad in [
+      r#""""#,
+      r#""two words""#,
+      r#""line\nbreak""#,
+      r#""caf\u00e9""#,
+      "7",
+    ] {
       let e = Config::from_options_json(&format!(r#"{{"connectionName":{bad}}}"#)).unwrap_err();
       assert_eq!(e.code, ErrorCode::InvalidArgument, "{bad}");
     }

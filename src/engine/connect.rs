@@ -51,11 +51,22 @@ impl IoSeen {
     let slot = self.0.lock();
     let e = slot.as_ref()?;
     let addr = cfg.address();
-    Some(if e.get_ref().is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some()) {
-      Error::new(ErrorCode::Tls, format!("TLS session with {addr} refused ({})", io_reason(e)))
-    } else {
-      Error::new(ErrorCode::Connection, format!("connection to {addr} lost ({})", io_reason(e)))
-    })
+    Some(
+      if e
+        .get_ref()
+        .is_some_and(|i| i.downcast_ref::<rustls::Error>().is_some())
+      {
+        Error::new(
+          ErrorCode::Tls,
+          format!("TLS session with {addr} refused ({})", io_reason(e)),
+        )
+      } else {
+        Error::new(
+          ErrorCode::Connection,
+          format!("connection to {addr} lost ({})", io_reason(e)),
+        )
+      },
+    )
   }
 }
 
@@ -141,7 +152,10 @@ pub fn classify(cfg: &Config, e: &redis::RedisError) -> Error {
   if e.is_timeout() {
     return Error::new(
       ErrorCode::Timeout,
-      format!("no reply from {addr} within {} ms", cfg.command_timeout.as_millis()),
+      format!(
+        "no reply from {addr} within {} ms",
+        cfg.command_timeout.as_millis()
+      ),
     );
   }
   if e.kind() == redis::ErrorKind::Parse {
@@ -151,7 +165,10 @@ pub fn classify(cfg: &Config, e: &redis::RedisError) -> Error {
     );
   }
   if e.kind() == redis::ErrorKind::AuthenticationFailed {
-    return Error::new(ErrorCode::Auth, format!("authentication at {addr} failed ({e})"));
+    return Error::new(
+      ErrorCode::Auth,
+      format!("authentication at {addr} failed ({e})"),
+    );
   }
   let tls_alert = cfg.tls.is_some()
     && std::error::Error::source(e)
@@ -159,7 +176,10 @@ pub fn classify(cfg: &Config, e: &redis::RedisError) -> Error {
       .and_then(|io| io.get_ref())
       .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
   if tls_alert {
-    return Error::new(ErrorCode::Tls, format!("TLS session with {addr} refused ({e})"));
+    return Error::new(
+      ErrorCode::Tls,
+      format!("TLS session with {addr} refused ({e})"),
+    );
   }
   if let Some(io) = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>()) {
     return Error::new(
@@ -228,7 +248,9 @@ pub async fn open(
         },
       ),
       _ => match e.detail() {
-        Some(d) if e.code().is_some() => Error::from_server(&format!("{} {d}", e.code().unwrap_or_default())),
+        Some(d) if e.code().is_some() => {
+          Error::from_server(&format!("{} {d}", e.code().unwrap_or_default()))
+        }
         _ => seen.error(cfg).unwrap_or_else(|| classify(cfg, &e)),
       },
     })
@@ -296,7 +318,8 @@ async fn handshake(cfg: &Config, mut conn: MultiplexedConnection, resp3: bool) -
   if let Some(cc) = &cfg.client_cache {
     let c = pipe.cmd("CLIENT").arg("TRACKING").arg("ON").arg("BCAST");
     for p in &cc.prefixes {
-      c.arg("PREFIX").arg([cfg.key_prefix.as_slice(), p.as_bytes()].concat());
+      c.arg("PREFIX")
+        .arg([cfg.key_prefix.as_slice(), p.as_bytes()].concat());
     }
     steps.push("TRACKING");
   }
@@ -308,13 +331,18 @@ async fn handshake(cfg: &Config, mut conn: MultiplexedConnection, resp3: bool) -
     .map_err(|e| match classify(cfg, &e) {
       e if e.code == ErrorCode::Timeout => Error::new(
         ErrorCode::Connection,
-        format!("cannot reach {addr} (no answer to the handshake within {} ms)", cfg.command_timeout.as_millis()),
+        format!(
+          "cannot reach {addr} (no answer to the handshake within {} ms)",
+          cfg.command_timeout.as_millis()
+        ),
       ),
       // redis-rs drops a connection whose bytes are not RESP; the request
       // sees the drop. A Redis server answers a handshake before closing.
       e if e.code == ErrorCode::Connection => Error::new(
         ErrorCode::Connection,
-        format!("{addr} did not answer as a Redis server (it closed the connection during the handshake)"),
+        format!(
+          "{addr} did not answer as a Redis server (it closed the connection during the handshake)"
+        ),
       ),
       e => e,
     })?;

@@ -120,7 +120,10 @@ impl Batch {
 /// Pairs each entry with its reply: `values` (one per wire command, in order)
 /// are handed out one per entry, except that an entry of several commands
 /// gets all of its replies as one array.
-pub fn replies_by_entry(entries: &[Entry], values: Vec<redis::Value>) -> Vec<(Entry, redis::Value)> {
+pub fn replies_by_entry(
+  entries: &[Entry],
+  values: Vec<redis::Value>,
+) -> Vec<(Entry, redis::Value)> {
   let mut values = values.into_iter();
   entries
     .iter()
@@ -156,14 +159,35 @@ mod tests {
   fn a_group_entry_gets_all_its_replies() {
     use redis::Value;
     let entries = [
-      Entry { id: 1, shape: Shape::Int },
-      Entry { id: 2, shape: Shape::Group { replies: 3, atomic: true } },
-      Entry { id: 3, shape: Shape::Str },
+      Entry {
+        id: 1,
+        shape: Shape::Int,
+      },
+      Entry {
+        id: 2,
+        shape: Shape::Group {
+          replies: 3,
+          atomic: true,
+        },
+      },
+      Entry {
+        id: 3,
+        shape: Shape::Str,
+      },
     ];
-    let values = vec![Value::Int(7), Value::Okay, Value::Int(1), Value::Nil, Value::Nil];
+    let values = vec![
+      Value::Int(7),
+      Value::Okay,
+      Value::Int(1),
+      Value::Nil,
+      Value::Nil,
+    ];
     let out = replies_by_entry(&entries, values);
     assert_eq!(out[0].1, Value::Int(7));
-    assert_eq!(out[1].1, Value::Array(vec![Value::Okay, Value::Int(1), Value::Nil]));
+    assert_eq!(
+      out[1].1,
+      Value::Array(vec![Value::Okay, Value::Int(1), Value::Nil])
+    );
     assert_eq!(out[2].0.id, 3);
   }
 

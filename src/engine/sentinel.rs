@@ -165,7 +165,11 @@ async fn open(
   let side = sentinel_side(cfg, host, port);
   let io = connect::stream(&side, tls).await.map_err(|e| {
     // "cannot reach host:port (why)" → "cannot reach it (why)": the caller names the sentinel.
-    let why = e.message.rsplit_once(" (").map(|(_, w)| w.trim_end_matches(')')).unwrap_or("");
+    let why = e
+      .message
+      .rsplit_once(" (")
+      .map(|(_, w)| w.trim_end_matches(')'))
+      .unwrap_or("");
     Error::new(e.code, format!("cannot reach it: {why}"))
   })?;
   let config = AsyncConnectionConfig::new()
@@ -248,7 +252,11 @@ async fn ask_master(
     Value::ServerError(e) => {
       let t = connect::server_text(&e);
       let e = Error::from_server(&t);
-      Err(if e.code == ErrorCode::Auth { auth_refused(&t) } else { e })
+      Err(if e.code == ErrorCode::Auth {
+        auth_refused(&t)
+      } else {
+        e
+      })
     }
     _ => Err(Error::new(
       ErrorCode::Reply,
@@ -364,8 +372,8 @@ pub fn watch_all(
           }
         }
         attempt = attempt.saturating_add(1);
-        let delay = backoff(attempt, cfg.reconnect_min, cfg.reconnect_max)
-          .max(Duration::from_millis(100));
+        let delay =
+          backoff(attempt, cfg.reconnect_min, cfg.reconnect_max).max(Duration::from_millis(100));
         tokio::select! {
           _ = stop.changed() => return,
           _ = sleep(delay) => {}

@@ -23,12 +23,12 @@ use redis::Value;
 use tokio::sync::Notify;
 use tokio::time::timeout;
 
+use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::engine::config::Config;
 use crate::engine::connect::{self, Driver};
 use crate::engine::sentinel::{self, Sentinels};
 use crate::engine::{backoff, runtime, tls, Batch, Entry};
 use crate::error::{Error, ErrorCode, Result};
-use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::stats::Stats;
 
 /// Batches held while the first reconnect attempt runs; beyond this they fail at once.
@@ -373,7 +373,9 @@ impl Shared {
     l.last_error = Some(error.clone());
     drop(l);
     self.stats.reconnects.fetch_add(1, Relaxed);
-    self.outbox.push(Completion::Event(Event::Reconnecting(error)));
+    self
+      .outbox
+      .push(Completion::Event(Event::Reconnecting(error)));
     if self.cfg.client_cache.is_some() {
       // Invalidations may be missed while disconnected.
       self.outbox.push(Completion::Event(Event::CacheReset));
@@ -516,11 +518,12 @@ async fn supervise(s: Arc<Shared>) {
   let mut announce = true;
   'serve: loop {
     let generation = s.up(conn, driver);
-    s.outbox.push(Completion::Event(if std::mem::take(&mut announce) {
-      Event::Ready
-    } else {
-      Event::Reconnected
-    }));
+    s.outbox
+      .push(Completion::Event(if std::mem::take(&mut announce) {
+        Event::Ready
+      } else {
+        Event::Reconnected
+      }));
     // Serve until the connection is lost or the client closes.
     loop {
       if let Some(sn) = &sentinels {

@@ -17,14 +17,14 @@
 //! - [`fmt`]: number formatting as Redis does it (`%.17g`)
 
 pub mod commands;
-/// The RESP side of the in-process server (it reads commands, writes replies).
-pub mod resp;
 pub mod fmt;
 pub mod lua;
 pub mod lua_bit;
 pub mod lua_cjson;
 pub mod lua_cmsgpack;
 pub mod lua_struct;
+/// The RESP side of the in-process server (it reads commands, writes replies).
+pub mod resp;
 pub mod sandbox;
 pub mod script_run;
 pub mod script_thread;

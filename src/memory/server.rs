@@ -341,7 +341,9 @@ fn transaction(store: &mut Store, sess: &mut Session, name: &str, args: &[Bytes]
       sess.multi_failed = false;
       ok()
     }
-    "exec" | "discard" if !in_multi => err(format!("ERR {} without MULTI", name.to_ascii_uppercase())),
+    "exec" | "discard" if !in_multi => {
+      err(format!("ERR {} without MULTI", name.to_ascii_uppercase()))
+    }
     "discard" => {
       sess.multi = None;
       store.data.watches.remove(&sess.id);
@@ -351,7 +353,9 @@ fn transaction(store: &mut Store, sess: &mut Session, name: &str, args: &[Bytes]
       let queued = sess.multi.take().unwrap_or_default();
       let watch = store.data.watches.remove(&sess.id);
       if std::mem::take(&mut sess.multi_failed) {
-        return Some(err("EXECABORT Transaction discarded because of previous errors."));
+        return Some(err(
+          "EXECABORT Transaction discarded because of previous errors.",
+        ));
       }
       if watch.is_some_and(|w| w.dirty) {
         return Some(Reply::Nil);
@@ -394,7 +398,6 @@ fn transaction(store: &mut Store, sess: &mut Session, name: &str, args: &[Bytes]
     _ => return None,
   })
 }
-
 
 fn lower(b: &[u8]) -> String {
   String::from_utf8_lossy(b).to_ascii_lowercase()

@@ -114,10 +114,9 @@ pub(super) unsafe fn to_js(
   atomic: bool,
   shapes: &[Shape],
   reply: Value,
-  prefix: &[u8],
-  resp2: bool,
-  secret: Option<&str>,
+  side: &super::JsSide,
 ) -> NapiResult<sys::napi_value> {
+  let (prefix, resp2, secret) = (side.prefix.as_slice(), side.resp2, side.secret.as_deref());
   let Value::Array(mut replies) = reply else {
     return Err(napi_err("a transaction's replies"));
   };

@@ -169,14 +169,25 @@ unsafe fn read_arg(
         let mut buffer = ptr::null_mut();
         let mut offset = 0usize;
         ck!(
-          sys::napi_get_typedarray_info(env, v, &mut kind, &mut length, &mut data, &mut buffer, &mut offset),
+          sys::napi_get_typedarray_info(
+            env,
+            v,
+            &mut kind,
+            &mut length,
+            &mut data,
+            &mut buffer,
+            &mut offset
+          ),
           "typed array info"
         );
         if kind != sys::TypedarrayType::uint8_array {
           return Ok(RawArg::Other("a typed array other than Uint8Array"));
         }
         let mut detached = false;
-        ck!(sys::napi_is_detached_arraybuffer(env, buffer, &mut detached), "detached");
+        ck!(
+          sys::napi_is_detached_arraybuffer(env, buffer, &mut detached),
+          "detached"
+        );
         if detached {
           return Ok(RawArg::Other("a Buffer over a detached ArrayBuffer"));
         }
@@ -432,7 +443,10 @@ unsafe fn set_field(
         | sys::PropertyAttributes::configurable,
       data: ptr::null_mut(),
     };
-    ck!(sys::napi_define_properties(env, obj, 1, &desc), "define property");
+    ck!(
+      sys::napi_define_properties(env, obj, 1, &desc),
+      "define property"
+    );
   } else {
     ck!(sys::napi_set_property(env, obj, k, val), "set property");
   }
@@ -447,7 +461,9 @@ fn resp2_view(v: Value) -> Value {
   match v {
     // XREAD / XREADGROUP (stream → entries) were an array of [name, entries]
     // pairs in RESP2; HGETALL, CONFIG GET, XINFO … a flat list.
-    Value::Map(pairs) if !pairs.is_empty() && pairs.iter().all(|(_, v)| matches!(v, Value::Array(_))) => {
+    Value::Map(pairs)
+      if !pairs.is_empty() && pairs.iter().all(|(_, v)| matches!(v, Value::Array(_))) =>
+    {
       Value::Array(
         pairs
           .into_iter()
@@ -506,7 +522,9 @@ unsafe fn raw_to_js(
         values.push(match raw_to_js(env, array_of, it, resp2) {
           Ok(v) => v,
           // An error inside an array (EXEC) is a value, not a rejection.
-          Err(Convert::Server(e)) => js_string(env, crate::engine::connect::server_text(&e).as_bytes())?,
+          Err(Convert::Server(e)) => {
+            js_string(env, crate::engine::connect::server_text(&e).as_bytes())?
+          }
           Err(other) => return Err(other),
         });
       }
@@ -518,7 +536,9 @@ unsafe fn raw_to_js(
       for (k, v) in pairs {
         let val = match raw_to_js(env, array_of, v, resp2) {
           Ok(v) => v,
-          Err(Convert::Server(e)) => js_string(env, crate::engine::connect::server_text(&e).as_bytes())?,
+          Err(Convert::Server(e)) => {
+            js_string(env, crate::engine::connect::server_text(&e).as_bytes())?
+          }
           Err(other) => return Err(other),
         };
         match text(&k) {
@@ -787,7 +807,7 @@ unsafe fn deliver_items(
         reply,
       } => {
         let shapes = side.groups.borrow_mut().remove(&id).unwrap_or_default();
-        let v = group::to_js(env, array_of, atomic, &shapes, reply, &side.prefix, side.resp2, side.secret.as_deref())?;
+        let v = group::to_js(env, array_of, atomic, &shapes, reply, side)?;
         (id as i64, v)
       }
       Completion::Reply { id, shape, reply } => {
@@ -852,7 +872,12 @@ unsafe fn deliver_items(
           Event::Reconnecting(e) => {
             let arr = js_array(env, 2)?;
             set_element(env, arr, 0, js_string(env, b"reconnecting")?)?;
-            set_element(env, arr, 1, js_error(env, &e.redact(side.secret.as_deref()))?)?;
+            set_element(
+              env,
+              arr,
+              1,
+              js_error(env, &e.redact(side.secret.as_deref()))?,
+            )?;
             arr
           }
           // JS tells a first `ready` from a later one by its own state.
