@@ -303,6 +303,20 @@ describe('the diagnostics channels', () => {
     ])
   })
 
+  test('atlas-erp:redis:connect: a lost connection opens a reconnect trace, ended when the client is ready again', async () => {
+    const redis = await connect({ port: plain.port, connectionName: 'otel-reconnect' })
+    const { log, stop } = listen<ConnectTraceContext>('atlas-erp:redis:connect', (c) => ({ reconnect: c.reconnect, error: c.error?.code }))
+    try {
+      const ready = new Promise<void>((resolve) => redis.once('ready', () => resolve()))
+      await plain.cli('CLIENT', 'KILL', 'TYPE', 'normal')
+      await ready
+    } finally {
+      stop()
+    }
+    const again = { reconnect: true, error: undefined }
+    expect(log).toEqual([['start', again], ['end', again], ['asyncStart', again], ['asyncEnd', again]])
+  })
+
   test('the endpoint is read from URLs, options and the environment as the native config reads them, without credentials', () => {
     expect(describeEndpoint('redis://user:secret@cache.internal:6390/5')).toEqual({ serverAddress: 'cache.internal', serverPort: 6390, database: 5 })
     expect(describeEndpoint('rediss://[::1]')).toEqual({ serverAddress: '::1', serverPort: 6379, database: 0 })

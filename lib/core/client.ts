@@ -827,14 +827,16 @@ export class RedisClient extends TypedCommands {
       if (this.state !== 'ready') return
       this.state = 'reconnecting'
       const err = RedisError.from(ev[1])
+      // diagnostics: a reconnect is a connect attempt of its own, ended by 'ready' or 'closed'
+      if (connectChannel.hasSubscribers) this.connectTrace = connectStarted(this, this.endpoint, true)
       this.emit('reconnecting', err)
       this.emitError(err)
     } else if (ev === 'ready') {
       if (this.state === 'closing' || this.state === 'closed') return // close() wins; 'closed' follows
       const first = this.state === 'connecting'
       this.state = 'ready'
+      this.settleConnectTrace()
       if (first) {
-        this.settleConnectTrace()
         this.attempt = 0
         this.lastError = undefined
         this.connectWaiter?.resolve(this)
