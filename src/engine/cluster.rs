@@ -36,7 +36,7 @@ use tokio::sync::Notify;
 use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::commands::table;
 use crate::engine::config::Config;
-use crate::engine::{runtime, Batch, Entry};
+use crate::engine::{reject_all, runtime, Batch};
 use crate::error::{Error, ErrorCode, Result};
 use crate::stats::Stats;
 
@@ -125,17 +125,6 @@ struct Shared {
 pub struct Cluster {
   pub cache_epoch: Arc<AtomicU32>,
   shared: Arc<Shared>,
-}
-
-fn reject_all(outbox: &Outbox, entries: &[Entry], error: &Error) {
-  let mut done = entries
-    .iter()
-    .map(|e| Completion::Error {
-      id: e.id,
-      error: error.clone(),
-    })
-    .collect();
-  outbox.push_all(&mut done);
 }
 
 impl Cluster {
@@ -621,21 +610,7 @@ impl Shared {
   fn on_push(self: &Arc<Self>, push: redis::PushInfo, number: u64) {
     match push.kind {
       redis::PushKind::Invalidate => {
-        let keys = match push.data.into_iter().next() {
-          Some(Value::Array(keys)) | Some(Value::Set(keys)) => Some(
-            keys
-              .into_iter()
-              .filter_map(|k| match k {
-                Value::BulkString(b) => Some(b),
-                Value::SimpleString(s) => Some(s.into_bytes()),
-                _ => None,
-              })
-              .collect(),
-          ),
-          _ => None,
-        };
-        self.outbox.push(Completion::Event(Event::Invalidate(keys)));
-        self.cache_epoch.fetch_add(1, Relaxed);
+        crate::engine::deliver_invalidation(&self.outbox, &self.cache_epoch, push.data);
       }
       redis::PushKind::Disconnection => {
         // A node connection went (its invalidations with it): a new cluster

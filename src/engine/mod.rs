@@ -139,6 +139,42 @@ pub fn replies_by_entry(
     .collect()
 }
 
+/// Fails every command of `entries` with `error`.
+pub fn reject_all(outbox: &Outbox, entries: &[Entry], error: &crate::error::Error) {
+  let mut done = entries
+    .iter()
+    .map(|e| crate::bridge::outbox::Completion::Error {
+      id: e.id,
+      error: error.clone(),
+    })
+    .collect();
+  outbox.push_all(&mut done);
+}
+
+/// Hands an `>invalidate` push (client-side caching) to JS: its keys, or
+/// `None` for "everything", then moves the cache epoch so the JS thread drains
+/// before its next cache hit.
+pub fn deliver_invalidation(outbox: &Outbox, epoch: &AtomicU32, data: Vec<redis::Value>) {
+  use redis::Value;
+  let keys = match data.into_iter().next() {
+    Some(Value::Array(keys)) | Some(Value::Set(keys)) => Some(
+      keys
+        .into_iter()
+        .filter_map(|k| match k {
+          Value::BulkString(b) => Some(b),
+          Value::SimpleString(s) => Some(s.into_bytes()),
+          _ => None,
+        })
+        .collect(),
+    ),
+    _ => None,
+  };
+  outbox.push(crate::bridge::outbox::Completion::Event(
+    crate::bridge::outbox::Event::Invalidate(keys),
+  ));
+  epoch.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Delay before reconnect attempt `n`: none for the first, then exponential
 /// from `min`, capped at `max`, with "equal jitter" (half fixed, half random)
 /// so that many instances do not reconnect in lockstep.

@@ -27,7 +27,7 @@ use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::engine::config::Config;
 use crate::engine::connect::{self, Driver};
 use crate::engine::sentinel::{self, Sentinels};
-use crate::engine::{backoff, runtime, tls, Batch, Entry};
+use crate::engine::{backoff, reject_all, runtime, tls, Batch};
 use crate::error::{Error, ErrorCode, Result};
 use crate::stats::Stats;
 
@@ -96,17 +96,6 @@ pub struct Connection {
   /// so the JS thread can tell, without a call, that it must drain first.
   pub cache_epoch: Arc<AtomicU32>,
   shared: Arc<Shared>,
-}
-
-fn reject_all(outbox: &Outbox, entries: &[Entry], error: &Error) {
-  let mut done = entries
-    .iter()
-    .map(|e| Completion::Error {
-      id: e.id,
-      error: error.clone(),
-    })
-    .collect();
-  outbox.push_all(&mut done);
 }
 
 fn not_connected(cfg: &Config, last: Option<&Error>) -> Error {
@@ -440,24 +429,9 @@ impl Shared {
   }
 
   fn push_invalidation(&self, push: redis::PushInfo) {
-    if push.kind != redis::PushKind::Invalidate {
-      return;
+    if push.kind == redis::PushKind::Invalidate {
+      crate::engine::deliver_invalidation(&self.outbox, &self.cache_epoch, push.data);
     }
-    let keys = match push.data.into_iter().next() {
-      Some(Value::Array(keys)) | Some(Value::Set(keys)) => Some(
-        keys
-          .into_iter()
-          .filter_map(|k| match k {
-            Value::BulkString(b) => Some(b),
-            Value::SimpleString(s) => Some(s.into_bytes()),
-            _ => None,
-          })
-          .collect(),
-      ),
-      _ => None,
-    };
-    self.outbox.push(Completion::Event(Event::Invalidate(keys)));
-    self.cache_epoch.fetch_add(1, Relaxed);
   }
 }
 
