@@ -12,8 +12,8 @@ use napi_sys as sys;
 use redis::Value;
 
 use super::{
-  js_array, js_error, js_null, js_number, js_undefined, napi_err, read_arg, reply_to_js, resolve,
-  set_element, Convert, NapiResult,
+  js_array, js_error, js_null, js_number, js_undefined, napi_err, read_op_args, reply_to_js,
+  resolve, set_element, Convert, NapiResult,
 };
 use crate::commands::{self, Arg, Group, GroupMode, Op, Shape};
 use crate::engine::connect::server_text;
@@ -62,24 +62,11 @@ pub(super) unsafe fn encode(
     if i + 1 + n > len {
       return Err(napi_err("transaction ends inside a command"));
     }
-    arena.clear();
-    raw.clear();
-    for j in 0..n {
-      ck!(
-        sys::napi_get_element(env, ops, i + 1 + j, &mut v),
-        "argument"
-      );
-      match read_arg(env, v, &mut arena, 0) {
-        Ok(a) => raw.push(a),
-        Err(_) => {
-          let mut exception = ptr::null_mut();
-          sys::napi_get_and_clear_last_exception(env, &mut exception);
-          return Ok(Err(Error::invalid(format!(
-            "exec(): an argument of {}() could not be read (a throwing getter or a revoked Proxy?)",
-            op.method()
-          ))));
-        }
-      }
+    if !read_op_args(env, ops, i + 1, n, &mut arena, &mut raw)? {
+      return Ok(Err(Error::invalid(format!(
+        "exec(): an argument of {}() could not be read (a throwing getter or a revoked Proxy?)",
+        op.method()
+      ))));
     }
     let args: Vec<Arg> = raw.iter().map(|a| resolve(a, &arena)).collect();
     match commands::encode(op, &args, prefix) {

@@ -264,6 +264,37 @@ unsafe fn read_arg(
   })
 }
 
+/// Reads the `n` arguments of one op, `array[start..start + n]`, into `raw`
+/// (strings into `arena`). `false` when one could not be read (a throwing
+/// getter, a revoked Proxy): its exception is cleared, and the op is refused.
+unsafe fn read_op_args(
+  env: sys::napi_env,
+  array: sys::napi_value,
+  start: u32,
+  n: u32,
+  arena: &mut Vec<u8>,
+  raw: &mut Vec<RawArg>,
+) -> NapiResult<bool> {
+  arena.clear();
+  raw.clear();
+  for j in 0..n {
+    let mut v = ptr::null_mut();
+    ck!(
+      sys::napi_get_element(env, array, start + j, &mut v),
+      "argument"
+    );
+    match read_arg(env, v, arena, 0) {
+      Ok(a) => raw.push(a),
+      Err(_) => {
+        let mut exception = ptr::null_mut();
+        sys::napi_get_and_clear_last_exception(env, &mut exception);
+        return Ok(false);
+      }
+    }
+  }
+  Ok(true)
+}
+
 // ---- making JS values ------------------------------------------------------
 
 unsafe fn js_string(env: sys::napi_env, b: &[u8]) -> NapiResult<sys::napi_value> {
@@ -1089,26 +1120,8 @@ impl Client {
       if i + 1 + n > len {
         return Err(napi_err("batch ends inside a command"));
       }
-      arena.clear();
-      raw.clear();
-      let mut unreadable = false;
-      for j in 0..n {
-        ck!(
-          sys::napi_get_element(env, queue, i + 1 + j, &mut v),
-          "argument"
-        );
-        match read_arg(env, v, &mut arena, 0) {
-          Ok(a) => raw.push(a),
-          Err(_) => {
-            // A throwing getter or a revoked Proxy: this command fails, not its batch.
-            let mut exception = ptr::null_mut();
-            sys::napi_get_and_clear_last_exception(env, &mut exception);
-            unreadable = true;
-            break;
-          }
-        }
-      }
-      if unreadable {
+      // A throwing getter or a revoked Proxy: this command fails, not its batch.
+      if !read_op_args(env, queue, i + 1, n, &mut arena, &mut raw)? {
         refused.push((
           index,
           Error::invalid(format!(
