@@ -266,9 +266,9 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
   /**
    * Runs `fn` on the connection: at once when it is ready; otherwise once it
    * is (as ioredis' offline queue, which BullMQ counts on), or rejects when
-   * the client is ended. Errors as BullMQ reads them.
+   * the client is ended. Errors as BullMQ reads them. @internal
    */
-  private send<T>(fn: (raw: RedisClient) => Promise<T>): Promise<T> {
+  send<T>(fn: (raw: RedisClient) => Promise<T>): Promise<T> {
     if (!this.ended && this.raw.status === 'ready') return fn(this.raw).catch(rethrow)
     return this.usable().then(fn).catch(rethrow)
   }
@@ -520,20 +520,30 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
     return this.send(
       (raw) =>
         new Promise<T | null>((resolve, reject) => {
-          // In the same batch, ahead of the blocking command: answered at once.
-          if (!this.isCluster && this.connectionId === undefined) this.connectionId = raw.command('CLIENT', 'ID').catch(() => undefined)
-          const interrupt = (e: Error) => reject(e)
+          let interrupted = false
+          const interrupt = (e: Error) => {
+            interrupted = true
+            reject(e)
+          }
           this.blocked.add(interrupt)
-          raw.command(...(args as [string, ...RedisValue[]])).then(
-            (v) => {
-              this.blocked.delete(interrupt)
-              resolve(v === null || v === undefined ? null : shape(v))
-            },
-            (e: unknown) => {
-              this.blocked.delete(interrupt)
-              reject(e)
-            },
-          )
+          const go = () => {
+            if (interrupted) return
+            raw.command(...(args as [string, ...RedisValue[]])).then(
+              (v) => {
+                this.blocked.delete(interrupt)
+                resolve(v === null || v === undefined ? null : shape(v))
+              },
+              (e: unknown) => {
+                this.blocked.delete(interrupt)
+                reject(e)
+              },
+            )
+          }
+          if (this.isCluster) return go()
+          // The connection's id first, in a round trip of its own: the replies of one
+          // batch come back together, and this one must not wait for the block.
+          this.connectionId ??= raw.command('CLIENT', 'ID').catch(() => undefined)
+          void this.connectionId.then(go)
         }),
     )
   }

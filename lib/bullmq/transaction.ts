@@ -5,7 +5,7 @@
 import type { IRedisTransaction } from 'bullmq'
 import { RedisError } from '../core/errors'
 import type { Pipeline } from '../core/transaction'
-import { argList, forBullMQ, hashFields, rethrow, scriptArg } from './shapes'
+import { argList, forBullMQ, hashFields, scriptArg } from './shapes'
 import type { ScriptDef } from './scripts'
 
 /** What a transaction needs of its client. @internal */
@@ -15,6 +15,8 @@ export interface TransactionOwner {
   preload(defs: Iterable<ScriptDef>): Promise<void>
   /** The script registered under `name` (defineCommand). */
   scriptNamed(name: string): ScriptDef
+  /** Runs `fn` once the connection is ready (at once when it is), with errors as BullMQ reads them. */
+  send<T>(fn: () => Promise<T>): Promise<T>
   /** Runs one script call on its own (EVALSHA, EVAL on NOSCRIPT). */
   runCommand(name: string, args: unknown[]): Promise<unknown>
 }
@@ -99,9 +101,10 @@ export class BullMQTransaction implements IRedisTransaction {
   async exec(): Promise<[Error | null, any][] | null> {
     const scripts = this.scripts
     if (scripts !== undefined && !this.owner.isCluster) {
-      await this.owner.preload(new Set([...scripts.values()].map((s) => s.def))).catch(rethrow)
+      await this.owner.preload(new Set([...scripts.values()].map((s) => s.def)))
     }
-    const replies = await this.p.exec().catch(rethrow)
+    // While the connection is down this waits for it, as the client's own calls do.
+    const replies = await this.owner.send(() => this.p.exec())
     if (replies === null) return null
     const out = new Array<[Error | null, any]>(replies.length)
     let retry: number[] | undefined
