@@ -120,7 +120,7 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
   private waiting?: Waiting
   /** The name of clientSetName(), set again after a reconnect. */
   private name?: string
-  /** The connection's CLIENT ID, asked with its first blocking call: disconnect() unblocks that call with it. */
+  /** The connection's CLIENT ID (standalone), asked once connected: disconnect() unblocks a blocking call with it. */
   private connectionId?: Promise<unknown>
   /** Interrupts of the blocking calls in flight. */
   private readonly blocked = new Set<(e: Error) => void>()
@@ -217,7 +217,9 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
     raw.on('ready', () => {
       if (raw !== this.raw) return
       this.loaded = new Set() // a new connection, maybe a restarted server: no script known loaded
-      this.connectionId = undefined
+      // Its id, for CLIENT UNBLOCK. Asked now, in a batch of its own: the replies of one batch
+      // come back together, and this one must not wait for a blocking call sent with it.
+      this.connectionId = this.isCluster ? undefined : raw.command('CLIENT', 'ID').catch(() => undefined)
       if (!first && this.name !== undefined) raw.command('CLIENT', 'SETNAME', this.name).catch(() => {})
       first = false
       const w = this.waiting
@@ -249,12 +251,16 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
     this.waiting = undefined
     w?.reject(new ConnectionClosedError(ErrorCode.Closed))
     this.interruptBlocked(raw)
-    const closing = raw.close().then(() => {
-      this.emit('close')
-      // Not when connect() opened another connection meanwhile: 'end' would tell its waiters it is gone.
-      if (this.raw === raw) this.emit('end')
-    })
+    const closing = raw.close()
     this.closing = closing
+    // After quit() resolved, as ioredis does (callers listen for 'end' once it has).
+    void closing.then(() =>
+      setImmediate(() => {
+        this.emit('close')
+        // Not when connect() opened another connection meanwhile: 'end' would tell its waiters it is gone.
+        if (this.raw === raw) this.emit('end')
+      }),
+    )
     return closing
   }
 
@@ -520,33 +526,21 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
     return this.send(
       (raw) =>
         new Promise<T | null>((resolve, reject) => {
-          let interrupted = false
-          const interrupt = (e: Error) => {
-            interrupted = true
-            reject(e)
-          }
-          this.blocked.add(interrupt)
-          const go = () => {
-            if (interrupted) return
-            raw.command(...(args as [string, ...RedisValue[]])).then(
-              (v) => {
-                this.blocked.delete(interrupt)
-                resolve(v === null || v === undefined ? null : shape(v))
-              },
-              (e: unknown) => {
-                this.blocked.delete(interrupt)
-                reject(e)
-              },
-            )
-          }
-          if (this.isCluster) return go()
-          // The connection's id first, in a round trip of its own: the replies of one
-          // batch come back together, and this one must not wait for the block.
-          this.connectionId ??= raw.command('CLIENT', 'ID').catch(() => undefined)
-          void this.connectionId.then(go)
+          this.blocked.add(reject)
+          raw.command(...(args as [string, ...RedisValue[]])).then(
+            (v) => {
+              this.blocked.delete(reject)
+              resolve(v === null || v === undefined ? null : shape(v))
+            },
+            (e: unknown) => {
+              this.blocked.delete(reject)
+              reject(e)
+            },
+          )
         }),
     )
   }
+
 
   /** Rejects the blocking calls in flight and has the server end them (CLIENT UNBLOCK, from a connection of its own). */
   private interruptBlocked(raw: RedisClient): void {
