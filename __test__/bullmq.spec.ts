@@ -233,7 +233,9 @@ describe('workers in production', () => {
           return job.id
         },
         // Short locks and stall checks: a job whose completion was cut by the crash is taken again soon.
-        { connection, concurrency: 5, lockDuration: 2000, stalledInterval: 500, maxStalledCount: 5 },
+        // A call in flight when the connection dropped fails (never replayed): BullMQ tries it again
+        // after runRetryDelay (15 s by default).
+        { connection, concurrency: 5, lockDuration: 2000, stalledInterval: 500, maxStalledCount: 5, runRetryDelay: 200 },
       ),
     )
     worker.on('completed', (job: Job) => completedEvents.push(job.id!))
@@ -260,6 +262,23 @@ describe('workers in production', () => {
     // …and none is completed twice
     expect(new Set(completedEvents).size).toBe(completedEvents.length)
     expect(worker.isRunning()).toBe(true)
+  })
+
+  test('right after a Redis restart, two workers that share a queue close at once', async () => {
+    const connection = conn()
+    connection.on('error', () => {})
+    const name = qname('restart-close')
+    const queue = track(new Queue(name, { connection }))
+    queue.on('error', () => {})
+    const workers = [0, 1].map(() => new Worker(name, async () => {}, { connection }))
+    for (const w of workers) w.on('error', () => {})
+    await Promise.all(workers.map((w) => w.waitUntilReady()))
+    await queue.add('a', {})
+    await sleep(200) // both blocked in BZPOPMIN again
+    await server.restart()
+    const t0 = Date.now()
+    await withTimeout(Promise.all(workers.map((w) => w.close())), 5000, 'the workers did not close')
+    expect(Date.now() - t0).toBeLessThan(1000)
   })
 
   test("a stalled worker's job is taken over by another worker", async () => {

@@ -1,8 +1,6 @@
 // Settings from the environment, read once per app instance. Redis: the same
 // variables apps/api/.env has (REDIS_HOST / REDIS_PORT / REDIS_PASSWORD, or
-// REDIS_URL). RedisModule.forRoot() reads them itself; BullMQ gets an ioredis
-// connection built from them here.
-import type { RedisOptions } from 'ioredis'
+// REDIS_URL), which RedisModule.forRoot() and BullMQRedisClient read themselves.
 
 export interface AppOptions {
   /** Shown in the X-Instance response header, and in processed e-mail jobs. */
@@ -44,27 +42,4 @@ export function appOptionsFromEnv(overrides: Partial<AppOptions> = {}): AppOptio
     cacheTtlSeconds: int('CACHE_TTL_SECONDS', 300),
     ...overrides,
   }
-}
-
-/**
- * ioredis options for BullMQ from the same environment as RedisModule:
- * REDIS_URL, else REDIS_HOST (localhost), REDIS_PORT (6379), REDIS_PASSWORD,
- * REDIS_USERNAME, REDIS_DB, REDIS_TLS. `maxRetriesPerRequest: null` is what
- * BullMQ requires of a worker's connection (a blocking command must not fail
- * after N retries while Redis restarts).
- */
-export function bullConnectionFromEnv(): { url?: string; options: RedisOptions } {
-  const env = process.env
-  const common: RedisOptions = { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false }
-  if (env.REDIS_URL) return { url: env.REDIS_URL, options: common }
-  const options: RedisOptions = {
-    ...common,
-    host: env.REDIS_HOST || 'localhost',
-    port: env.REDIS_PORT ? Number(env.REDIS_PORT) : 6379,
-  }
-  if (env.REDIS_PASSWORD) options.password = env.REDIS_PASSWORD
-  if (env.REDIS_USERNAME) options.username = env.REDIS_USERNAME
-  if (env.REDIS_DB) options.db = Number(env.REDIS_DB)
-  if (/^(1|true|yes|on)$/i.test(env.REDIS_TLS?.trim() ?? '')) options.tls = {}
-  return { options }
 }

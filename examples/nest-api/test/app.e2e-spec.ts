@@ -67,8 +67,8 @@ beforeAll(async () => {
 }, 60_000)
 
 afterAll(async () => {
-  // Each app closes its HTTP server, the BullMQ worker, queue and their ioredis
-  // connections, then its RedisClient (RedisModule, after the replies in flight).
+  // Each app closes its HTTP server, the BullMQ worker, queue and their
+  // BullMQRedisClient, then its RedisClient (RedisModule, after the replies in flight).
   await Promise.all([a?.close(), b?.close()])
   await stopAll()
 })
@@ -216,7 +216,7 @@ describe('cache (CacheModule → Keyv → KeyvRedisStore) over data kept in Redi
   })
 })
 
-describe('e-mail queue (BullMQ on its own ioredis connections)', () => {
+describe('e-mail queue (BullMQ on BullMQRedisClient)', () => {
   test('a job queued through one instance is processed by a worker, its result readable on the other', async () => {
     const { cookie, userId } = await signUp(B, newEmail())
     const queued = await A.post('/emails')

@@ -1,12 +1,13 @@
-// The e-mail queue: BullMQ on its OWN ioredis connections, built from the same
-// environment variables as RedisModule. @atlas-erp/redis does not speak BullMQ's
-// protocol (blocking commands, Lua scripts of its own); the two share settings only.
+// The e-mail queue: BullMQ on @atlas-erp/redis (BullMQRedisClient, BullMQ's
+// IRedisClient on the native client), configured from the same environment
+// variables as RedisModule (REDIS_URL, or REDIS_HOST / REDIS_PORT / REDIS_PASSWORD…).
+// BullMQ duplicates the connection for the worker (one to block on, one for the rest).
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common'
+import { BullMQRedisClient } from '@atlas-erp/redis/bullmq'
 import { Queue, Worker, type Job } from 'bullmq'
-import { Redis } from 'ioredis'
 
 import { APP_OPTIONS } from '../tokens'
-import { bullConnectionFromEnv, type AppOptions } from '../config'
+import type { AppOptions } from '../config'
 
 export const EMAIL_QUEUE = 'email'
 
@@ -32,30 +33,24 @@ export interface EmailStatus {
   failedReason: string | null
 }
 
-function connect(): Redis {
-  const { url, options } = bullConnectionFromEnv()
-  return url ? new Redis(url, options) : new Redis(options)
-}
-
 @Injectable()
 export class EmailService implements OnApplicationShutdown {
   private readonly log = new Logger(EmailService.name)
-  /** The queue's connection (commands), and the worker's (it blocks waiting for jobs). */
-  private readonly queueConnection = connect()
-  private readonly workerConnection = connect()
+  /** The queue's and the worker's connection (REDIS_* from the environment); BullMQ duplicates it for the worker. */
+  private readonly connection = new BullMQRedisClient()
   readonly queue: Queue<EmailJob, SentEmail>
   readonly worker: Worker<EmailJob, SentEmail>
 
   constructor(@Inject(APP_OPTIONS) private readonly options: AppOptions) {
-    // ioredis reports a lost connection as an 'error' event: log it rather than crash.
-    for (const c of [this.queueConnection, this.workerConnection]) c.on('error', (e: Error) => this.log.debug(`redis: ${e.message}`))
+    // A lost connection is an 'error' event: log it (with no listener it would be dropped, never thrown).
+    this.connection.on('error', (e: Error) => this.log.debug(`redis: ${e.message}`))
     this.queue = new Queue<EmailJob, SentEmail>(EMAIL_QUEUE, {
-      connection: this.queueConnection,
+      connection: this.connection,
       defaultJobOptions: { attempts: 3, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: 1000, removeOnFail: 1000 },
     })
     this.queue.on('error', (e: Error) => this.log.debug(`queue: ${e.message}`))
     this.worker = new Worker<EmailJob, SentEmail>(EMAIL_QUEUE, (job) => this.send(job), {
-      connection: this.workerConnection,
+      connection: this.connection,
       concurrency: 4,
     })
     this.worker.on('error', (e: Error) => this.log.debug(`worker: ${e.message}`))
@@ -86,13 +81,12 @@ export class EmailService implements OnApplicationShutdown {
     return { to, subject, messageId: `${job.id}@example.invalid`, sentAt: new Date().toISOString(), processedBy: this.options.instanceId }
   }
 
-  /** Worker first (it finishes the jobs in hand), then the queue, then their connections. */
+  /** Worker first (it finishes the jobs in hand), then the queue, then the connection (BullMQ leaves it to us). */
   async onApplicationShutdown(): Promise<void> {
-    // BullMQ 6.7: right after Redis restarted, a worker's close() can wait for ever
-    // (README, Notes). Give it 10 s, then let the rest of the app shut down.
+    // Never wait for ever on a worker (README, Notes): give it 10 s, then let the rest of the app shut down.
     if (!(await within(this.worker.close(), 10_000))) this.log.warn('the e-mail worker did not close within 10 s')
     await this.queue.close()
-    await Promise.all([close(this.queueConnection), close(this.workerConnection)])
+    await this.connection.quit()
   }
 }
 
@@ -107,10 +101,4 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   } finally {
     clearTimeout(timer)
   }
-}
-
-/** QUIT when connected (replies first); when Redis is away, QUIT would wait for it: disconnect instead. */
-async function close(c: Redis): Promise<void> {
-  if (c.status === 'ready') await c.quit().catch(() => c.disconnect())
-  else c.disconnect()
 }
