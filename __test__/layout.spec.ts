@@ -4,7 +4,7 @@ import fs from 'fs'
 import path from 'path'
 
 const LIB = path.resolve(__dirname, '..', 'lib')
-const FEATURES = ['ratelimit', 'caching', 'sessions', 'nest', 'otel']
+const FEATURES = ['ratelimit', 'caching', 'sessions', 'nest', 'otel', 'bullmq']
 
 /** Every module specifier that `file` imports or re-exports (static, dynamic and require). */
 function importsOf(file: string): string[] {

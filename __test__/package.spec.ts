@@ -90,7 +90,7 @@ test('its types compile under TypeScript strict, entry points included', () => {
   // which many Nest apps' tsconfig still has.
   fs.writeFileSync(
     path.join(app, 'node10.ts'),
-    ['nest', 'throttler', 'keyv', 'better-auth', 'otel'].map((e, i) => `import * as m${i} from '@atlas-erp/redis/${e}'\nvoid m${i}\n`).join(''),
+    ['nest', 'throttler', 'keyv', 'better-auth', 'otel', 'bullmq'].map((e, i) => `import * as m${i} from '@atlas-erp/redis/${e}'\nvoid m${i}\n`).join(''),
   )
   run(process.execPath, [tsc, '--strict', '--noEmit', '--skipLibCheck', '--module', 'commonjs', '--moduleResolution', 'node', '--experimentalDecorators', 'node10.ts'], app)
   // And a type error is reported (the check is real).
@@ -108,6 +108,7 @@ const ENTRY_VALUES: Record<string, string[]> = {
   '@atlas-erp/redis/better-auth': ['redisSecondaryStorage', 'sessionVerifier', 'DEFAULT_KEY_PREFIX'],
   '@atlas-erp/redis/keyv': ['KeyvRedisStore'],
   '@atlas-erp/redis/otel': ['instrumentRedis'],
+  '@atlas-erp/redis/bullmq': ['BullMQRedisClient', 'ConnectionClosedError', 'CONNECTION_CLOSED_MESSAGE'],
 }
 /** The main entry's option and result types. */
 const ROOT_TYPES = [
@@ -202,9 +203,9 @@ test("RedisClient has every feature whichever entry it came from, in its types a
   }
 })
 
-test('the main entry and the throttler, keyv and better-auth entries load no framework package', () => {
+test('the main entry and the throttler, keyv, better-auth and bullmq entries load no framework package', () => {
   const js = `
-    for (const e of ['@atlas-erp/redis', '@atlas-erp/redis/throttler', '@atlas-erp/redis/keyv', '@atlas-erp/redis/better-auth']) require(e)
+    for (const e of ['@atlas-erp/redis', '@atlas-erp/redis/throttler', '@atlas-erp/redis/keyv', '@atlas-erp/redis/better-auth', '@atlas-erp/redis/bullmq']) require(e)
     const frameworks = /[\\\\/]node_modules[\\\\/](@nestjs|keyv|@keyv|better-auth|@better-auth|bullmq|@opentelemetry|reflect-metadata|rxjs)[\\\\/]/
     const ours = Object.keys(require.cache).filter((f) => f.includes('@atlas-erp'))
     console.log(JSON.stringify({ frameworks: Object.keys(require.cache).filter((f) => frameworks.test(f)), ours: ours.length }))`
