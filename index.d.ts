@@ -26,6 +26,27 @@ export declare class NativeClient {
   stats(): NativeStats
 }
 
+/** One entry of the command table, as `commandTable()` lists it. */
+export interface CommandEntry {
+  /** Lower case; a subcommand is `"container|sub"` (`"xgroup|create"`). */
+  name: string
+  /** Redis' arity, counting the name (and subcommand): `-n` means at least `n`. */
+  arity: number
+  /**
+   * Key specs: more than 0 when the command takes keys (or, for SPUBLISH and
+   * friends, a shard channel that routes like one).
+   */
+  keySpecs: number
+  /** Flagged BLOCKING by the server. */
+  blocking: boolean
+}
+
+/**
+ * Every command and subcommand of the command table, sorted by name: lets a
+ * test go over the whole table, so a new entry is not silently left out.
+ */
+export declare function commandTable(): Array<CommandEntry>
+
 /** The cluster hash slot of `key`. */
 export declare function keySlot(key: Buffer): number
 

@@ -25,7 +25,7 @@ const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, Histogram, runCase, runSo
 const report = require('./report')
 
 /** Benchmark files exporting `suite({ url, server, durationMs, warmupMs, log })` → markdown (cluster.js starts its own cluster). */
-const EXTRA_SUITES = ['client-cache', 'cache', 'sessions', 'ratelimit', 'otel', 'cluster', 'e2e', 'bullmq']
+const EXTRA_SUITES = ['client-cache', 'cache', 'sessions', 'ratelimit', 'messaging', 'otel', 'cluster', 'e2e', 'bullmq']
 
 const HELP = `usage: node benchmark/run.js [options]
 

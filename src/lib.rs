@@ -168,6 +168,35 @@ pub fn routing_keys(name: String, args: Vec<String>) -> Option<Vec<u32>> {
   )
 }
 
+/// One entry of the command table, as `commandTable()` lists it.
+#[napi(object)]
+pub struct CommandEntry {
+  /// Lower case; a subcommand is `"container|sub"` (`"xgroup|create"`).
+  pub name: String,
+  /// Redis' arity, counting the name (and subcommand): `-n` means at least `n`.
+  pub arity: i32,
+  /// Key specs: more than 0 when the command takes keys (or, for SPUBLISH and
+  /// friends, a shard channel that routes like one).
+  pub key_specs: u32,
+  /// Flagged BLOCKING by the server.
+  pub blocking: bool,
+}
+
+/// Every command and subcommand of the command table, sorted by name: lets a
+/// test go over the whole table, so a new entry is not silently left out.
+#[napi]
+pub fn command_table() -> Vec<CommandEntry> {
+  commands::table::commands()
+    .iter()
+    .map(|c| CommandEntry {
+      name: c.name.to_string(),
+      arity: c.arity,
+      key_specs: c.key_specs.len() as u32,
+      blocking: c.has(commands::table::flags::BLOCKING),
+    })
+    .collect()
+}
+
 /// The cluster hash slot of `key`.
 #[napi]
 pub fn key_slot(key: Buffer) -> u32 {

@@ -471,6 +471,59 @@ fn split_kind(name: &[u8]) -> Option<Split> {
   }
 }
 
+/// The command's name (its first argument).
+fn command_name(cmd: &Cmd) -> Vec<u8> {
+  match cmd.args_iter().next() {
+    Some(redis::Arg::Simple(b)) => b.to_vec(),
+    _ => Vec::new(),
+  }
+}
+
+/// A reply of the commands whose RESP3 reply nests pairs (`[[member, score], …]`)
+/// where RESP2 gives one flat list (`[member, score, …]`), flattened: ZRANGE and
+/// friends WITHSCORES, ZRANDMEMBER and HRANDFIELD with their values, ZPOPMIN and
+/// ZPOPMAX with a count. (ZMPOP and BZMPOP nest in both protocols.) In RESP2 these
+/// lists hold only strings, so a list of pairs can only be the RESP3 layout. The
+/// cluster connection speaks RESP3 for its own reasons (see `open`); `command()`
+/// answers as a standalone client does. Other RESP3 types: `resp2_view` in
+/// src/napi/mod.rs.
+fn flat_pairs(name: &[u8], reply: Value) -> Value {
+  let nests = matches!(
+    name.to_ascii_lowercase().as_slice(),
+    b"zrange"
+      | b"zrangebyscore"
+      | b"zrevrange"
+      | b"zrevrangebyscore"
+      | b"zunion"
+      | b"zinter"
+      | b"zdiff"
+      | b"zrandmember"
+      | b"zpopmin"
+      | b"zpopmax"
+      | b"hrandfield"
+  );
+  match reply {
+    Value::Array(items)
+      if nests
+        && !items.is_empty()
+        && items
+          .iter()
+          .all(|i| matches!(i, Value::Array(pair) if pair.len() == 2)) =>
+    {
+      Value::Array(
+        items
+          .into_iter()
+          .flat_map(|i| match i {
+            Value::Array(pair) => pair,
+            other => vec![other],
+          })
+          .collect(),
+      )
+    }
+    other => other,
+  }
+}
+
 fn text(v: &Value) -> Option<String> {
   match v {
     Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
@@ -658,7 +711,8 @@ impl Shared {
     }
     let slots: Vec<u16> = positions.iter().map(|&i| slot(rest[i])).collect();
     if slots.iter().all(|&s| s == slots[0]) {
-      return self.routed(&mut conn, cmd, slots[0]).await;
+      let reply = self.routed(&mut conn, cmd, slots[0]).await?;
+      return Ok(self.as_resp2_lays_out(name, reply));
     }
     match split_kind(name) {
       Some(kind) => {
@@ -702,15 +756,39 @@ impl Shared {
       None => SingleNodeRoutingInfo::RandomPrimary,
     };
     let n = group.len();
+    let names: Vec<Vec<u8>> = group.iter().map(command_name).collect();
     let mut pipe = redis::Pipeline::with_capacity(n);
     for c in group {
       pipe.add_command(c);
     }
-    conn
+    let mut replies = conn
       .route_pipeline(pipe, 0, n, route)
       .await
-      .map(Value::Array)
-      .map_err(|e| self.failed(&e))
+      .map_err(|e| self.failed(&e))?;
+    // A transaction's commands answer inside EXEC's reply (the last one).
+    let atomic = names
+      .first()
+      .is_some_and(|c| c.eq_ignore_ascii_case(b"MULTI"));
+    let (replies_of, names) = match (atomic, replies.last_mut()) {
+      (true, Some(Value::Array(exec))) => (exec, names.get(1..n - 1).unwrap_or_default()),
+      (true, _) => return Ok(Value::Array(replies)),
+      (false, _) => (&mut replies, &names[..]),
+    };
+    for (reply, name) in replies_of.iter_mut().zip(names) {
+      *reply = self.as_resp2_lays_out(name, std::mem::replace(reply, Value::Nil));
+    }
+    Ok(Value::Array(replies))
+  }
+
+  /// `reply` laid out as RESP2 would (see [`flat_pairs`]) when the client shows
+  /// RESP2 replies: as `JsSide::resp2` (src/napi/mod.rs), unless client-side
+  /// caching asked for RESP3 replies.
+  fn as_resp2_lays_out(&self, name: &[u8], reply: Value) -> Value {
+    if self.cfg.client_cache.is_none() {
+      flat_pairs(name, reply)
+    } else {
+      reply
+    }
   }
 
   fn failed(self: &Arc<Self>, e: &redis::RedisError) -> Error {
@@ -964,5 +1042,38 @@ impl Shared {
         keys,
       ]));
     }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn bulk(s: &str) -> Value {
+    Value::BulkString(s.as_bytes().to_vec())
+  }
+
+  #[test]
+  fn pairs_are_flattened_only_for_the_commands_that_nest_them() {
+    let nested = || {
+      Value::Array(vec![
+        Value::Array(vec![bulk("a"), Value::Double(1.0)]),
+        Value::Array(vec![bulk("b"), Value::Double(2.5)]),
+      ])
+    };
+    let flat = Value::Array(vec![
+      bulk("a"),
+      Value::Double(1.0),
+      bulk("b"),
+      Value::Double(2.5),
+    ]);
+    assert_eq!(flat_pairs(b"ZRANGE", nested()), flat);
+    assert_eq!(flat_pairs(b"hrandfield", nested()), flat);
+    // ZMPOP nests in RESP2 too; XRANGE's entries are [id, fields] in both.
+    assert_eq!(flat_pairs(b"ZMPOP", nested()), nested());
+    assert_eq!(flat_pairs(b"XRANGE", nested()), nested());
+    // ZRANGE without WITHSCORES: already flat.
+    let members = Value::Array(vec![bulk("a"), bulk("b")]);
+    assert_eq!(flat_pairs(b"zrange", members.clone()), members);
   }
 }

@@ -508,18 +508,61 @@ fn resp2_view(v: Value) -> Value {
         .flat_map(|(k, v)| [resp2_view(k), resp2_view(v)])
         .collect(),
     ),
-    Value::Double(d) => Value::BulkString(
-      if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.to_string()
-      } else {
-        d.to_string()
-      }
-      .into_bytes(),
-    ),
+    Value::Double(d) => Value::BulkString(redis_double(d).into_bytes()),
     Value::Boolean(b) => Value::Int(b as i64),
     Value::Set(items) => Value::Array(items.into_iter().map(resp2_view).collect()),
     Value::Array(items) => Value::Array(items.into_iter().map(resp2_view).collect()),
     other => other,
+  }
+}
+
+/// A double as Redis 7.0 writes it (`addReplyDouble`: "inf", "-inf", else C's
+/// `%.17g`), so that `ZSCORE` answers "0.10000000000000001" on a cluster too.
+/// (Redis 7.2 writes the shortest form that reads back the same, "0.1".)
+fn redis_double(d: f64) -> String {
+  if d.is_infinite() {
+    return if d > 0.0 { "inf" } else { "-inf" }.to_string();
+  }
+  // 17 significant digits; %g picks fixed or exponent notation by the exponent.
+  let sci = format!("{d:.16e}");
+  let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+  let exp: i32 = exp.parse().unwrap_or(0);
+  let trim = |s: &str| -> String {
+    if s.contains('.') {
+      s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+      s.to_string()
+    }
+  };
+  if (-4..17).contains(&exp) {
+    trim(&format!("{d:.*}", (16 - exp) as usize))
+  } else {
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+  }
+}
+
+#[cfg(test)]
+#[test]
+fn doubles_read_as_redis_7_0_writes_them() {
+  // Expected: C's printf("%.17g").
+  for (d, text) in [
+    (0.1, "0.10000000000000001"),
+    (1.0, "1"),
+    (2.5, "2.5"),
+    (1e20, "1e+20"),
+    (-1e-5, "-1.0000000000000001e-05"),
+    (0.0001, "0.0001"),
+    (1e16, "10000000000000000"),
+    (1e17, "1e+17"),
+    (0.0, "0"),
+    (-0.0, "-0"),
+    (3e-310, "2.9999999999999908e-310"),
+    (f64::MAX, "1.7976931348623157e+308"),
+    (12345.678, "12345.678"),
+    (f64::NEG_INFINITY, "-inf"),
+  ] {
+    assert_eq!(redis_double(d), text, "{d:e}");
   }
 }
 
