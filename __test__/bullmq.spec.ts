@@ -317,6 +317,19 @@ describe('workers in production', () => {
     expect(Date.now() - t1).toBeLessThan(1000)
   })
 
+  test('pause(), resume(), pause() and close() in quick succession: each interrupts the blocked wait, none hangs', async () => {
+    const connection = conn()
+    const worker = new Worker(qname('pause'), async () => sleep(100), { connection })
+    await worker.waitUntilReady()
+    for (const step of ['pause', 'resume', 'pause', 'close'] as const) {
+      await sleep(10)
+      const t0 = Date.now()
+      await withTimeout(Promise.resolve(worker[step]()), 3000, `${step}() hung`)
+      expect(Date.now() - t0).toBeLessThan(1000)
+    }
+    expect(worker.isRunning()).toBe(false)
+  })
+
   test('no open handle after close: a process that used a queue, a worker and events exits on its own', async () => {
     const entry = path.resolve(__dirname, '..', 'dist', 'bullmq', 'index.js')
     const script = `

@@ -359,8 +359,8 @@ async function main() {
   if (dir === ROOT || dir.startsWith(ROOT + path.sep)) throw new Error('BULLMQ_DIR must be outside this repository')
   if (!fs.existsSync(path.join(ROOT, 'dist', 'bullmq', 'index.js'))) throw new Error('dist/bullmq is missing: npm run build:ts first')
   const fetched = prepare(dir)
-  const what = `BullMQ's tests at ${fetched.ref}${fetched.commit ? ` (${fetched.commit.slice(0, 10)})` : ''} from ${fetched.source}, run against the installed bullmq ${INSTALLED}`
-  console.log(what + (fetched.exact ? '' : ` — no tag v${INSTALLED} there: the nearest earlier tests`))
+  const what = `BullMQ's tests at ${fetched.ref}${fetched.commit ? ` (${fetched.commit.slice(0, 10)})` : ''}, run against the installed bullmq ${INSTALLED}`
+  console.log(`${what}, from ${fetched.source}` + (fetched.exact ? '' : ` — no tag v${INSTALLED} there: the nearest earlier tests`))
   console.log(`prepared in ${dir}`)
   if (opts.prepareOnly) return
   const missing = opts.files.filter((f) => !fs.existsSync(path.join(dir, 'tests', `${f}.test.ts`)))

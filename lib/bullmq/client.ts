@@ -180,14 +180,29 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
    * `reconnect`, connects again at once.
    */
   disconnect(reconnect = false): void {
-    if (!this.ended) void this.end()
+    if (!this.ended) {
+      void this.end()
+      // At once, before anything can connect() again: BullMQ waits for 'end' to reconnect
+      // its blocking connection, and a later 'end' would tell the new connection's waiters it is gone.
+      this.emit('close')
+      this.emit('end')
+    }
     if (reconnect) this.connect().catch((e: unknown) => this.emitError(e))
   }
 
   /** Closes the connection once the calls in flight are answered (blocking ones interrupted); resolves 'OK'. */
   async quit(): Promise<string> {
-    if (!this.ended) await this.end()
-    else await this.closing
+    if (this.ended) {
+      await this.closing
+      return 'OK'
+    }
+    const raw = this.raw
+    await this.end()
+    // After quit() resolved, as ioredis does (callers listen for 'end' once it has).
+    setImmediate(() => {
+      this.emit('close')
+      if (this.raw === raw && this.ended) this.emit('end')
+    })
     return 'OK'
   }
 
@@ -238,12 +253,12 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
       if (raw === this.raw) this.emitError(e)
     })
     raw.on('end', () => {
-      // Ended by end() (which emits), unless it closed on its own.
-      if (raw === this.raw && !this.ended) void this.end()
+      // Closed on its own (not by disconnect() or quit()).
+      if (raw === this.raw && !this.ended) this.disconnect()
     })
   }
 
-  /** Ends the connection of now: interrupts its blocking calls, closes it, then emits 'close' and 'end'. */
+  /** Ends the connection of now: interrupts its blocking calls and closes it (the caller emits 'close' and 'end'). */
   private end(): Promise<void> {
     this.ended = true
     const raw = this.raw
@@ -251,17 +266,8 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient, Tra
     this.waiting = undefined
     w?.reject(new ConnectionClosedError(ErrorCode.Closed))
     this.interruptBlocked(raw)
-    const closing = raw.close()
-    this.closing = closing
-    // After quit() resolved, as ioredis does (callers listen for 'end' once it has).
-    void closing.then(() =>
-      setImmediate(() => {
-        this.emit('close')
-        // Not when connect() opened another connection meanwhile: 'end' would tell its waiters it is gone.
-        if (this.raw === raw) this.emit('end')
-      }),
-    )
-    return closing
+    this.closing = raw.close()
+    return this.closing
   }
 
   /** 'error' only to listeners (EventEmitter would throw it when there are none). */
