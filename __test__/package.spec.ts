@@ -108,7 +108,7 @@ const ENTRY_VALUES: Record<string, string[]> = {
   '@atlas-erp/redis/better-auth': ['redisSecondaryStorage', 'sessionVerifier', 'DEFAULT_KEY_PREFIX'],
   '@atlas-erp/redis/keyv': ['KeyvRedisStore'],
   '@atlas-erp/redis/otel': ['instrumentRedis'],
-  '@atlas-erp/redis/bullmq': ['BullMQRedisClient', 'ConnectionClosedError', 'CONNECTION_CLOSED_MESSAGE'],
+  '@atlas-erp/redis/bullmq': ['BullMQRedisClient', 'BullMQTransaction', 'ConnectionClosedError', 'CONNECTION_CLOSED_MESSAGE'],
 }
 /** The main entry's option and result types. */
 const ROOT_TYPES = [

@@ -24,7 +24,7 @@ import {
   scriptArg,
   streamsReply,
 } from './shapes'
-import { BullMQTransaction, type TransactionOwner } from './transaction'
+import { BullMQTransaction } from './transaction'
 
 /** The settings `new BullMQRedisClient()` takes: as `RedisClient.create()`, without `keyPrefix`. */
 export type BullMQRedisOptions = string | Omit<ConnectOptions, 'keyPrefix'>
@@ -102,7 +102,7 @@ interface Waiting {
  * `ConnectionClosedError` (message `'Connection is closed.'`, `code`
  * `ERR_CONNECTION`), which BullMQ's loops retry quietly.
  */
-export class BullMQRedisClient extends EventEmitter implements IRedisClient, TransactionOwner {
+export class BullMQRedisClient extends EventEmitter implements IRedisClient {
   /** Whether it talks to a Redis Cluster (the `cluster` option, or REDIS_CLUSTER_NODES). */
   readonly isCluster: boolean
   /** The settings, without secrets (password, TLS keys), as ioredis' `options` for BullMQ to read. */

@@ -23,12 +23,13 @@ export interface TransactionOwner {
 
 /**
  * The builder of `BullMQRedisClient.multi()` (MULTI/EXEC) and `pipeline()`:
- * the commands BullMQ queues on it, then `exec()`. @internal
+ * the commands BullMQ queues on it (BullMQ's IRedisTransaction), then `exec()`.
  */
 export class BullMQTransaction implements IRedisTransaction {
   /** The script calls queued, by their index among the commands. */
   private scripts?: Map<number, { def: ScriptDef; args: unknown[] }>
 
+  /** @internal */
   constructor(
     private readonly owner: TransactionOwner,
     private readonly p: Pipeline,
