@@ -26,12 +26,12 @@ afterAll(async () => {
 })
 
 /** The server's clients named `name` (CLIENT LIST), with their flags and last command. */
-async function clientsNamed(server: RedisServer, name: string): Promise<Array<{ flags: string; cmd: string }>> {
+async function clientsNamed(server: RedisServer, name: string): Promise<Array<{ id: string; flags: string; cmd: string }>> {
   const list = await server.cli('CLIENT', 'LIST')
   return list
     .split('\n')
     .filter((l) => l.includes(` name=${name} `))
-    .map((l) => ({ flags: /flags=(\S*)/.exec(l)![1], cmd: /cmd=(\S*)/.exec(l)![1] }))
+    .map((l) => ({ id: /id=(\d+)/.exec(l)![1], flags: /flags=(\S*)/.exec(l)![1], cmd: /cmd=(\S*)/.exec(l)![1] }))
 }
 
 /** Until the server holds `n` clients named `name`. */
@@ -223,6 +223,15 @@ test('dedicated connections are reused, opened for calls at once, and closed aft
   expect(await c.get(k)).toBeNull()
   expect(await c.blpop(k, 0.05)).toBeNull()
   await expectClients(srv, name, 2)
+  // One the server closed while idle is not used again: the next call gets a new one.
+  const dedicated = (await clientsNamed(srv, name)).find((x) => x.cmd === 'blpop')!
+  await srv.cli('CLIENT', 'KILL', 'ID', dedicated.id)
+  await expectClients(srv, name, 1)
+  await sleep(50)
+  expect(await c.blpop(k, 0.05)).toBeNull()
+  const now = await clientsNamed(srv, name)
+  expect(now).toHaveLength(2)
+  expect(now.map((x) => x.id)).not.toContain(dedicated.id)
 })
 
 test('past blocking.maxConnections, one more blocking call fails at once (ERR_CONNECTION, nothing sent); the others go on', async () => {

@@ -456,17 +456,19 @@ impl Shared {
   }
 
   /// An idle connection to where the call must go, or a new one. `to`: where a
-  /// redirection points; else the node a MOVED named for `slot`, else the seeds
-  /// in turn (a cluster), or the client's server.
+  /// redirection points; else the node a MOVED named for `slot`; should that
+  /// fail (nothing was sent), or be unknown, the seeds in turn (a cluster). Or
+  /// the client's server.
   async fn connection(&self, slot: Option<u16>, to: Option<(String, u16)>) -> Result<(Addr, Link)> {
     let candidates: Vec<Addr> = match &self.cfg.cluster {
       None => vec![None],
       Some(c) => {
         let known = to.or_else(|| slot.and_then(|s| self.slots.lock().get(&s).cloned()));
-        match known {
-          Some(a) => vec![Some(a)],
-          None => c.nodes.iter().cloned().map(Some).collect(),
-        }
+        known
+          .into_iter()
+          .chain(c.nodes.iter().cloned())
+          .map(Some)
+          .collect()
       }
     };
     let mut last = None;
