@@ -3,9 +3,9 @@
 //!
 //! The handshake is ours (AUTH, SELECT, CLIENT TRACKING, PING as one
 //! pipeline) so that a refusal keeps the server's own words and names the step
-//! that failed. With client-side caching the connection speaks RESP3, and
-//! redis-rs authenticates in its `HELLO 3`: its push sender is how
-//! invalidations reach us.
+//! that failed. With client-side caching (and on a subscriber's connection)
+//! the connection speaks RESP3, and redis-rs authenticates in its `HELLO 3`:
+//! its push sender is how invalidations and pub/sub messages reach us.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -218,7 +218,8 @@ pub async fn open(
     inner: stream(cfg, tls).await?,
     seen: seen.clone(),
   };
-  let resp3 = cfg.client_cache.is_some();
+  // Push frames (invalidations, pub/sub messages) need RESP3.
+  let resp3 = cfg.client_cache.is_some() || push.is_some();
   let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
   if resp3 {
     info = info.set_protocol(ProtocolVersion::RESP3);

@@ -45,8 +45,9 @@ macro_rules! ck {
   };
 }
 
-// After `ck!`: the module uses it.
+// After `ck!`: the modules use it.
 mod group;
+pub mod pubsub;
 
 // ---- reading arguments ----------------------------------------------------
 
