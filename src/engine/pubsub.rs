@@ -225,6 +225,22 @@ impl Subscriber {
   /// follows once the server confirmed every one.
   pub fn subscribe(&self, op: u32, kind: Kind, names: Vec<(Vec<u8>, u32)>, buffers: bool) {
     let s = &self.shared;
+    if let Some(store) = &s.cfg.memory {
+      let error = Error::invalid(format!(
+        "pub/sub is not available on memory://{store}: the embedded store has no SUBSCRIBE or PUBLISH (use a Redis server)"
+      ));
+      for (_, id) in names {
+        s.out.push(Delivery::Dropped {
+          id,
+          error: error.clone(),
+        });
+      }
+      s.out.push(Delivery::Done {
+        op,
+        error: Some(error),
+      });
+      return;
+    }
     let mut st = s.state.lock();
     if st.closing {
       s.out.push(Delivery::Done {
