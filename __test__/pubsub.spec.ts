@@ -420,11 +420,11 @@ describe('process lifetime (child processes on dist/)', () => {
   })
 })
 
-describe('cluster (3 masters)', () => {
+describe('cluster (3 masters, 1 replica each)', () => {
   let cluster: RedisCluster
 
   beforeAll(async () => {
-    cluster = await startCluster({ masters: 3, replicas: 0 })
+    cluster = await startCluster({ masters: 3, replicas: 1, nodeTimeoutMs: 1000 })
   })
   afterAll(async () => {
     await closeAll()
@@ -500,5 +500,40 @@ describe('cluster (3 masters)', () => {
       return n
     }, 10_000)).toBe(1)
     expect((await box.until(2)).map((m) => m[0])).toEqual(['before', 'after'])
+  })
+
+  // Last: it changes which nodes are masters.
+  test('a master killed: its replica takes over, and what that master held is subscribed again there', async () => {
+    const sub = await connect({ cluster: { nodes: cluster.nodes }, connectTimeoutMs: 1000, reconnect: { minDelayMs: 50, maxDelayMs: 500 } })
+    sub.on('error', () => {})
+    const events: string[] = []
+    sub.on('reconnecting', () => events.push('reconnecting'))
+    // plain channels and patterns live on the master of slot 0; kill that one, which also owns `shard`
+    const home = (await cluster.ownerOf(0))!
+    const ch = ns('fo')
+    const shard = await channelOn(ns('fo-shard'), (o) => o === home)
+    const box = inbox<[string, string]>()
+    const sbox = inbox<[string, string]>()
+    await sub.subscribe(ch, box.listener)
+    await sub.ssubscribe(shard, sbox.listener)
+    expect(await home.cli('PUBSUB', 'NUMSUB', ch)).toBe(`${ch}\n1`)
+    const back = new Promise<void>((r) => sub.once('resubscribed', r))
+    await home.kill()
+    await cluster.waitHealthy()
+    await withTimeout(back, 20_000, 'no resubscribed event after the failover')
+    expect(events.length).toBeGreaterThanOrEqual(1)
+    const publisher = await connect({ cluster: { nodes: cluster.nodes.filter((n) => !n.endsWith(`:${home.port}`)) } })
+    expect(await eventually(async () => {
+      const n = await publisher.spublish(shard, 'after')
+      if (n !== 1) throw new Error(`spublish reached ${n}`)
+      return n
+    }, 10_000)).toBe(1)
+    // (a cluster's PUBLISH counts the subscribers of the node that took it only)
+    const masters = await cluster.masters()
+    for (const m of masters) await m.cli('PUBLISH', ch, 'after')
+    expect(await sbox.until(1)).toEqual([['after', shard]])
+    expect(await box.until(masters.length)).toEqual(masters.map(() => ['after', ch]))
+    await sleep(100)
+    expect(box.got).toHaveLength(masters.length) // heard once each: subscribed on one node
   })
 })
