@@ -33,6 +33,11 @@ fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
   })
 }
 
+/// Runs a native constructor under `guard`; a failure is `ERR_INTERNAL`.
+fn construct<T>(f: impl FnOnce() -> Result<T>) -> Result<T, String> {
+  guard(f).map_err(|e| napi::Error::new("ERR_INTERNAL".to_string(), e.reason))
+}
+
 /// A thrown error that carries its `code` as a property (napi-rs sets `code`
 /// from the status), so the TypeScript side reads it without parsing text.
 fn to_napi(e: error::Error) -> napi::Error<String> {
@@ -87,8 +92,7 @@ impl NativeClient {
     on_events: Unknown<'_>,
   ) -> Result<Self, String> {
     let config = read_config(&source, &payload)?;
-    let inner = guard(|| unsafe { bridge::Client::open(env.raw(), config, on_events.raw()) })
-      .map_err(|e| napi::Error::new("ERR_INTERNAL".to_string(), e.reason))?;
+    let inner = construct(|| unsafe { bridge::Client::open(env.raw(), config, on_events.raw()) })?;
     Ok(NativeClient { inner })
   }
 
@@ -160,9 +164,9 @@ impl NativeSubscriber {
     on_events: Unknown<'_>,
   ) -> Result<Self, String> {
     let config = read_config(&source, &payload)?;
-    let inner =
-      guard(|| unsafe { bridge::pubsub::Subscriber::open(env.raw(), config, on_events.raw()) })
-        .map_err(|e| napi::Error::new("ERR_INTERNAL".to_string(), e.reason))?;
+    let inner = construct(|| unsafe {
+      bridge::pubsub::Subscriber::open(env.raw(), config, on_events.raw())
+    })?;
     Ok(NativeSubscriber { inner })
   }
 

@@ -23,8 +23,9 @@ use napi_sys as sys;
 
 use super::outbox::Outbox;
 use super::{
-  js_array, js_array_of, js_buffer, js_error, js_number, js_string, js_undefined, napi_err,
-  panic_message, set_element, NapiResult, ARRAY_OF_SOURCE,
+  array_of_ref, doorbell, hold_event_loop, js_array, js_array_of, js_buffer, js_error, js_number,
+  js_string, js_undefined, napi_err, on_event_loop, set_element, threadsafe_function, NapiResult,
+  SendPtr,
 };
 use crate::engine::config::Config;
 use crate::engine::pubsub::{self, Delivery, Kind};
@@ -47,16 +48,7 @@ struct Side {
 impl Side {
   fn update_ref(&self, env: sys::napi_env) {
     let want = self.owed.get() > 0 || self.hold.get();
-    if want != self.referenced.get() && !self.released.load(Ordering::Acquire) {
-      unsafe {
-        if want {
-          sys::napi_ref_threadsafe_function(env, self.tsfn.get());
-        } else {
-          sys::napi_unref_threadsafe_function(env, self.tsfn.get());
-        }
-      }
-      self.referenced.set(want);
-    }
+    hold_event_loop(env, self.tsfn.get(), &self.referenced, &self.released, want);
   }
 
   fn owe(&self, env: sys::napi_env, n: isize) {
@@ -83,8 +75,7 @@ unsafe extern "C" fn deliver(
     return;
   }
   let side = &*(context as *const Side);
-  // Called by Node's event loop: a panic here must not unwind into it.
-  let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+  on_event_loop("messages", || {
     let items = side.outbox.take();
     if items.is_empty() {
       return;
@@ -104,13 +95,7 @@ unsafe extern "C" fn deliver(
         sys::ThreadsafeFunctionReleaseMode::release,
       );
     }
-  }));
-  if let Err(p) = r {
-    eprintln!(
-      "@atlas-erp/redis: internal error while delivering messages: {}",
-      panic_message(&p)
-    );
-  }
+  });
 }
 
 unsafe fn bytes(env: sys::napi_env, b: Vec<u8>, buffer: bool) -> NapiResult<sys::napi_value> {
@@ -191,10 +176,6 @@ unsafe fn deliver_items(
   Ok(())
 }
 
-struct SendPtr(sys::napi_threadsafe_function);
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
-
 /// A subscriber as the `#[napi]` class holds it.
 pub struct Subscriber {
   side: *const Side,
@@ -213,19 +194,8 @@ impl Subscriber {
     callback: sys::napi_value,
   ) -> NapiResult<Subscriber> {
     let released = Arc::new(AtomicBool::new(false));
-    let slot = Arc::new(std::sync::OnceLock::<SendPtr>::new());
-    let (bell, bell_released) = (slot.clone(), released.clone());
-    let outbox = Arc::new(Outbox::new(Box::new(move || {
-      if let Some(t) = bell.get() {
-        if !bell_released.load(Ordering::Acquire) {
-          sys::napi_call_threadsafe_function(
-            t.0,
-            ptr::null_mut(),
-            sys::ThreadsafeFunctionCallMode::nonblocking,
-          );
-        }
-      }
-    })));
+    let (slot, bell) = doorbell(&released);
+    let outbox = Arc::new(Outbox::new(bell));
     let side = Box::into_raw(Box::new(Side {
       outbox: outbox.clone(),
       secret: config.password_str().map(str::to_string),
@@ -236,39 +206,16 @@ impl Subscriber {
       referenced: Cell::new(true),
       released: released.clone(),
     }));
-    let mut tsfn = ptr::null_mut();
-    let status = sys::napi_create_threadsafe_function(
+    let tsfn = threadsafe_function(
       env,
       callback,
-      ptr::null_mut(),
-      js_string(env, b"atlas-redis-pubsub")?,
-      0,
-      1,
-      side as *mut c_void,
+      b"atlas-redis-pubsub",
+      side,
       Some(finalize_side),
-      side as *mut c_void,
       Some(deliver),
-      &mut tsfn,
-    );
-    if status != sys::Status::napi_ok {
-      drop(Box::from_raw(side));
-      return Err(napi_err("create threadsafe function"));
-    }
+    )?;
     (*side).tsfn.set(tsfn);
-    let mut array_of = ptr::null_mut();
-    if sys::napi_run_script(env, js_string(env, ARRAY_OF_SOURCE)?, &mut array_of)
-      == sys::Status::napi_ok
-    {
-      let mut r = ptr::null_mut();
-      ck!(
-        sys::napi_create_reference(env, array_of, 1, &mut r),
-        "array helper reference"
-      );
-      (*side).array_of.set(r);
-    } else {
-      let mut thrown = ptr::null_mut();
-      sys::napi_get_and_clear_last_exception(env, &mut thrown);
-    }
+    (*side).array_of.set(array_of_ref(env)?);
     let _ = slot.set(SendPtr(tsfn));
     // Idle until the first request.
     (*side).update_ref(env);
