@@ -36,10 +36,13 @@ export declare class NativeSubscriber {
    * receives what arrives (see `bridge::pubsub`).
    */
   constructor(source: string, payload: string, onEvents: unknown)
-  /** Request `op`: subscribe (kind 0 channels, 1 patterns, 2 shard channels) to `names`, whose ids are `ids`. */
-  subscribe(op: number, kind: number, names: Array<Buffer>, ids: Array<number>, buffers: boolean): void
-  /** Request `op`: unsubscribe from `names`. */
-  unsubscribe(op: number, kind: number, names: Array<Buffer>): void
+  /**
+   * Request `op`: subscribe (kind 0 channels, 1 patterns, 2 shard channels)
+   * to `names` (strings and Buffers), whose ids are `ids`.
+   */
+  subscribe(op: number, kind: number, names: Array<string | Buffer>, ids: Array<number>, buffers: boolean): void
+  /** Request `op`: unsubscribe from `names` (strings and Buffers). */
+  unsubscribe(op: number, kind: number, names: Array<string | Buffer>): void
   /** Whether the client holds subscriptions (they keep the process running). */
   keepAlive(on: boolean): void
   close(): void

@@ -170,30 +170,35 @@ impl NativeSubscriber {
     Ok(NativeSubscriber { inner })
   }
 
-  /// Request `op`: subscribe (kind 0 channels, 1 patterns, 2 shard channels) to `names`, whose ids are `ids`.
+  /// Request `op`: subscribe (kind 0 channels, 1 patterns, 2 shard channels)
+  /// to `names` (strings and Buffers), whose ids are `ids`.
   #[napi]
   pub fn subscribe(
     &self,
     env: Env,
     op: u32,
     kind: u32,
-    names: Vec<Buffer>,
+    #[napi(ts_arg_type = "Array<string | Buffer>")] names: Unknown<'_>,
     ids: Vec<u32>,
     buffers: bool,
   ) -> Result<()> {
-    let names = names.iter().map(|b| b.to_vec()).collect();
-    guard(|| {
+    guard(|| unsafe {
       self
         .inner
-        .subscribe(env.raw(), op, kind, names, ids, buffers)
+        .subscribe(env.raw(), op, kind, names.raw(), ids, buffers)
     })
   }
 
-  /// Request `op`: unsubscribe from `names`.
+  /// Request `op`: unsubscribe from `names` (strings and Buffers).
   #[napi]
-  pub fn unsubscribe(&self, env: Env, op: u32, kind: u32, names: Vec<Buffer>) -> Result<()> {
-    let names = names.iter().map(|b| b.to_vec()).collect();
-    guard(|| self.inner.unsubscribe(env.raw(), op, kind, names))
+  pub fn unsubscribe(
+    &self,
+    env: Env,
+    op: u32,
+    kind: u32,
+    #[napi(ts_arg_type = "Array<string | Buffer>")] names: Unknown<'_>,
+  ) -> Result<()> {
+    guard(|| unsafe { self.inner.unsubscribe(env.raw(), op, kind, names.raw()) })
   }
 
   /// Whether the client holds subscriptions (they keep the process running).

@@ -38,14 +38,36 @@ class Subscription {
   readonly listeners = new Map<AnyListener, boolean>()
   /** Whether the native side delivers Buffers (some listener asked for them). */
   buffers = false
+  /** The name as a string (UTF-8). */
+  readonly text: string
+  private buffer?: Buffer
 
   constructor(
     readonly id: number,
     readonly kind: Kind,
     readonly key: string,
-    readonly text: string,
-    readonly bytes: Buffer,
-  ) {}
+    /** As given: a string, or a copy of the Buffer given. */
+    readonly name: RedisChannel,
+  ) {
+    this.text = typeof name === 'string' ? name : name.toString()
+  }
+
+  /** The name as a Buffer, for listeners that want Buffers. */
+  get bytes(): Buffer {
+    return (this.buffer ??= Buffer.isBuffer(this.name) ? this.name : Buffer.from(this.name))
+  }
+}
+
+/**
+ * A name's key in the maps of subscriptions: a string is its own key, and so is the
+ * UTF-8 text of a Buffer (the same channel); other bytes get a key that starts with
+ * a lone surrogate, which no UTF-8 bytes decode to.
+ */
+function keyOf(name: RedisChannel): string {
+  if (typeof name === 'string') return name
+  const text = name.toString()
+  if (Buffer.byteLength(text) === name.length && Buffer.from(text).equals(name)) return text
+  return `\ud800${name.toString('latin1')}`
 }
 
 /** A request to the subscriber, waiting for its answer. */
@@ -86,7 +108,7 @@ function as(v: string | Buffer, buffers: boolean): string | Buffer {
  */
 export class PubSub {
   private native?: NativeSubscriber
-  /** By kind, then by the name's bytes (as latin1 text). */
+  /** By kind, then by name (keyOf). */
   private readonly subs: Array<Map<string, Subscription>> = [new Map(), new Map(), new Map()]
   private readonly byId = new Map<number, Subscription>()
   private readonly requests = new Map<number, Request>()
@@ -112,11 +134,10 @@ export class PubSub {
     const map = this.subs[kind]
     const subs: Subscription[] = []
     for (const name of names) {
-      const bytes = Buffer.isBuffer(name) ? Buffer.from(name) : Buffer.from(name, 'utf8')
-      const key = bytes.toString('latin1')
+      const key = keyOf(name)
       let sub = map.get(key)
       if (sub === undefined) {
-        sub = new Subscription(this.nextId, kind, key, typeof name === 'string' ? name : bytes.toString(), bytes)
+        sub = new Subscription(this.nextId, kind, key, Buffer.isBuffer(name) ? Buffer.from(name) : name)
         this.nextId = (this.nextId + 1) & ID_MASK
         map.set(key, sub)
         this.byId.set(sub.id, sub)
@@ -127,7 +148,7 @@ export class PubSub {
     }
     this.updateHold()
     return this.request(
-      (op) => this.subscriber().subscribe(op, kind, subs.map((s) => s.bytes), subs.map((s) => s.id), buffers),
+      (op) => this.subscriber().subscribe(op, kind, subs.map((s) => s.name), subs.map((s) => s.id), buffers),
       subs,
     )
   }
@@ -149,14 +170,12 @@ export class PubSub {
     }
     if (this.closing !== undefined || this.host.closed()) return Promise.reject(closedError())
     const map = this.subs[kind]
-    const targets: Subscription[] = []
-    if (names === undefined) targets.push(...map.values())
-    else {
-      for (const name of names) {
-        const sub = map.get((Buffer.isBuffer(name) ? name : Buffer.from(name, 'utf8')).toString('latin1'))
-        if (sub !== undefined && !targets.includes(sub)) targets.push(sub)
-      }
+    const targets = new Set<Subscription>()
+    for (const name of names ?? []) {
+      const sub = map.get(keyOf(name))
+      if (sub !== undefined) targets.add(sub)
     }
+    if (names === undefined) for (const sub of map.values()) targets.add(sub)
     const gone: Subscription[] = []
     for (const sub of targets) {
       if (listener !== undefined) sub.listeners.delete(listener as AnyListener)
@@ -167,7 +186,7 @@ export class PubSub {
     }
     if (gone.length === 0) return Promise.resolve()
     this.updateHold()
-    return this.request((op) => this.subscriber().unsubscribe(op, kind, gone.map((s) => s.bytes)))
+    return this.request((op) => this.subscriber().unsubscribe(op, kind, gone.map((s) => s.name)))
   }
 
   /** The subscriptions of a kind, as strings. */

@@ -168,8 +168,8 @@ struct State {
   slots: Option<SlotMap>,
   refreshing: bool,
   refresh_again: bool,
-  /// Slot map reads that failed, or MOVED answers, since a shard channel was
-  /// last confirmed (the backoff's exponent).
+  /// Slot map reads in a row that failed or left a subscription's slot
+  /// unserved, and MOVED answers since the last good read (the backoff's exponent).
   refresh_attempt: u32,
   generations: u64,
   /// Shard channels that met a MOVED or were moved away: they wait for the
@@ -222,106 +222,18 @@ impl Subscriber {
   }
 
   /// Request `op`: subscribe to `names` (each with JS' id for it); `Done`
-  /// follows once the server confirmed every one.
+  /// follows once the server confirmed every one. Handled on the I/O thread,
+  /// in the order asked: the JS thread never waits for the subscriber's lock.
   pub fn subscribe(&self, op: u32, kind: Kind, names: Vec<(Vec<u8>, u32)>, buffers: bool) {
-    let s = &self.shared;
-    if let Some(store) = &s.cfg.memory {
-      let error = Error::invalid(format!(
-        "pub/sub is not available on memory://{store}: the embedded store has no SUBSCRIBE or PUBLISH (use a Redis server)"
-      ));
-      for (_, id) in names {
-        s.out.push(Delivery::Dropped {
-          id,
-          error: error.clone(),
-        });
-      }
-      s.out.push(Delivery::Done {
-        op,
-        error: Some(error),
-      });
-      return;
-    }
-    let mut st = s.state.lock();
-    if st.closing {
-      s.out.push(Delivery::Done {
-        op,
-        error: Some(Error::closed()),
-      });
-      return;
-    }
-    let mut waiting = Vec::new();
-    for (name, id) in names {
-      let key = (kind, name);
-      let confirmed = st.confirmed(&s.cfg, &key);
-      let sub = st.subs.entry(key.clone()).or_insert(Sub {
-        id,
-        buffers,
-        waiters: Vec::new(),
-      });
-      sub.id = id;
-      sub.buffers |= buffers;
-      if !confirmed {
-        sub.waiters.push(op);
-        waiting.push(key);
-      }
-    }
-    if waiting.is_empty() {
-      s.out.push(Delivery::Done { op, error: None });
-    } else {
-      st.ops.insert(
-        op,
-        Op {
-          left: waiting.len(),
-          keys: waiting,
-          error: None,
-        },
-      );
-      // Waits for a connection at most as long as a call waits for one.
-      let weak = Arc::downgrade(s);
-      let wait = s.cfg.connect_timeout + s.cfg.command_timeout;
-      runtime().spawn(async move {
-        tokio::time::sleep(wait).await;
-        if let Some(s) = weak.upgrade() {
-          s.expire(op, wait);
-        }
-      });
-    }
-    s.reconcile(&mut st);
+    let s = self.shared.clone();
+    runtime().spawn(async move { s.subscribe(op, kind, names, buffers) });
   }
 
-  /// Request `op`: unsubscribe from `names`; delivery stops at once, `Done`
-  /// follows once the servers confirmed.
+  /// Request `op`: unsubscribe from `names`; `Done` follows once the servers
+  /// confirmed (JS stops delivering at once).
   pub fn unsubscribe(&self, op: u32, kind: Kind, names: Vec<Vec<u8>>) {
-    let s = &self.shared;
-    let mut st = s.state.lock();
-    let mut by_node: HashMap<NodeId, Vec<Key>> = HashMap::new();
-    for name in names {
-      let key = (kind, name);
-      if let Some(sub) = st.subs.remove(&key) {
-        // A subscribe still waiting for it is answered: nothing to wait for now.
-        st.settle(&s.out, &sub.waiters, None);
-      }
-      for (id, n) in st.nodes.iter_mut() {
-        if n.has.remove(&key).is_some() && n.conn.is_some() {
-          by_node.entry(id.clone()).or_default().push(key.clone());
-        }
-      }
-    }
-    if by_node.is_empty() {
-      s.out.push(Delivery::Done { op, error: None });
-      return;
-    }
-    st.ops.insert(
-      op,
-      Op {
-        left: by_node.len(),
-        keys: Vec::new(),
-        error: None,
-      },
-    );
-    for (id, keys) in by_node {
-      s.send(&st, id, keys, false, Some(op));
-    }
+    let s = self.shared.clone();
+    runtime().spawn(async move { s.unsubscribe(op, kind, names) });
   }
 
   /// Drops every subscription and connection; `Closed` follows.
@@ -392,6 +304,107 @@ impl State {
 }
 
 impl Shared {
+  /// See [`Subscriber::subscribe`].
+  fn subscribe(self: &Arc<Self>, op: u32, kind: Kind, names: Vec<(Vec<u8>, u32)>, buffers: bool) {
+    let s = self;
+    if let Some(store) = &s.cfg.memory {
+      let error = Error::invalid(format!(
+        "pub/sub is not available on memory://{store}: the embedded store has no SUBSCRIBE or PUBLISH (use a Redis server)"
+      ));
+      for (_, id) in names {
+        s.out.push(Delivery::Dropped {
+          id,
+          error: error.clone(),
+        });
+      }
+      s.out.push(Delivery::Done {
+        op,
+        error: Some(error),
+      });
+      return;
+    }
+    let mut st = s.state.lock();
+    if st.closing {
+      s.out.push(Delivery::Done {
+        op,
+        error: Some(Error::closed()),
+      });
+      return;
+    }
+    let mut waiting = Vec::new();
+    for (name, id) in names {
+      let key = (kind, name);
+      let confirmed = st.confirmed(&s.cfg, &key);
+      let sub = st.subs.entry(key.clone()).or_insert(Sub {
+        id,
+        buffers,
+        waiters: Vec::new(),
+      });
+      sub.id = id;
+      sub.buffers |= buffers;
+      if !confirmed {
+        sub.waiters.push(op);
+        waiting.push(key);
+      }
+    }
+    if waiting.is_empty() {
+      s.out.push(Delivery::Done { op, error: None });
+    } else {
+      st.ops.insert(
+        op,
+        Op {
+          left: waiting.len(),
+          keys: waiting,
+          error: None,
+        },
+      );
+      // Waits for a connection at most as long as a call waits for one.
+      let weak = Arc::downgrade(s);
+      let wait = s.cfg.connect_timeout + s.cfg.command_timeout;
+      runtime().spawn(async move {
+        tokio::time::sleep(wait).await;
+        if let Some(s) = weak.upgrade() {
+          s.expire(op, wait);
+        }
+      });
+    }
+    s.reconcile(&mut st);
+  }
+
+  /// See [`Subscriber::unsubscribe`].
+  fn unsubscribe(self: &Arc<Self>, op: u32, kind: Kind, names: Vec<Vec<u8>>) {
+    let s = self;
+    let mut st = s.state.lock();
+    let mut by_node: HashMap<NodeId, Vec<Key>> = HashMap::new();
+    for name in names {
+      let key = (kind, name);
+      if let Some(sub) = st.subs.remove(&key) {
+        // A subscribe still waiting for it is answered: nothing to wait for now.
+        st.settle(&s.out, &sub.waiters, None);
+      }
+      for (id, n) in st.nodes.iter_mut() {
+        if n.has.remove(&key).is_some() && n.conn.is_some() {
+          by_node.entry(id.clone()).or_default().push(key.clone());
+        }
+      }
+    }
+    if by_node.is_empty() {
+      s.out.push(Delivery::Done { op, error: None });
+      return;
+    }
+    st.ops.insert(
+      op,
+      Op {
+        left: by_node.len(),
+        keys: Vec::new(),
+        error: None,
+      },
+    );
+    for (id, keys) in by_node {
+      s.send(&st, id, keys, false, Some(op));
+    }
+  }
+
   fn close(&self) {
     let mut st = self.state.lock();
     if st.closing {
@@ -429,7 +442,7 @@ impl Shared {
       // The one server: connected while the subscriber lives.
       st.nodes.entry(None).or_default();
     }
-    let targets: Vec<(Key, Option<NodeId>)> = st
+    let targets: HashMap<Key, Option<NodeId>> = st
       .subs
       .keys()
       .map(|k| (k.clone(), st.target(cfg, k)))
@@ -458,10 +471,11 @@ impl Shared {
       let stale: Vec<Key> = n
         .has
         .keys()
-        .filter(|k| {
-          !targets
-            .iter()
-            .any(|(key, t)| key == *k && t.as_ref().is_none_or(|t| t == id))
+        .filter(|k| match targets.get(*k) {
+          None => true,
+          // Unknown (no slot map yet): left where it is.
+          Some(None) => false,
+          Some(Some(t)) => t != id,
         })
         .cloned()
         .collect();
@@ -479,12 +493,11 @@ impl Shared {
       self.send(st, id, keys, true, None);
     }
     // Connect what is needed; forget cluster nodes nothing belongs on.
+    let wanted: std::collections::HashSet<&NodeId> = targets.values().flatten().collect();
     let needed: Vec<NodeId> = st
       .nodes
       .iter()
-      .filter(|(id, n)| {
-        id.is_none() || !n.has.is_empty() || targets.iter().any(|(_, t)| t.as_ref() == Some(id))
-      })
+      .filter(|(id, n)| id.is_none() || !n.has.is_empty() || wanted.contains(id))
       .map(|(id, _)| id.clone())
       .collect();
     st.nodes.retain(|id, n| {
@@ -596,9 +609,6 @@ impl Shared {
                 if let Some(c) = n.has.get_mut(key) {
                   *c = true;
                 }
-              }
-              if key.0 == Kind::Shard {
-                st.refresh_attempt = 0;
               }
               if st.target(&self.cfg, key).as_ref() == Some(&node) && st.confirmed(&self.cfg, key) {
                 let waiters = st
@@ -904,6 +914,17 @@ impl Shared {
       let again = std::mem::take(&mut st.refresh_again);
       match r {
         Ok(map) => {
+          // A map that leaves a subscription's slot unserved is read again
+          // after a pause, as a failed read is.
+          let served = st
+            .subs
+            .keys()
+            .all(|(kind, name)| slot_owner(&map, *kind, name).is_some());
+          st.refresh_attempt = if served {
+            0
+          } else {
+            st.refresh_attempt.saturating_add(1)
+          };
           st.slots = Some(map);
           st.parked.clear();
         }

@@ -24,9 +24,10 @@ use napi_sys as sys;
 use super::outbox::Outbox;
 use super::{
   array_of_ref, doorbell, hold_event_loop, js_array, js_array_of, js_buffer, js_error, js_number,
-  js_string, js_undefined, napi_err, on_event_loop, set_element, threadsafe_function, NapiResult,
-  SendPtr,
+  js_string, js_undefined, napi_err, on_event_loop, read_op_args, resolve, set_element,
+  threadsafe_function, NapiResult, SendPtr,
 };
+use crate::commands::Arg;
 use crate::engine::config::Config;
 use crate::engine::pubsub::{self, Delivery, Kind};
 use crate::error::Error;
@@ -176,6 +177,24 @@ unsafe fn deliver_items(
   Ok(())
 }
 
+/// The bytes of each name of a JS array of strings (UTF-8) and Buffers, read
+/// without a napi reference per item (lib/core/pubsub.ts checked their types).
+unsafe fn read_names(env: sys::napi_env, array: sys::napi_value) -> NapiResult<Vec<Vec<u8>>> {
+  let mut len = 0u32;
+  ck!(sys::napi_get_array_length(env, array, &mut len), "names");
+  let (mut arena, mut raw) = (Vec::new(), Vec::with_capacity(len as usize));
+  if !read_op_args(env, array, 0, len, &mut arena, &mut raw)? {
+    return Err(napi_err("a name could not be read"));
+  }
+  raw
+    .iter()
+    .map(|r| match resolve(r, &arena) {
+      Arg::Str(b) | Arg::Buf(b) => Ok(b.to_vec()),
+      _ => Err(napi_err("a name is not a string or a Buffer")),
+    })
+    .collect()
+}
+
 /// A subscriber as the `#[napi]` class holds it.
 pub struct Subscriber {
   side: *const Side,
@@ -243,17 +262,25 @@ impl Subscriber {
     Kind::from_code(code).ok_or_else(|| napi_err("unknown subscription kind"))
   }
 
-  /// Request `op`: subscribe to `names`, whose JS ids are `ids`.
-  pub fn subscribe(
+  /// Request `op`: subscribe to `names` (a JS array of strings and Buffers),
+  /// whose JS ids are `ids`.
+  ///
+  /// # Safety
+  /// `env` and `names` must belong to the current napi call, on the JS thread.
+  pub unsafe fn subscribe(
     &self,
     env: sys::napi_env,
     op: u32,
     kind: u32,
-    names: Vec<Vec<u8>>,
+    names: sys::napi_value,
     ids: Vec<u32>,
     buffers: bool,
   ) -> NapiResult<()> {
     let kind = Self::kind(kind)?;
+    let names = read_names(env, names)?;
+    if names.len() != ids.len() {
+      return Err(napi_err("one id per name"));
+    }
     self.side()?.owe(env, 1);
     self
       .engine
@@ -261,15 +288,19 @@ impl Subscriber {
     Ok(())
   }
 
-  /// Request `op`: unsubscribe from `names`.
-  pub fn unsubscribe(
+  /// Request `op`: unsubscribe from `names` (a JS array of strings and Buffers).
+  ///
+  /// # Safety
+  /// As for `subscribe`.
+  pub unsafe fn unsubscribe(
     &self,
     env: sys::napi_env,
     op: u32,
     kind: u32,
-    names: Vec<Vec<u8>>,
+    names: sys::napi_value,
   ) -> NapiResult<()> {
     let kind = Self::kind(kind)?;
+    let names = read_names(env, names)?;
     self.side()?.owe(env, 1);
     self.engine.unsubscribe(op, kind, names);
     Ok(())
