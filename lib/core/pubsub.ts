@@ -75,7 +75,7 @@ interface Request {
   resolve: () => void
   reject: (e: RedisError) => void
   /** For a subscribe: its subscriptions (a refusal of one of them is reported by the request). */
-  subs?: Subscription[]
+  subs?: ReadonlySet<Subscription>
 }
 
 /** What PubSub needs of its client. @internal */
@@ -189,11 +189,6 @@ export class PubSub {
     return this.request((op) => this.subscriber().unsubscribe(op, kind, gone.map((s) => s.name)))
   }
 
-  /** The subscriptions of a kind, as strings. */
-  channels(kind: Kind): string[] {
-    return [...this.subs[kind].values()].map((s) => s.text)
-  }
-
   /** Ends the subscriber's connections; every subscription goes. */
   close(): Promise<void> {
     if (this.closing !== undefined) return this.closing
@@ -236,7 +231,7 @@ export class PubSub {
     const op = this.nextOp
     this.nextOp = (op + 1) & ID_MASK
     return new Promise<void>((resolve, reject) => {
-      this.requests.set(op, { resolve, reject, subs })
+      this.requests.set(op, { resolve, reject, subs: subs && new Set(subs) })
       try {
         send(op)
       } catch (e) {
@@ -285,7 +280,7 @@ export class PubSub {
       this.forget(sub)
       this.updateHold()
       // A request waiting for it rejects; a resubscription nobody waits for is told as an 'error'.
-      const waited = [...this.requests.values()].some((r) => r.subs?.includes(sub))
+      const waited = [...this.requests.values()].some((r) => r.subs?.has(sub))
       if (!waited) this.host.emit('error', RedisError.from(ev[2]))
     } else if (Array.isArray(ev) && ev[0] === 'lost') {
       const err = RedisError.from(ev[1])
