@@ -189,6 +189,12 @@ describe('standalone', () => {
       ['x', ch],
       ['y', ch],
     ])
+    // shard channels too (SSUBSCRIBE works on a standalone Redis 7)
+    const shard = inbox<[string, string]>()
+    await sub.ssubscribe(ch, shard.listener)
+    expect(await sub.spublish(ch, 's')).toBe(1)
+    expect(await srv.cli('PUBSUB', 'SHARDNUMSUB', ch)).toBe(`${ch}\n1`)
+    expect(await shard.until(1)).toEqual([['s', ch]])
   })
 
   test('after the server restarts on the same port: reconnecting, resubscribed, and the listener hears a new publish', async () => {
