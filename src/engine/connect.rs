@@ -3,9 +3,9 @@
 //!
 //! The handshake is ours (AUTH, SELECT, CLIENT TRACKING, PING as one
 //! pipeline) so that a refusal keeps the server's own words and names the step
-//! that failed. With client-side caching the connection speaks RESP3, and
-//! redis-rs authenticates in its `HELLO 3`: its push sender is how
-//! invalidations reach us.
+//! that failed. With client-side caching (and on a subscriber's connection)
+//! the connection speaks RESP3, and redis-rs authenticates in its `HELLO 3`:
+//! its push sender is how invalidations and pub/sub messages reach us.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -206,10 +206,11 @@ pub fn server_text(e: &redis::ServerError) -> String {
 
 /// Opens a connection and runs the handshake. The returned driver must be
 /// polled (spawned) for the connection to work; it is already running the
-/// handshake when this returns, on the caller's task. With client-side caching
-/// the connection speaks RESP3; it turns tracking on only when given `push`
-/// (somewhere to deliver invalidations): a dedicated connection
-/// (`engine::dedicated`) speaks its client's protocol without tracking.
+/// handshake when this returns, on the caller's task. The connection speaks
+/// RESP3 with client-side caching or when given `push` (a subscriber); it
+/// turns tracking on only with both (somewhere to deliver invalidations): a
+/// dedicated connection (`engine::dedicated`) speaks its client's protocol
+/// without tracking.
 pub async fn open(
   cfg: &Config,
   tls: Option<&tls::Connector>,
@@ -221,8 +222,9 @@ pub async fn open(
     inner: stream(cfg, tls).await?,
     seen: seen.clone(),
   };
-  let resp3 = cfg.client_cache.is_some();
-  let tracking = resp3 && push.is_some();
+  // Push frames (invalidations, pub/sub messages) need RESP3.
+  let resp3 = cfg.client_cache.is_some() || push.is_some();
+  let tracking = cfg.client_cache.is_some() && push.is_some();
   let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
   if resp3 {
     info = info.set_protocol(ProtocolVersion::RESP3);

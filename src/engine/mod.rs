@@ -4,7 +4,8 @@
 //! pub/sub. This module adds what a shared Node client needs around it: one
 //! I/O thread for every client of the process, a supervisor per client that
 //! reconnects without replaying anything, fails fast while the server is
-//! unreachable and drops a connection that stopped answering, and Sentinel.
+//! unreachable and drops a connection that stopped answering, Sentinel, and
+//! pub/sub on connections of its own.
 //!
 //! ```
 //! use std::time::Duration;
@@ -17,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod dedicated;
+pub mod pubsub;
 pub mod sentinel;
 pub mod standalone;
 pub mod tls;
