@@ -218,7 +218,7 @@ struct Shared {
   tls: OnceLock<Result<Option<tls::Connector>>>,
   sentinels: Option<Arc<Sentinels>>,
   state: Mutex<State>,
-  /// Cluster: the node of a slot, as MOVED replies taught it.
+  /// Cluster: the node of a slot, from CLUSTER SLOTS and MOVED replies.
   slots: Mutex<HashMap<u16, (String, u16)>>,
 }
 
@@ -463,6 +463,11 @@ impl Shared {
     let candidates: Vec<Addr> = match &self.cfg.cluster {
       None => vec![None],
       Some(c) => {
+        if let (None, Some(s)) = (&to, slot) {
+          if !self.slots.lock().contains_key(&s) {
+            self.learn_slots().await;
+          }
+        }
         let known = to.or_else(|| slot.and_then(|s| self.slots.lock().get(&s).cloned()));
         known
           .into_iter()
@@ -488,6 +493,35 @@ impl Shared {
       }
     }
     Err(last.unwrap_or_else(|| Error::new(ErrorCode::Connection, "no node to connect to")))
+  }
+
+  /// Cluster: reads the whole slot map (CLUSTER SLOTS from the first seed that
+  /// answers), so that a call goes to its slot's master without a MOVED first.
+  /// On failure the map stays as it is: the seeds and MOVED replies still lead.
+  async fn learn_slots(&self) {
+    let Some(c) = &self.cfg.cluster else { return };
+    for seed in &c.nodes {
+      let Ok(mut link) = self.open(&Some(seed.clone())).await else {
+        continue;
+      };
+      let ask = redis::cmd("CLUSTER").arg("SLOTS").clone();
+      let reply = tokio::time::timeout(
+        self.cfg.command_timeout,
+        link.conn.send_packed_command(&ask),
+      )
+      .await;
+      if let Ok(Ok(v)) = reply {
+        if let Some(map) = cluster::parse_slot_map(v, &seed.0) {
+          let mut slots = self.slots.lock();
+          for (first, last, node) in map {
+            for s in first..=last {
+              slots.insert(s, node.clone());
+            }
+          }
+          return;
+        }
+      }
+    }
   }
 
   /// A live idle connection to `at`; otherwise makes room for a new one

@@ -43,6 +43,7 @@ use tokio::task::AbortHandle;
 use tokio::time::timeout;
 
 use crate::bridge::outbox::Outbox;
+use crate::engine::cluster::SlotMap;
 use crate::engine::config::Config;
 use crate::engine::connect::{self, Driver};
 use crate::engine::sentinel::{self, Sentinels};
@@ -82,9 +83,6 @@ impl Kind {
 
 /// A subscription: its kind and its channel (or pattern).
 pub type Key = (Kind, Vec<u8>);
-
-/// A cluster's slot map: `(first, last, master)` for each range.
-pub type SlotMap = Vec<(u16, u16, (String, u16))>;
 
 /// The master a subscription belongs on: its slot's for a shard channel, slot
 /// 0's for the others.
@@ -950,7 +948,7 @@ impl Shared {
     for (id, mut conn) in live {
       let host = id.map(|(h, _)| h).unwrap_or_default();
       if let Ok(v) = conn.send_packed_command(&ask()).await {
-        if let Some(map) = parse_slots(v, &host) {
+        if let Some(map) = cluster::parse_slot_map(v, &host) {
           return Ok(map);
         }
       }
@@ -968,7 +966,7 @@ impl Shared {
         }
       };
       match timeout(self.cfg.connect_timeout, attempt).await {
-        Ok(Ok(v)) => match parse_slots(v, &host) {
+        Ok(Ok(v)) => match cluster::parse_slot_map(v, &host) {
           Some(map) => return Ok(map),
           None => {
             last = Some(Error::new(
@@ -993,44 +991,6 @@ impl Shared {
       )
     }))
   }
-}
-
-/// The masters' ranges in a CLUSTER SLOTS reply; a node announced without an
-/// address is the one asked (`host`). `None` when no slot is served.
-fn parse_slots(reply: Value, host: &str) -> Option<SlotMap> {
-  let Value::Array(ranges) = reply else {
-    return None;
-  };
-  let text = |v: &Value| match v {
-    Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
-    Value::SimpleString(s) => Some(s.clone()),
-    _ => None,
-  };
-  let int = |v: Option<&Value>| match v {
-    Some(Value::Int(i)) => u16::try_from(*i).ok(),
-    _ => None,
-  };
-  let mut map = SlotMap::new();
-  for r in ranges {
-    let Value::Array(parts) = r else { continue };
-    let (Some(first), Some(last)) = (int(parts.first()), int(parts.get(1))) else {
-      continue;
-    };
-    let Some(Value::Array(master)) = parts.get(2) else {
-      continue;
-    };
-    let Some(port) = int(master.get(1)) else {
-      continue;
-    };
-    let h = master.first().and_then(text).unwrap_or_default();
-    let h = if h.is_empty() || h == "?" {
-      host.to_string()
-    } else {
-      h
-    };
-    map.push((first, last, (h, port)));
-  }
-  (!map.is_empty()).then_some(map)
 }
 
 /// Sentinel mode: reconnects to the new master when a sentinel announces one.
@@ -1082,7 +1042,7 @@ mod tests {
       ]),
       Value::Array(vec![Value::Int(5461), Value::Int(16383), node("", 7001)]),
     ]);
-    let map = parse_slots(reply, "seed").unwrap();
+    let map = cluster::parse_slot_map(reply, "seed").unwrap();
     assert_eq!(
       map,
       vec![
@@ -1090,7 +1050,7 @@ mod tests {
         (5461, 16383, ("seed".to_string(), 7001))
       ]
     );
-    assert_eq!(parse_slots(Value::Array(vec![]), "x"), None);
+    assert_eq!(cluster::parse_slot_map(Value::Array(vec![]), "x"), None);
     assert_eq!(
       slot_owner(&map, Kind::Shard, b"foo"),
       Some(&("seed".to_string(), 7001))
