@@ -26,6 +26,28 @@ export declare class NativeClient {
   stats(): NativeStats
 }
 
+/**
+ * The native half of a client's pub/sub (lib/core/pubsub.ts): a subscriber
+ * connection of its own, made with the client's settings.
+ */
+export declare class NativeSubscriber {
+  /**
+   * `source` and `payload` as for `NativeClient`; `on_events(messages, events)`
+   * receives what arrives (see `bridge::pubsub`).
+   */
+  constructor(source: string, payload: string, onEvents: unknown)
+  /**
+   * Request `op`: subscribe (kind 0 channels, 1 patterns, 2 shard channels)
+   * to `names` (strings and Buffers), whose ids are `ids`.
+   */
+  subscribe(op: number, kind: number, names: Array<string | Buffer>, ids: Array<number>, buffers: boolean): void
+  /** Request `op`: unsubscribe from `names` (strings and Buffers). */
+  unsubscribe(op: number, kind: number, names: Array<string | Buffer>): void
+  /** Whether the client holds subscriptions (they keep the process running). */
+  keepAlive(on: boolean): void
+  close(): void
+}
+
 /** One entry of the command table, as `commandTable()` lists it. */
 export interface CommandEntry {
   /** Lower case; a subcommand is `"container|sub"` (`"xgroup|create"`). */

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeClient = nativeBinding.NativeClient
+module.exports.NativeSubscriber = nativeBinding.NativeSubscriber
 module.exports.commandTable = nativeBinding.commandTable
 module.exports.keySlot = nativeBinding.keySlot
 module.exports.opArities = nativeBinding.opArities

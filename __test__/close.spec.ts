@@ -46,11 +46,14 @@ describe('close()', () => {
       await Promise.resolve()
       await new Promise((r) => setImmediate(r))
     }
-    results.push(c.command('BLPOP', p + 'list', '0.2')) // answered (nil) after 200 ms
+    // Answered after 200 ms on the shared connection. (A blocking command such as BLPOP
+    // waits on a dedicated connection, and close() ends it: blocking-commands.spec.ts.)
+    const slow = "local t = redis.call('TIME') local stop = t[1] * 1000000 + t[2] + 200000 repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= stop return 'slow'"
+    results.push(c.command('EVAL', slow, '0'))
     await c.close()
     const settled = await Promise.allSettled(results)
     expect(settled.every((s) => s.status === 'fulfilled')).toBe(true)
-    expect(settled.map((s) => (s as PromiseFulfilledResult<unknown>).value)).toEqual(['v', 1, 'v', 2, 'v', 3, 'v', 4, 'v', 5, null])
+    expect(settled.map((s) => (s as PromiseFulfilledResult<unknown>).value)).toEqual(['v', 1, 'v', 2, 'v', 3, 'v', 4, 'v', 5, 'slow'])
   })
 
   test('calls after close (and during closing) reject ERR_CLOSED; close is idempotent', async () => {

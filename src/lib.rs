@@ -33,10 +33,29 @@ fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
   })
 }
 
+/// Runs a native constructor under `guard`; a failure is `ERR_INTERNAL`.
+fn construct<T>(f: impl FnOnce() -> Result<T>) -> Result<T, String> {
+  guard(f).map_err(|e| napi::Error::new("ERR_INTERNAL".to_string(), e.reason))
+}
+
 /// A thrown error that carries its `code` as a property (napi-rs sets `code`
 /// from the status), so the TypeScript side reads it without parsing text.
 fn to_napi(e: error::Error) -> napi::Error<String> {
   napi::Error::new(e.code.as_str().to_string(), e.message)
+}
+
+/// A client's settings: `source` is `"options"` (payload: ConnectOptions as
+/// JSON), `"url"` or `"env"` (payload: the REDIS_* variables as a JSON object).
+fn read_config(source: &str, payload: &str) -> Result<Config, String> {
+  match source {
+    "url" => Config::from_url(payload),
+    "options" => Config::from_options_json(payload),
+    "env" => serde_json::from_str::<std::collections::HashMap<String, String>>(payload)
+      .map_err(|e| error::Error::invalid(e.to_string()))
+      .and_then(|vars| Config::from_env(|k| vars.get(k).cloned())),
+    _ => Err(error::Error::invalid("unknown config source")),
+  }
+  .map_err(to_napi)
 }
 
 /// Counters of one client (see `ClientStats` in the TypeScript API).
@@ -72,17 +91,8 @@ impl NativeClient {
     payload: String,
     on_events: Unknown<'_>,
   ) -> Result<Self, String> {
-    let config = match source.as_str() {
-      "url" => Config::from_url(&payload),
-      "options" => Config::from_options_json(&payload),
-      "env" => serde_json::from_str::<std::collections::HashMap<String, String>>(&payload)
-        .map_err(|e| error::Error::invalid(e.to_string()))
-        .and_then(|vars| Config::from_env(|k| vars.get(k).cloned())),
-      _ => Err(error::Error::invalid("unknown config source")),
-    }
-    .map_err(to_napi)?;
-    let inner = guard(|| unsafe { bridge::Client::open(env.raw(), config, on_events.raw()) })
-      .map_err(|e| napi::Error::new("ERR_INTERNAL".to_string(), e.reason))?;
+    let config = read_config(&source, &payload)?;
+    let inner = construct(|| unsafe { bridge::Client::open(env.raw(), config, on_events.raw()) })?;
     Ok(NativeClient { inner })
   }
 
@@ -132,6 +142,80 @@ impl NativeClient {
         .cluster_counters()
         .map(|c| c.iter().map(|n| *n as f64).collect()),
     }
+  }
+}
+
+/// The native half of a client's pub/sub (lib/core/pubsub.ts): a subscriber
+/// connection of its own, made with the client's settings.
+#[napi]
+pub struct NativeSubscriber {
+  inner: bridge::pubsub::Subscriber,
+}
+
+#[napi]
+impl NativeSubscriber {
+  /// `source` and `payload` as for `NativeClient`; `on_events(messages, events)`
+  /// receives what arrives (see `bridge::pubsub`).
+  #[napi(constructor)]
+  pub fn new(
+    env: Env,
+    source: String,
+    payload: String,
+    on_events: Unknown<'_>,
+  ) -> Result<Self, String> {
+    let config = read_config(&source, &payload)?;
+    let inner = construct(|| unsafe {
+      bridge::pubsub::Subscriber::open(env.raw(), config, on_events.raw())
+    })?;
+    Ok(NativeSubscriber { inner })
+  }
+
+  /// Request `op`: subscribe (kind 0 channels, 1 patterns, 2 shard channels)
+  /// to `names` (strings and Buffers), whose ids are `ids`.
+  #[napi]
+  pub fn subscribe(
+    &self,
+    env: Env,
+    op: u32,
+    kind: u32,
+    #[napi(ts_arg_type = "Array<string | Buffer>")] names: Unknown<'_>,
+    ids: Vec<u32>,
+    buffers: bool,
+  ) -> Result<()> {
+    guard(|| unsafe {
+      self
+        .inner
+        .subscribe(env.raw(), op, kind, names.raw(), ids, buffers)
+    })
+  }
+
+  /// Request `op`: unsubscribe from `names` (strings and Buffers).
+  #[napi]
+  pub fn unsubscribe(
+    &self,
+    env: Env,
+    op: u32,
+    kind: u32,
+    #[napi(ts_arg_type = "Array<string | Buffer>")] names: Unknown<'_>,
+  ) -> Result<()> {
+    guard(|| unsafe { self.inner.unsubscribe(env.raw(), op, kind, names.raw()) })
+  }
+
+  /// Whether the client holds subscriptions (they keep the process running).
+  #[napi]
+  pub fn keep_alive(&self, env: Env, on: bool) {
+    let _ = guard(|| {
+      self.inner.keep_alive(env.raw(), on);
+      Ok(())
+    });
+  }
+
+  #[napi]
+  pub fn close(&self, env: Env) {
+    let _ = guard(|| {
+      self.inner.close(env.raw());
+      Ok(())
+    });
   }
 }
 

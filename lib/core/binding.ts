@@ -3,9 +3,11 @@
 const binding: typeof import('../../index') = require('../../index.js')
 
 /** @internal */
-export const { NativeClient, routingKeys, slotTag, keySlot } = binding
+export const { NativeClient, NativeSubscriber, routingKeys, slotTag, keySlot } = binding
 /** @internal */
 export type NativeClient = InstanceType<typeof binding.NativeClient>
+/** @internal */
+export type NativeSubscriber = InstanceType<typeof binding.NativeSubscriber>
 /** @internal */
 export type NativeStats = import('../../index').NativeStats
 

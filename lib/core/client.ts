@@ -1,4 +1,4 @@
-import { NativeClient, OP, SCRIPT, keySlot, slotTag } from './binding'
+import { NativeClient, NativeSubscriber, OP, SCRIPT, keySlot, slotTag } from './binding'
 import { checkOptionKeys, isArray, isPlainObject } from './args'
 import { TypedCommands } from './commands'
 import { commandChannel, commandName, connectChannel, connectSettled, connectStarted, describeEndpoint, type CommandTraceContext, type ConnectTraceContext, type RedisEndpoint } from './diagnostics'
@@ -6,6 +6,7 @@ import { ErrorCode, RedisError, argumentError, checkArgs, invalidArgument } from
 import { LocalCache } from './local-cache'
 import { PendingTable, type Pending } from './pending'
 import { Pipeline } from './transaction'
+import { KIND, PubSub, type BufferMode, type MessageListener, type PatternListener, type RedisChannel, type SubscribeOptions } from './pubsub'
 import { Script, scriptSha1, type ScriptOptions } from './script'
 import { duplicateOptions, reconnectDelay } from './lifecycle'
 import type { ClientCacheOptions, ClientStats, ClientStatus, ConnectOptions, GetExOptions, RedisKey, RedisValue, ScanOptions, SetOptions } from './types'
@@ -244,18 +245,20 @@ export class RedisClient extends TypedCommands {
   /**
    * `'ready'` (connected, and again after every reconnect), `'reconnecting'`
    * (the connection was lost: calls in flight failed, later ones wait for the
-   * next connection; with the error), `'error'` (a connection error: a lost
-   * connection, a failed connect of `create()`), `'end'` (closed). An
-   * `'error'` nobody listens to is dropped, never thrown.
+   * next connection; with the error. Also when the subscriber's connection is
+   * lost: messages may be missed until `'resubscribed'`), `'error'` (a
+   * connection error: a lost connection, a failed connect of `create()`, a
+   * subscription refused on resubscribing), `'end'` (closed). An `'error'`
+   * nobody listens to is dropped, never thrown.
    */
-  on(event: 'ready' | 'end', listener: () => void): this
+  on(event: 'ready' | 'end' | 'resubscribed', listener: () => void): this
   on(event: 'error' | 'reconnecting', listener: (error: RedisError) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this
   on(event: string | symbol, listener: (...args: any[]) => void): this {
     return super.on(event, listener)
   }
 
-  once(event: 'ready' | 'end', listener: () => void): this
+  once(event: 'ready' | 'end' | 'resubscribed', listener: () => void): this
   once(event: 'error' | 'reconnecting', listener: (error: RedisError) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this
   once(event: string | symbol, listener: (...args: any[]) => void): this {
@@ -342,6 +345,91 @@ export class RedisClient extends TypedCommands {
    */
   defineScript(script: string, options?: ScriptOptions): Script {
     return new Script(this, script, options)
+  }
+
+  // ---- pub/sub (lib/core/pubsub.ts, docs/pubsub.md) --------------------------------
+
+  /**
+   * Subscribes `listener` to `channels`. Subscriptions live on a connection of
+   * their own (this client's other calls go on as before), are made again after
+   * every reconnect (`'reconnecting'` then `'resubscribed'`: messages published
+   * in between are missed), and keep the process running until unsubscribed or
+   * `close()`d. Resolves once the server confirmed. Channels are not prefixed by
+   * `keyPrefix`. `{ buffers: true }` (or `true`): Buffers instead of strings.
+   *
+   * ```ts
+   * await redis.subscribe('invalidate', (message, channel) => cache.delete(message))
+   * await other.publish('invalidate', 'user:42')   // 1: one subscriber heard it
+   * ```
+   */
+  subscribe(channels: RedisChannel | RedisChannel[], listener: MessageListener<Buffer>, options: BufferMode): Promise<void>
+  subscribe(channels: RedisChannel | RedisChannel[], listener: MessageListener, options?: SubscribeOptions | boolean): Promise<void>
+  subscribe(channels: RedisChannel | RedisChannel[], listener: MessageListener<any>, options?: SubscribeOptions | boolean): Promise<void> {
+    return this.pubsub().subscribe(KIND.channel, 'subscribe()', channels, listener, options)
+  }
+
+  /** Subscribes `listener` to the channels matching glob `patterns` (PSUBSCRIBE); see {@link subscribe}. */
+  psubscribe(patterns: RedisChannel | RedisChannel[], listener: PatternListener<Buffer>, options: BufferMode): Promise<void>
+  psubscribe(patterns: RedisChannel | RedisChannel[], listener: PatternListener, options?: SubscribeOptions | boolean): Promise<void>
+  psubscribe(patterns: RedisChannel | RedisChannel[], listener: PatternListener<any>, options?: SubscribeOptions | boolean): Promise<void> {
+    return this.pubsub().subscribe(KIND.pattern, 'psubscribe()', patterns, listener, options)
+  }
+
+  /**
+   * Subscribes `listener` to shard `channels` (SSUBSCRIBE, Redis 7): on a
+   * cluster, each on the master of its slot, following the slot when a reshard
+   * moves it; see {@link subscribe}.
+   */
+  ssubscribe(channels: RedisChannel | RedisChannel[], listener: MessageListener<Buffer>, options: BufferMode): Promise<void>
+  ssubscribe(channels: RedisChannel | RedisChannel[], listener: MessageListener, options?: SubscribeOptions | boolean): Promise<void>
+  ssubscribe(channels: RedisChannel | RedisChannel[], listener: MessageListener<any>, options?: SubscribeOptions | boolean): Promise<void> {
+    return this.pubsub().subscribe(KIND.shard, 'ssubscribe()', channels, listener, options)
+  }
+
+  /**
+   * Removes `listener` (or every listener) from `channels` (or from every
+   * channel); a channel left without listeners is unsubscribed and delivers
+   * nothing more from the moment of this call.
+   */
+  unsubscribe(channels?: RedisChannel | RedisChannel[], listener?: MessageListener<any>): Promise<void> {
+    return this.pubsub().unsubscribe(KIND.channel, 'unsubscribe()', channels, listener)
+  }
+
+  /** {@link unsubscribe} for patterns. */
+  punsubscribe(patterns?: RedisChannel | RedisChannel[], listener?: PatternListener<any>): Promise<void> {
+    return this.pubsub().unsubscribe(KIND.pattern, 'punsubscribe()', patterns, listener)
+  }
+
+  /** {@link unsubscribe} for shard channels. */
+  sunsubscribe(channels?: RedisChannel | RedisChannel[], listener?: MessageListener<any>): Promise<void> {
+    return this.pubsub().unsubscribe(KIND.shard, 'sunsubscribe()', channels, listener)
+  }
+
+  /** PUBLISH: resolves how many subscribers received the message (on a cluster, those of the node that took it). */
+  publish(channel: RedisChannel, message: RedisValue): Promise<number> {
+    return this.command('PUBLISH', channel, message) as Promise<number>
+  }
+
+  /** SPUBLISH (Redis 7): publishes to a shard channel, at the master of its slot on a cluster. */
+  spublish(channel: RedisChannel, message: RedisValue): Promise<number> {
+    return this.command('SPUBLISH', channel, message) as Promise<number>
+  }
+
+  /** This client's subscriptions, made on first use. */
+  private pubsubState?: PubSub
+
+  private pubsub(): PubSub {
+    return (this.pubsubState ??= new PubSub({
+      open: (onEvents) => {
+        const { source, payload } = origins.get(this)!
+        return new NativeSubscriber(source, payload, onEvents)
+      },
+      emit: (event, ...args) => {
+        if (event === 'error') this.emitError(args[0] as RedisError)
+        else this.emit(event, ...args)
+      },
+      closed: () => this.state === 'closing' || this.state === 'closed',
+    }))
   }
 
   /** The slot of `key` (keyPrefix included) on a cluster; undefined on a standalone client. @internal */
@@ -642,10 +730,16 @@ export class RedisClient extends TypedCommands {
   }
 
   /**
-   * Waits for every reply in flight, then disconnects. Later calls reject
-   * with `ERR_CLOSED`; an idle process can exit at once.
+   * Waits for every reply in flight, then disconnects (subscriptions end at
+   * once). Later calls reject with `ERR_CLOSED`; an idle process can exit at once.
    */
   close(): Promise<void> {
+    const subscriber = this.pubsubState?.close()
+    if (subscriber !== undefined) return Promise.all([subscriber, this.closeClient()]).then(() => undefined)
+    return this.closeClient()
+  }
+
+  private closeClient(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve()
     if (this.retryTimer !== undefined) {
       // create() between two connect attempts: no native client is alive.

@@ -17,6 +17,12 @@ export interface MemberScanOptions {
 /** The end of a list LMOVE takes from or puts to. */
 export type ListSide = 'LEFT' | 'RIGHT'
 
+/** What blpop / brpop resolve: the key of the list popped (as given) and the element. */
+export type ListPop = [key: string, element: string]
+
+/** What bzpopmin / bzpopmax resolve: the key of the sorted set popped (as given), the member and its score. */
+export type ZSetPop = [key: string, member: string, score: number]
+
 /** A member of a sorted set with its score, as zadd takes it. */
 export interface ZMember {
   score: number

@@ -13,6 +13,7 @@ import type {
   ExpireCondition,
   FieldValues,
   KeyType,
+  ListPop,
   ListSide,
   MemberScanOptions,
   ScoreBound,
@@ -36,6 +37,7 @@ import type {
   ZMemberScore,
   ZRangeBound,
   ZRangeOptions,
+  ZSetPop,
 } from './command-types'
 
 type Arg = RedisValue | number
@@ -233,10 +235,50 @@ export abstract class TypedCommands extends EventEmitter {
   /** Moves an element from one end of `source` to one end of `destination` (atomically); resolves it, or null when `source` is empty. */
   lmove(source: RedisKey, destination: RedisKey, from: ListSide, to: ListSide): Promise<string | null> {
     return checked('lmove()', () => {
-      checkSide('from', from)
-      checkSide('to', to)
+      checkSide('lmove()', 'from', from)
+      checkSide('lmove()', 'to', to)
       return this.command('LMOVE', source, destination, from, to).then(toStrOrNull)
     })
+  }
+
+  // ---- blocking commands: each waits on a dedicated connection of the client
+  // (see docs/commands.md, "Blocking commands"), never in front of its other calls.
+
+  /**
+   * Pops the first element of the first non-empty list of `keys`, waiting up to
+   * `timeoutSeconds` (0: forever; fractions allowed) for one to arrive; resolves
+   * `[key, element]`, or null when the time ran out.
+   */
+  blpop(keys: RedisKey | RedisKey[], timeoutSeconds: number): Promise<ListPop | null> {
+    return blockingPop<ListPop>(this, 'BLPOP', 'blpop()', keys, timeoutSeconds)
+  }
+
+  /** blpop from the tail: the last element of the first non-empty list. */
+  brpop(keys: RedisKey | RedisKey[], timeoutSeconds: number): Promise<ListPop | null> {
+    return blockingPop<ListPop>(this, 'BRPOP', 'brpop()', keys, timeoutSeconds)
+  }
+
+  /** lmove that waits up to `timeoutSeconds` (0: forever) for `source` to have an element; resolves it, or null when the time ran out. */
+  blmove(source: RedisKey, destination: RedisKey, from: ListSide, to: ListSide, timeoutSeconds: number): Promise<string | null> {
+    return checked('blmove()', () => {
+      checkSide('blmove()', 'from', from)
+      checkSide('blmove()', 'to', to)
+      return this.command('BLMOVE', source, destination, from, to, checkTimeout('blmove()', timeoutSeconds)).then(toStrOrNull)
+    })
+  }
+
+  /**
+   * Pops the lowest-scored member of the first non-empty sorted set of `keys`,
+   * waiting up to `timeoutSeconds` (0: forever) for one; resolves
+   * `[key, member, score]` (the score a number), or null when the time ran out.
+   */
+  bzpopmin(keys: RedisKey | RedisKey[], timeoutSeconds: number): Promise<ZSetPop | null> {
+    return blockingPop<ZSetPop>(this, 'BZPOPMIN', 'bzpopmin()', keys, timeoutSeconds)
+  }
+
+  /** bzpopmin for the highest-scored member. */
+  bzpopmax(keys: RedisKey | RedisKey[], timeoutSeconds: number): Promise<ZSetPop | null> {
+    return blockingPop<ZSetPop>(this, 'BZPOPMAX', 'bzpopmax()', keys, timeoutSeconds)
   }
 
   // ---- sets -------------------------------------------------------------------------
@@ -764,8 +806,38 @@ function checkId(where: string, name: string, v: unknown): void {
   if (typeof v !== 'string' || v.length === 0) throw invalidArgument(`${where}: ${name} must be a stream ID string, got ${show(v)}`)
 }
 
-function checkSide(name: string, v: unknown): void {
-  if (v !== 'LEFT' && v !== 'RIGHT') throw invalidArgument(`lmove(): ${name} must be 'LEFT' or 'RIGHT', got ${show(v)}`)
+function checkSide(where: string, name: string, v: unknown): void {
+  if (v !== 'LEFT' && v !== 'RIGHT') throw invalidArgument(`${where}: ${name} must be 'LEFT' or 'RIGHT', got ${show(v)}`)
+}
+
+/** BLPOP, BRPOP (`[key, element]`), BZPOPMIN, BZPOPMAX (`[key, member, score]`): a module function, not a method, so that multi() does not take it for a command. */
+function blockingPop<T extends ListPop | ZSetPop>(
+  client: TypedCommands,
+  name: string,
+  where: string,
+  keys: RedisKey | RedisKey[],
+  timeoutSeconds: number,
+): Promise<T | null> {
+  return checked(where, () => {
+    const list = isArray(keys) ? keys : [keys]
+    if (list.length === 0) throw invalidArgument(`${where}: keys must hold at least one key`)
+    const asked = list.map(toStr)
+    return client.command(name, ...list, checkTimeout(where, timeoutSeconds)).then((r) => {
+      if (r === null) return null
+      if (!isArray(r) || r.length !== (name.startsWith('BZ') ? 3 : 2)) throw unexpected(where, r)
+      const out: Array<string | number> = [askedName(toStr(r[0]), asked), toStr(r[1])]
+      if (r.length === 3) out.push(toScore(r[2]))
+      return out as T
+    })
+  })
+}
+
+/** A blocking command's timeout in seconds: a finite number ≥ 0 (0: forever). */
+function checkTimeout(where: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw invalidArgument(`${where}: timeoutSeconds must be a number ≥ 0 (0: wait forever), got ${show(v)}`)
+  }
+  return v
 }
 
 /** `[k, v, k, v, …]` from a plain object, a Map or `[k, v]` pairs; refuses anything else and an empty set. */

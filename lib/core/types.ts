@@ -66,6 +66,14 @@ export interface ConnectOptions {
    * set again after every reconnect. Printable ASCII without spaces.
    */
   connectionName?: string
+  /**
+   * Blocking commands (blpop, bzpopmin, xread with `block`…, also sent through
+   * `command()`) each wait on a dedicated connection of this client, opened on
+   * demand: at most `maxConnections` at once (default 64; one more rejects at
+   * once with ERR_CONNECTION, nothing sent), each closed after `idleMs` unused
+   * (default 30000). See docs/commands.md, "Blocking commands".
+   */
+  blocking?: { maxConnections?: number; idleMs?: number }
 }
 
 /** `client.status`: 'connecting' (not ready yet), 'ready', 'reconnecting' (connection lost), 'end' (closed). */

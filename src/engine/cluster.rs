@@ -1045,6 +1045,47 @@ impl Shared {
   }
 }
 
+/// A cluster's slot map: `(first, last, master)` for each range.
+pub type SlotMap = Vec<(u16, u16, (String, u16))>;
+
+/// The masters' ranges in a CLUSTER SLOTS reply; a node announced without an
+/// address is the one asked (`host`). `None` when no slot is served.
+pub fn parse_slot_map(reply: Value, host: &str) -> Option<SlotMap> {
+  let Value::Array(ranges) = reply else {
+    return None;
+  };
+  let text = |v: &Value| match v {
+    Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+    Value::SimpleString(s) => Some(s.clone()),
+    _ => None,
+  };
+  let int = |v: Option<&Value>| match v {
+    Some(Value::Int(i)) => u16::try_from(*i).ok(),
+    _ => None,
+  };
+  let mut map = SlotMap::new();
+  for r in ranges {
+    let Value::Array(parts) = r else { continue };
+    let (Some(first), Some(last)) = (int(parts.first()), int(parts.get(1))) else {
+      continue;
+    };
+    let Some(Value::Array(master)) = parts.get(2) else {
+      continue;
+    };
+    let Some(port) = int(master.get(1)) else {
+      continue;
+    };
+    let h = master.first().and_then(text).unwrap_or_default();
+    let h = if h.is_empty() || h == "?" {
+      host.to_string()
+    } else {
+      h
+    };
+    map.push((first, last, (h, port)));
+  }
+  (!map.is_empty()).then_some(map)
+}
+
 #[cfg(test)]
 mod tests {
   use super::*;

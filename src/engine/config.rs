@@ -90,6 +90,28 @@ pub struct Config {
   pub cluster: Option<ClusterConfig>,
   /// `CLIENT SETNAME` in every (re)connect's handshake.
   pub connection_name: Option<String>,
+  /// The dedicated connections of blocking commands (`engine::dedicated`).
+  pub blocking: BlockingConfig,
+}
+
+/// How many blocking commands a client runs at once, each on a connection of
+/// its own, and how long such a connection may stay unused before it closes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockingConfig {
+  pub max_connections: usize,
+  pub idle: Duration,
+}
+
+pub const DEFAULT_BLOCKING_MAX_CONNECTIONS: usize = 64;
+pub const DEFAULT_BLOCKING_IDLE_MS: u64 = 30_000;
+
+impl Default for BlockingConfig {
+  fn default() -> Self {
+    BlockingConfig {
+      max_connections: DEFAULT_BLOCKING_MAX_CONNECTIONS,
+      idle: Duration::from_millis(DEFAULT_BLOCKING_IDLE_MS),
+    }
+  }
 }
 
 /// Where a Redis Cluster can be reached first, and how often a call may be
@@ -217,6 +239,7 @@ impl Default for Config {
       memory: None,
       cluster: None,
       connection_name: None,
+      blocking: BlockingConfig::default(),
     }
   }
 }
@@ -241,6 +264,14 @@ struct RawOptions {
   sentinel: Option<RawSentinel>,
   connection_name: Option<String>,
   cluster: Option<RawCluster>,
+  blocking: Option<RawBlocking>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawBlocking {
+  max_connections: Option<f64>,
+  idle_ms: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -569,6 +600,14 @@ impl Config {
       return Err(Error::invalid(
         "Redis Cluster has database 0 only (option db)",
       ));
+    }
+    if let Some(b) = raw.blocking {
+      if let Some(n) = b.max_connections {
+        c.blocking.max_connections = whole("blocking.maxConnections", n, 1.0, 10_000.0)? as usize;
+      }
+      if let Some(v) = b.idle_ms {
+        c.blocking.idle = millis("blocking.idleMs", v)?;
+      }
     }
     if let Some(r) = raw.reconnect {
       if let Some(v) = r.min_delay_ms {

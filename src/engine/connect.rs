@@ -3,9 +3,9 @@
 //!
 //! The handshake is ours (AUTH, SELECT, CLIENT TRACKING, PING as one
 //! pipeline) so that a refusal keeps the server's own words and names the step
-//! that failed. With client-side caching the connection speaks RESP3, and
-//! redis-rs authenticates in its `HELLO 3`: its push sender is how
-//! invalidations reach us.
+//! that failed. With client-side caching (and on a subscriber's connection)
+//! the connection speaks RESP3, and redis-rs authenticates in its `HELLO 3`:
+//! its push sender is how invalidations and pub/sub messages reach us.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -206,7 +206,11 @@ pub fn server_text(e: &redis::ServerError) -> String {
 
 /// Opens a connection and runs the handshake. The returned driver must be
 /// polled (spawned) for the connection to work; it is already running the
-/// handshake when this returns, on the caller's task.
+/// handshake when this returns, on the caller's task. The connection speaks
+/// RESP3 with client-side caching or when given `push` (a subscriber); it
+/// turns tracking on only with both (somewhere to deliver invalidations): a
+/// dedicated connection (`engine::dedicated`) speaks its client's protocol
+/// without tracking.
 pub async fn open(
   cfg: &Config,
   tls: Option<&tls::Connector>,
@@ -218,7 +222,9 @@ pub async fn open(
     inner: stream(cfg, tls).await?,
     seen: seen.clone(),
   };
-  let resp3 = cfg.client_cache.is_some();
+  // Push frames (invalidations, pub/sub messages) need RESP3.
+  let resp3 = cfg.client_cache.is_some() || push.is_some();
+  let tracking = cfg.client_cache.is_some() && push.is_some();
   let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
   if resp3 {
     info = info.set_protocol(ProtocolVersion::RESP3);
@@ -256,7 +262,7 @@ pub async fn open(
     })
     .map_err(|e| e.redact(cfg.password_str()))?;
   let driver: Driver = Box::pin(driver);
-  let mut handshake = Box::pin(handshake(cfg, conn.clone(), resp3));
+  let mut handshake = Box::pin(handshake(cfg, conn.clone(), resp3, tracking));
   // Run the driver while the handshake waits for its replies. A driver that
   // ends first (the peer closed, or wrote something that is not RESP) fails
   // the handshake's requests: their error says which.
@@ -293,7 +299,12 @@ impl AsyncPushSender for PushFn {
   }
 }
 
-async fn handshake(cfg: &Config, mut conn: MultiplexedConnection, resp3: bool) -> Result<()> {
+async fn handshake(
+  cfg: &Config,
+  mut conn: MultiplexedConnection,
+  resp3: bool,
+  tracking: bool,
+) -> Result<()> {
   let addr = cfg.address();
   let mut pipe = redis::pipe();
   let mut steps = Vec::new();
@@ -315,7 +326,7 @@ async fn handshake(cfg: &Config, mut conn: MultiplexedConnection, resp3: bool) -
     pipe.cmd("CLIENT").arg("SETNAME").arg(name);
     steps.push("SETNAME");
   }
-  if let Some(cc) = &cfg.client_cache {
+  if let Some(cc) = cfg.client_cache.as_ref().filter(|_| tracking) {
     let c = pipe.cmd("CLIENT").arg("TRACKING").arg("ON").arg("BCAST");
     for p in &cc.prefixes {
       c.arg("PREFIX")

@@ -4,7 +4,8 @@
 //! pub/sub. This module adds what a shared Node client needs around it: one
 //! I/O thread for every client of the process, a supervisor per client that
 //! reconnects without replaying anything, fails fast while the server is
-//! unreachable and drops a connection that stopped answering, and Sentinel.
+//! unreachable and drops a connection that stopped answering, Sentinel, and
+//! pub/sub on connections of its own.
 //!
 //! ```
 //! use std::time::Duration;
@@ -16,6 +17,8 @@
 pub mod cluster;
 pub mod config;
 pub mod connect;
+pub mod dedicated;
+pub mod pubsub;
 pub mod sentinel;
 pub mod standalone;
 pub mod tls;
@@ -31,8 +34,15 @@ use crate::commands::Shape;
 use crate::engine::config::Config;
 use crate::stats::Stats;
 
-/// A client's connection: one server (standalone, Sentinel, memory://) or a cluster.
-pub enum Connection {
+/// A client's connections: the one its calls share — to one server
+/// (standalone, Sentinel, memory://) or a cluster — and the dedicated ones of
+/// its blocking commands.
+pub struct Connection {
+  shared: Shared,
+  blocking: dedicated::Pool,
+}
+
+enum Shared {
   Standalone(standalone::Connection),
   Cluster(cluster::Cluster),
 }
@@ -40,40 +50,54 @@ pub enum Connection {
 impl Connection {
   /// Starts connecting; `Ready` or `ConnectFailed` follows in the outbox.
   pub fn start(config: Config, outbox: Arc<Outbox>, stats: Arc<Stats>) -> Connection {
-    if config.cluster.is_some() {
-      Connection::Cluster(cluster::Cluster::start(config, outbox, stats))
+    let blocking = dedicated::Pool::new(&config, outbox.clone(), stats.clone());
+    let shared = if config.cluster.is_some() {
+      Shared::Cluster(cluster::Cluster::start(config, outbox, stats))
     } else {
-      Connection::Standalone(standalone::Connection::start(config, outbox, stats))
-    }
+      Shared::Standalone(standalone::Connection::start(config, outbox, stats))
+    };
+    Connection { shared, blocking }
   }
 
+  /// Sends a batch: its blocking commands each on a dedicated connection, the
+  /// rest as one pipeline on the shared one.
   pub fn send(&self, batch: Batch) {
-    match self {
-      Connection::Standalone(c) => c.send(batch),
-      Connection::Cluster(c) => c.send(batch),
+    let (batch, calls) = dedicated::split(batch);
+    if !calls.is_empty() {
+      self.blocking.send(calls);
+      if batch.entries.is_empty() {
+        return;
+      }
+    }
+    match &self.shared {
+      Shared::Standalone(c) => c.send(batch),
+      Shared::Cluster(c) => c.send(batch),
     }
   }
 
+  /// Fails the blocking commands still waiting (`ERR_CLOSED`), then lets the
+  /// shared connection finish what is in flight and disconnect.
   pub fn close(&self) {
-    match self {
-      Connection::Standalone(c) => c.close(),
-      Connection::Cluster(c) => c.close(),
+    self.blocking.close();
+    match &self.shared {
+      Shared::Standalone(c) => c.close(),
+      Shared::Cluster(c) => c.close(),
     }
   }
 
   /// Moves whenever client-side caching events are queued.
   pub fn cache_epoch(&self) -> &Arc<AtomicU32> {
-    match self {
-      Connection::Standalone(c) => &c.cache_epoch,
-      Connection::Cluster(c) => &c.cache_epoch,
+    match &self.shared {
+      Shared::Standalone(c) => &c.cache_epoch,
+      Shared::Cluster(c) => &c.cache_epoch,
     }
   }
 
   /// `[masters, moved, ask, retries, refreshes]` on a cluster.
   pub fn cluster_counters(&self) -> Option<[u64; 5]> {
-    match self {
-      Connection::Standalone(_) => None,
-      Connection::Cluster(c) => Some(c.counters()),
+    match &self.shared {
+      Shared::Standalone(_) => None,
+      Shared::Cluster(c) => Some(c.counters()),
     }
   }
 }

@@ -45,8 +45,9 @@ macro_rules! ck {
   };
 }
 
-// After `ck!`: the module uses it.
+// After `ck!`: the modules use it.
 mod group;
+pub mod pubsub;
 
 // ---- reading arguments ----------------------------------------------------
 
@@ -760,17 +761,34 @@ impl JsSide {
 
   /// A pending reply keeps Node alive (as a socket would); an idle client does not.
   fn update_ref(&self, env: sys::napi_env) {
-    let want = self.owed.get() > 0;
-    if want != self.referenced.get() && !self.released.load(Ordering::Acquire) {
-      unsafe {
-        if want {
-          sys::napi_ref_threadsafe_function(env, self.tsfn.get());
-        } else {
-          sys::napi_unref_threadsafe_function(env, self.tsfn.get());
-        }
+    hold_event_loop(
+      env,
+      self.tsfn.get(),
+      &self.referenced,
+      &self.released,
+      self.owed.get() > 0,
+    );
+  }
+}
+
+/// Refs (`want`) or unrefs a thread-safe function that is not released yet:
+/// a ref'd one keeps Node's event loop alive. `referenced` is its state.
+fn hold_event_loop(
+  env: sys::napi_env,
+  tsfn: sys::napi_threadsafe_function,
+  referenced: &Cell<bool>,
+  released: &AtomicBool,
+  want: bool,
+) {
+  if want != referenced.get() && !released.load(Ordering::Acquire) {
+    unsafe {
+      if want {
+        sys::napi_ref_threadsafe_function(env, tsfn);
+      } else {
+        sys::napi_unref_threadsafe_function(env, tsfn);
       }
-      self.referenced.set(want);
     }
+    referenced.set(want);
   }
 }
 
@@ -807,12 +825,15 @@ unsafe extern "C" fn deliver(
     return;
   }
   let side = &*(context as *const JsSide);
-  // Called by Node's event loop: a panic here must not unwind into it.
-  if let Err(p) =
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drain(env, callback, side)))
-  {
+  on_event_loop("replies", || drain(env, callback, side));
+}
+
+/// Runs `f`, called by Node's event loop: a panic in it must not unwind into
+/// Node, and is reported instead.
+fn on_event_loop(what: &str, f: impl FnOnce()) {
+  if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
     eprintln!(
-      "@atlas-erp/redis: internal error while delivering replies: {}",
+      "@atlas-erp/redis: internal error while delivering {what}: {}",
       panic_message(&p)
     );
   }
@@ -1018,6 +1039,98 @@ struct SendPtr(sys::napi_threadsafe_function);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+/// An outbox's doorbell: it calls the thread-safe function put in the returned
+/// slot (once made), until `released` says that function is gone.
+fn doorbell(
+  released: &Arc<AtomicBool>,
+) -> (
+  Arc<std::sync::OnceLock<SendPtr>>,
+  Box<dyn Fn() + Send + Sync>,
+) {
+  let slot = Arc::new(std::sync::OnceLock::<SendPtr>::new());
+  let (bell, released) = (slot.clone(), released.clone());
+  let ring = Box::new(move || {
+    if let Some(t) = bell.get() {
+      if !released.load(Ordering::Acquire) {
+        unsafe {
+          sys::napi_call_threadsafe_function(
+            t.0,
+            ptr::null_mut(),
+            sys::ThreadsafeFunctionCallMode::nonblocking,
+          );
+        }
+      }
+    }
+  });
+  (slot, ring)
+}
+
+/// A thread-safe function over `callback` whose calls run `call_js` with
+/// `context`, which it owns from then on (`finalize` frees it); freed here if
+/// the function cannot be made.
+///
+/// # Safety
+/// `env` and `callback` must belong to the current napi call, on the JS thread;
+/// `context` must come from `Box::into_raw`.
+unsafe fn threadsafe_function<T>(
+  env: sys::napi_env,
+  callback: sys::napi_value,
+  name: &[u8],
+  context: *mut T,
+  finalize: sys::napi_finalize,
+  call_js: sys::napi_threadsafe_function_call_js,
+) -> NapiResult<sys::napi_threadsafe_function> {
+  let name = match js_string(env, name) {
+    Ok(n) => n,
+    Err(e) => {
+      drop(Box::from_raw(context));
+      return Err(e);
+    }
+  };
+  let context = context as *mut c_void;
+  let mut tsfn = ptr::null_mut();
+  let status = sys::napi_create_threadsafe_function(
+    env,
+    callback,
+    ptr::null_mut(),
+    name,
+    0,
+    1,
+    context,
+    finalize,
+    context,
+    call_js,
+    &mut tsfn,
+  );
+  if status != sys::Status::napi_ok {
+    drop(Box::from_raw(context as *mut T));
+    return Err(napi_err("create threadsafe function"));
+  }
+  Ok(tsfn)
+}
+
+/// A reference to the function of `ARRAY_OF_SOURCE`; null should it not
+/// compile (arrays are then made element by element).
+///
+/// # Safety
+/// `env` must be the napi env of the current call, on the JS thread.
+unsafe fn array_of_ref(env: sys::napi_env) -> NapiResult<sys::napi_ref> {
+  let mut array_of = ptr::null_mut();
+  let mut r = ptr::null_mut();
+  if sys::napi_run_script(env, js_string(env, ARRAY_OF_SOURCE)?, &mut array_of)
+    == sys::Status::napi_ok
+  {
+    ck!(
+      sys::napi_create_reference(env, array_of, 1, &mut r),
+      "array helper reference"
+    );
+  } else {
+    let mut thrown = ptr::null_mut();
+    sys::napi_get_and_clear_last_exception(env, &mut thrown);
+  }
+  Ok(r)
+}
+
 impl Client {
   /// Creates the client and starts connecting; `callback(replies, events)`
   /// receives everything that comes back.
@@ -1032,20 +1145,8 @@ impl Client {
   ) -> NapiResult<Client> {
     let stats = Arc::new(Stats::default());
     let released = Arc::new(AtomicBool::new(false));
-    let tsfn_slot = Arc::new(std::sync::OnceLock::<SendPtr>::new());
-    let bell_slot = tsfn_slot.clone();
-    let bell_released = released.clone();
-    let outbox = Arc::new(Outbox::new(Box::new(move || {
-      if let Some(t) = bell_slot.get() {
-        if !bell_released.load(Ordering::Acquire) {
-          sys::napi_call_threadsafe_function(
-            t.0,
-            ptr::null_mut(),
-            sys::ThreadsafeFunctionCallMode::nonblocking,
-          );
-        }
-      }
-    })));
+    let (tsfn_slot, bell) = doorbell(&released);
+    let outbox = Arc::new(Outbox::new(bell));
     let side = Box::into_raw(Box::new(JsSide {
       outbox: outbox.clone(),
       stats: stats.clone(),
@@ -1060,25 +1161,14 @@ impl Client {
       released: released.clone(),
       groups: RefCell::new(std::collections::HashMap::new()),
     }));
-    let name = js_string(env, b"atlas-redis")?;
-    let mut tsfn = ptr::null_mut();
-    let status = sys::napi_create_threadsafe_function(
+    let tsfn = threadsafe_function(
       env,
       callback,
-      ptr::null_mut(),
-      name,
-      0,
-      1,
-      side as *mut c_void,
+      b"atlas-redis",
+      side,
       Some(finalize_side),
-      side as *mut c_void,
       Some(deliver),
-      &mut tsfn,
-    );
-    if status != sys::Status::napi_ok {
-      drop(Box::from_raw(side));
-      return Err(napi_err("create threadsafe function"));
-    }
+    )?;
     (*side).tsfn.set(tsfn);
     let mut cb_ref = ptr::null_mut();
     ck!(
@@ -1086,21 +1176,7 @@ impl Client {
       "callback reference"
     );
     (*side).callback.set(cb_ref);
-    // Should it not compile, arrays are made element by element.
-    let mut array_of = ptr::null_mut();
-    if sys::napi_run_script(env, js_string(env, ARRAY_OF_SOURCE)?, &mut array_of)
-      == sys::Status::napi_ok
-    {
-      let mut array_of_ref = ptr::null_mut();
-      ck!(
-        sys::napi_create_reference(env, array_of, 1, &mut array_of_ref),
-        "array helper reference"
-      );
-      (*side).array_of.set(array_of_ref);
-    } else {
-      let mut thrown = ptr::null_mut();
-      sys::napi_get_and_clear_last_exception(env, &mut thrown);
-    }
+    (*side).array_of.set(array_of_ref(env)?);
     let _ = tsfn_slot.set(SendPtr(tsfn));
     // The pending connect keeps the process alive until Ready/ConnectFailed.
     (*side).owe(env, 1);

@@ -64,13 +64,14 @@ impl Event {
 
 /// A queue with a doorbell: `ring` runs only when the queue goes from
 /// "drained" to "has work", so a burst of replies costs one wake of Node.
-pub struct Outbox {
-  queue: Mutex<Vec<Completion>>,
+/// Items are a client's completions, or a subscriber's deliveries (pub/sub).
+pub struct Outbox<T = Completion> {
+  queue: Mutex<Vec<T>>,
   rung: AtomicBool,
   ring: Box<dyn Fn() + Send + Sync>,
 }
 
-impl Outbox {
+impl<T> Outbox<T> {
   pub fn new(ring: Box<dyn Fn() + Send + Sync>) -> Self {
     Outbox {
       queue: Mutex::new(Vec::new()),
@@ -79,12 +80,12 @@ impl Outbox {
     }
   }
 
-  pub fn push(&self, c: Completion) {
+  pub fn push(&self, c: T) {
     self.queue.lock().push(c);
     self.notify();
   }
 
-  pub fn push_all(&self, items: &mut Vec<Completion>) {
+  pub fn push_all(&self, items: &mut Vec<T>) {
     if items.is_empty() {
       return;
     }
@@ -99,7 +100,7 @@ impl Outbox {
   }
 
   /// Called on the JS thread when woken: everything queued so far.
-  pub fn take(&self) -> Vec<Completion> {
+  pub fn take(&self) -> Vec<T> {
     // Re-arm before draining, so a push racing with us rings again.
     self.rung.store(false, Ordering::Release);
     std::mem::take(&mut *self.queue.lock())

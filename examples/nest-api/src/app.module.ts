@@ -13,6 +13,7 @@ import type { AppOptions } from './config'
 import { EmailModule } from './email/email.module'
 import { HealthController } from './health/health.controller'
 import { LedgerModule } from './ledger/ledger.module'
+import { PeriodsModule } from './periods/periods.module'
 import { AppThrottlerGuard } from './throttle/app-throttler.guard'
 import { APP_OPTIONS } from './tokens'
 
@@ -57,6 +58,7 @@ export class AppModule {
         AuthModule,
         EmailModule,
         LedgerModule,
+        PeriodsModule,
       ],
       controllers: [HealthController],
       providers: [{ provide: APP_GUARD, useClass: AppThrottlerGuard }],

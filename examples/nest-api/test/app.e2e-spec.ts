@@ -6,12 +6,15 @@
 import 'reflect-metadata'
 import { createHmac } from 'node:crypto'
 import type { NestExpressApplication } from '@nestjs/platform-express'
+import { RedisService } from '@atlas-erp/redis/nest'
 import request from 'supertest'
 
 import { startRedis, stopAll, type RedisServer } from '../../../__test__/harness'
 import { createApp } from '../src/app'
 import { appOptionsFromEnv } from '../src/config'
 import { LedgerService, type Account, type PermissionMatrix } from '../src/ledger/ledger.service'
+import { LocalCache } from '../src/periods/local-cache'
+import { PeriodsService, type Periods } from '../src/periods/periods.service'
 
 const REDIS_PASSWORD = 'e2e-redis-password'
 const AUTH_SECRET = 'e2e-better-auth-secret-of-at-least-32-characters'
@@ -213,6 +216,58 @@ describe('cache (CacheModule → Keyv → KeyvRedisStore) over data kept in Redi
     expect((fresh.body as PermissionMatrix).auditor).toEqual(['accounts:read', 'permissions:read', 'reports:read'])
     expect((fresh.body as PermissionMatrix).admin).toContain('permissions:write')
     await A.put('/permissions/auditor').set('Cookie', cookie).send({ permissions: ['not a permission'] }).expect(400)
+  })
+})
+
+describe('in-process cache kept right across instances by pub/sub (LocalCache: accounting periods)', () => {
+  let cookie: string
+  beforeAll(async () => {
+    cookie = (await signUp(B, newEmail())).cookie
+  })
+  const loads = () => ({ a: a.get(PeriodsService).loads, b: b.get(PeriodsService).loads })
+  /** GET /periods on `api` until `period` shows `status` (an invalidation lands within milliseconds). */
+  const until = (api: typeof A, period: string, status: string) =>
+    eventually(async () => {
+      const res = await api.get('/periods').expect(200)
+      expect((res.body as Periods)[period]).toBe(status)
+      return res
+    }, 5_000, 20)
+
+  test("each instance serves its own copy from memory; a change through one instance drops both copies", async () => {
+    expect((await A.get('/periods').expect(200)).headers['x-cache']).toBe('miss')
+    const hit = await A.get('/periods').expect(200)
+    expect(hit.headers['x-cache']).toBe('hit')
+    expect((hit.body as Periods)['2026-11']).toBe('open')
+    // b has a memory of its own: its first read loads
+    expect((await B.get('/periods').expect(200)).headers['x-cache']).toBe('miss')
+    expect((await B.get('/periods').expect(200)).headers['x-cache']).toBe('hit')
+    const before = loads()
+
+    await A.put('/periods/2026-11').send({ status: 'closed' }).expect(401) // writes need a session
+    const saved = await B.put('/periods/2026-11').set('Cookie', cookie).send({ status: 'closed' }).expect(200)
+    expect(saved.body).toEqual({ period: '2026-11', status: 'closed', notified: 2 }) // both instances listen
+    const fresh = await until(A, '2026-11', 'closed')
+    expect(fresh.headers['x-cache']).toBe('miss')
+    expect((await B.get('/periods').expect(200)).headers['x-cache']).toBe('miss')
+    expect(loads()).toEqual({ a: before.a + 1, b: before.b + 1 })
+    expect(a.get(LocalCache).stats.invalidations).toBeGreaterThanOrEqual(1)
+    await B.put('/periods/2026-13').set('Cookie', cookie).send({ status: 'closed' }).expect(400)
+  })
+
+  test('a lost subscriber connection drops every copy (invalidations may have been missed meanwhile); changes reach both again after', async () => {
+    for (const api of [A, B]) await api.get('/periods').expect(200)
+    expect((await A.get('/periods').expect(200)).headers['x-cache']).toBe('hit')
+    const resubscribed = [a, b].map((app) => new Promise<void>((r) => app.get(RedisService).client.once('resubscribed', () => r())))
+    // only the subscribers' connections: the apps' other connections (and BullMQ's) are untouched
+    await redis.cli('CLIENT', 'KILL', 'TYPE', 'pubsub')
+    await Promise.all(resubscribed)
+    expect((await A.get('/periods').expect(200)).headers['x-cache']).toBe('miss')
+    expect((await B.get('/periods').expect(200)).headers['x-cache']).toBe('miss')
+    expect(a.get(LocalCache).stats.cleared).toBeGreaterThanOrEqual(2) // 'reconnecting', then 'resubscribed'
+
+    const saved = await A.put('/periods/2026-12').set('Cookie', cookie).send({ status: 'closed' }).expect(200)
+    expect(saved.body.notified).toBe(2)
+    await until(B, '2026-12', 'closed')
   })
 })
 
