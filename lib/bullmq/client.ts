@@ -120,12 +120,12 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
   private waiting?: Waiting
   /** The name of clientSetName(), set again after a reconnect. */
   private name?: string
-  /** The connection's CLIENT ID (standalone), asked once connected: disconnect() unblocks a blocking call with it. */
-  private connectionId?: Promise<unknown>
-  /** Interrupts of the blocking calls in flight. */
-  private readonly blocked = new Set<(e: Error) => void>()
-  /** Longest block asked of the server: shorter than the command timeout, so that a quiet queue is no timeout. */
-  private readonly maxBlockMs: number
+  /**
+   * A duplicate BullMQ named (the worker's blocking connection): the name is
+   * for the dedicated connection its blocking calls wait on, which BullMQ's
+   * getWorkers() counts; the client's shared connection goes unnamed.
+   */
+  private namesBlockingOnly = false
 
   constructor(options?: BullMQRedisOptions) {
     super()
@@ -133,8 +133,6 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     settingsOf.set(this, settings)
     this.isCluster = settings.cluster !== undefined
     this.options = publicOptions(settings)
-    const timeout = settings.commandTimeoutMs ?? 5000
-    this.maxBlockMs = Math.max(timeout / 2, timeout - 1000)
     this.open()
   }
 
@@ -175,9 +173,9 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
 
   /**
    * Closes the connection now: blocking calls in flight (bzpopmin, xread with
-   * BLOCK) are interrupted and reject with ConnectionClosedError; others are
-   * answered first. 'close' and 'end' follow once it is closed. With
-   * `reconnect`, connects again at once.
+   * BLOCK) are ended and reject with ConnectionClosedError; the others are
+   * answered first. 'close' and 'end' are emitted at once. With `reconnect`,
+   * connects again at once.
    */
   disconnect(reconnect = false): void {
     if (!this.ended) {
@@ -217,6 +215,8 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
       for (const k of CONNECT_KEYS) if (k in overrides) settings[k] = overrides[k]
     }
     const dup = new BullMQRedisClient(settings as ConnectOptions)
+    // BullMQ names the duplicate a worker blocks on (and no other).
+    dup.namesBlockingOnly = isPlainObject(overrides) && typeof overrides.connectionName === 'string'
     for (const def of this.defs.values()) dup.register(def)
     return dup
   }
@@ -227,15 +227,13 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     this.raw = raw
     this.ended = false
     this.loaded = new Set()
-    this.connectionId = undefined
     let first = true
     raw.on('ready', () => {
       if (raw !== this.raw) return
       this.loaded = new Set() // a new connection, maybe a restarted server: no script known loaded
-      // Its id, for CLIENT UNBLOCK. Asked now, in a batch of its own: the replies of one batch
-      // come back together, and this one must not wait for a blocking call sent with it.
-      this.connectionId = this.isCluster ? undefined : raw.command('CLIENT', 'ID').catch(() => undefined)
       if (!first && this.name !== undefined) raw.command('CLIENT', 'SETNAME', this.name).catch(() => {})
+      // One connection per worker under its name, as on ioredis (a cluster's other nodes keep it).
+      else if (this.namesBlockingOnly) raw.command('CLIENT', 'SETNAME', '').catch(() => {})
       first = false
       const w = this.waiting
       this.waiting = undefined
@@ -245,7 +243,6 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     })
     raw.on('reconnecting', () => {
       if (raw !== this.raw) return
-      this.connectionId = undefined
       this.emit('close')
       this.emit('reconnecting')
     })
@@ -258,14 +255,14 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     })
   }
 
-  /** Ends the connection of now: interrupts its blocking calls and closes it (the caller emits 'close' and 'end'). */
+  /** Ends the connection of now (the caller emits 'close' and 'end'). */
   private end(): Promise<void> {
     this.ended = true
     const raw = this.raw
     const w = this.waiting
     this.waiting = undefined
     w?.reject(new ConnectionClosedError(ErrorCode.Closed))
-    this.interruptBlocked(raw)
+    // close() ends the blocking calls at once (ERR_CLOSED); the others are answered first.
     this.closing = raw.close()
     return this.closing
   }
@@ -476,8 +473,8 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
 
   /**
    * Reads streams: `[[key, [[id, [field, value, …]], …]], …]` or null. With
-   * `BLOCK` it may wait (never longer than the command timeout allows: it
-   * then answers null, as when nothing came).
+   * `BLOCK` (ms) it waits on a dedicated connection of the client, as every
+   * blocking command; disconnect() and quit() end it at once.
    */
   xread(streams: { key: string; id: string }[] | string, ...rest: any[]): Promise<any> {
     if (typeof streams === 'string') {
@@ -486,12 +483,11 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     const o = rest[0] as { BLOCK?: number; COUNT?: number } | undefined
     const args: Array<RedisValue | number> = ['XREAD']
     if (o?.COUNT != null) args.push('COUNT', o.COUNT)
-    const block = o?.BLOCK != null
-    if (block) args.push('BLOCK', this.blockMs(o!.BLOCK!))
+    if (o?.BLOCK != null) args.push('BLOCK', Math.max(0, Math.ceil(o.BLOCK)))
     args.push('STREAMS')
     for (const s of streams) args.push(s.key)
     for (const s of streams) args.push(s.id)
-    return block ? this.blocking(args, streamsReply) : this.send((raw) => raw.command(...(args as [string, ...RedisValue[]])).then(streamsReply))
+    return this.send((raw) => raw.command(...(args as [string, ...RedisValue[]])).then(streamsReply))
   }
 
   /** `xtrim(key, 'MAXLEN', n, { approximate })` (exact unless approximate), or ioredis' varargs. */
@@ -502,69 +498,21 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     return this.send((raw) => raw.command('XTRIM', ...args) as Promise<number>)
   }
 
-  // ---- blocking --------------------------------------------------------------------
+  // ---- blocking ----------------------------------------------------------------
 
   /**
    * BZPOPMIN: `[key, member, score]` (score as text), or null when nothing
-   * came within `timeout` seconds (never more than the command timeout
-   * allows: it then answers null early).
+   * came within `timeout` seconds. Like every blocking command it waits on a
+   * dedicated connection of the client; disconnect() and quit() end it at once.
    */
   bzpopmin(key: string, timeout: number): Promise<[key: string, member: string, score: string] | null> {
-    const seconds = this.blockMs(timeout * 1000) / 1000
-    return this.blocking(['BZPOPMIN', key, seconds], (v) => {
-      const r = v as unknown[]
-      return [String(r[0]), String(r[1]), scoreText(r[2])]
-    })
-  }
-
-  /** A block of `ms` as sent: at most maxBlockMs (0, "forever", included), at least 1 ms. */
-  private blockMs(ms: number): number {
-    if (!(ms > 0) || ms > this.maxBlockMs) return this.maxBlockMs
-    return Math.max(1, Math.ceil(ms))
-  }
-
-  /**
-   * Sends a blocking command. disconnect() and quit() interrupt it at once
-   * (ConnectionClosedError); on a standalone server CLIENT UNBLOCK then ends
-   * it there, so that closing the connection need not wait for its timeout.
-   */
-  private blocking<T>(args: Array<RedisValue | number>, shape: (reply: unknown) => T): Promise<T | null> {
-    return this.send(
-      (raw) =>
-        new Promise<T | null>((resolve, reject) => {
-          this.blocked.add(reject)
-          raw.command(...(args as [string, ...RedisValue[]])).then(
-            (v) => {
-              this.blocked.delete(reject)
-              resolve(v === null || v === undefined ? null : shape(v))
-            },
-            (e: unknown) => {
-              this.blocked.delete(reject)
-              reject(e)
-            },
-          )
-        }),
+    return this.send((raw) =>
+      raw.command('BZPOPMIN', key, timeout).then((v) => {
+        if (v === null || v === undefined) return null
+        const r = v as unknown[]
+        return [text(r[0]), text(r[1]), scoreText(r[2])] as [string, string, string]
+      }),
     )
-  }
-
-
-  /** Rejects the blocking calls in flight and has the server end them (CLIENT UNBLOCK, from a connection of its own). */
-  private interruptBlocked(raw: RedisClient): void {
-    if (this.blocked.size === 0) return
-    const error = new ConnectionClosedError(ErrorCode.Closed)
-    for (const interrupt of this.blocked) interrupt(error)
-    this.blocked.clear()
-    const id = this.connectionId
-    if (id === undefined) return
-    void id.then((n) => {
-      if (typeof n !== 'number') return
-      const control = raw.duplicate({ connectionName: undefined })
-      control.on('error', () => {})
-      return control
-        .command('CLIENT', 'UNBLOCK', n)
-        .catch(() => {})
-        .finally(() => control.close())
-    })
   }
 
   // ---- server ----------------------------------------------------------------------
