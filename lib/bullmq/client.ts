@@ -118,14 +118,8 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
   private loaded = new Set<string>()
   /** Calls that wait for the connection to be ready. */
   private waiting?: Waiting
-  /** The name of clientSetName(), set again after a reconnect. */
+  /** The connection's name (clientSetName(), or duplicate()'s `connectionName`), set again after every reconnect. */
   private name?: string
-  /**
-   * A duplicate BullMQ named (the worker's blocking connection): the name is
-   * for the dedicated connection its blocking calls wait on, which BullMQ's
-   * getWorkers() counts; the client's shared connection goes unnamed.
-   */
-  private namesBlockingOnly = false
 
   constructor(options?: BullMQRedisOptions) {
     super()
@@ -211,12 +205,23 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
    */
   duplicate(overrides?: Record<string, unknown>): BullMQRedisClient {
     const settings: Record<string, unknown> = { ...settingsOf.get(this) }
+    let name: string | undefined
     if (isPlainObject(overrides)) {
       for (const k of CONNECT_KEYS) if (k in overrides) settings[k] = overrides[k]
+      // BullMQ names the duplicate a worker blocks on, and counts the connections of that name
+      // as its workers: the name goes on the client's connection (CLIENT SETNAME), not on the
+      // dedicated connections its blocking calls wait on as well — one worker, one entry. (On a
+      // cluster, where CLIENT SETNAME would reach one node only, every connection has it.)
+      if (typeof overrides.connectionName === 'string' && !this.isCluster) {
+        name = overrides.connectionName
+        delete settings.connectionName
+      }
     }
     const dup = new BullMQRedisClient(settings as ConnectOptions)
-    // BullMQ names the duplicate a worker blocks on (and no other).
-    dup.namesBlockingOnly = isPlainObject(overrides) && typeof overrides.connectionName === 'string'
+    if (name !== undefined) {
+      dup.name = name
+      dup.options.connectionName = name
+    }
     for (const def of this.defs.values()) dup.register(def)
     return dup
   }
@@ -227,14 +232,10 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     this.raw = raw
     this.ended = false
     this.loaded = new Set()
-    let first = true
     raw.on('ready', () => {
       if (raw !== this.raw) return
       this.loaded = new Set() // a new connection, maybe a restarted server: no script known loaded
-      if (!first && this.name !== undefined) raw.command('CLIENT', 'SETNAME', this.name).catch(() => {})
-      // One connection per worker under its name, as on ioredis (a cluster's other nodes keep it).
-      else if (this.namesBlockingOnly) raw.command('CLIENT', 'SETNAME', '').catch(() => {})
-      first = false
+      if (this.name !== undefined) raw.command('CLIENT', 'SETNAME', this.name).catch(() => {})
       const w = this.waiting
       this.waiting = undefined
       w?.resolve(raw)
