@@ -11,6 +11,18 @@
 //! pause — up to `maxRedirections` times. Keys of several slots in
 //! MGET/MSET/DEL/EXISTS/TOUCH/UNLINK are split by slot and the replies put
 //! back in the caller's order; SCAN walks the masters one after the other.
+//! A call has `commandTimeoutMs` in all, from when it was made: its
+//! redirections and pauses included (redis-rs' own timeout starts again with
+//! each request sent).
+//!
+//! Tokio below 1.54 (Cargo.toml): while redis-rs reloads its slot map (on a
+//! MOVED, a READONLY, a node it cannot find) it takes its node map's lock for
+//! writing and stops polling the requests in flight. That is safe only if no
+//! suspended request holds the lock's read side. From tokio 1.54 a read that
+//! lands when the task's coop budget is spent (a burst of redirected calls is
+//! enough) takes the lock and then yields, keeping it: the reload waits for a
+//! request that waits for the reload, and every call on that cluster
+//! connection hangs until its timeout. A unit test below fails on such a tokio.
 //!
 //! ```
 //! use atlas_redis::engine::cluster::slot;
@@ -390,9 +402,10 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
     entries,
     created,
   } = batch;
-  // redis-rs' response timeout covers one node's answer; this deadline covers
-  // a whole call with its redirections, and a request redis-rs never answers.
-  let deadline = s.cfg.command_timeout * 2 + Duration::from_millis(500);
+  // redis-rs' response timeout covers one request and starts again with the
+  // next redirection; this deadline bounds the whole call, from when it was made.
+  let timeout = s.cfg.command_timeout;
+  let deadline = created + timeout;
   // One call per entry: a command, or a transaction's MULTI … EXEC (its keys
   // share a slot: lib/core/transaction.ts checks) sent as one pipeline.
   let mut cmds = cmds.into_iter();
@@ -412,7 +425,7 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
           s.execute_group(conn, group).await
         }
       };
-      match tokio::time::timeout(deadline, call).await {
+      match tokio::time::timeout_at(deadline, call).await {
         Ok(r) => r,
         Err(_) => {
           s.rebuild_soon();
@@ -420,7 +433,7 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
             ErrorCode::Timeout,
             format!(
               "no reply from the cluster within {} ms; the command may or may not have run",
-              deadline.as_millis()
+              timeout.as_millis()
             ),
           ))
         }
@@ -1089,6 +1102,35 @@ pub fn parse_slot_map(reply: Value, host: &str) -> Option<SlotMap> {
 #[cfg(test)]
 mod tests {
   use super::*;
+  use std::future::Future;
+  use std::task::Poll;
+
+  /// See the module's docs: redis-rs' slot map reload waits for every read of
+  /// its node map, and stops polling the requests that would finish theirs.
+  #[test]
+  fn a_lock_wait_cut_short_by_the_coop_budget_holds_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .build()
+      .expect("a runtime");
+    rt.block_on(async {
+      let lock = tokio::sync::RwLock::new(());
+      let mut read = std::pin::pin!(lock.read());
+      std::future::poll_fn(|cx| {
+        // Spend the task's budget, then start a read: it yields.
+        while std::pin::pin!(tokio::task::coop::consume_budget())
+          .poll(cx)
+          .is_ready()
+        {}
+        assert!(read.as_mut().poll(cx).is_pending());
+        Poll::Ready(())
+      })
+      .await;
+      assert!(
+        lock.try_write().is_ok(),
+        "this tokio keeps a lock for a read that yielded: redis-rs' cluster connection can hang"
+      );
+    });
+  }
 
   fn bulk(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())
