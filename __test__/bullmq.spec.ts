@@ -155,6 +155,17 @@ describe('queues and workers', () => {
     await worker.close()
   })
 
+  test("xread from '$' with BLOCK sees what is added after the call, though the read waits on a connection of its own", async () => {
+    const connection = conn()
+    const key = `${qname('stream')}:events`
+    for (let i = 0; i < 3; i++) {
+      // QueueEvents starts so: a blocking read from '$', while the app goes on writing.
+      const read = connection.xread([{ key, id: '$' }], { BLOCK: 3000 })
+      const id = await connection.xadd(key, '*', { n: i })
+      expect(await read).toEqual([[key, [[id, ['n', String(i)]]]]])
+    }
+  })
+
   test('delayed jobs, priorities, pause and resume', async () => {
     const connection = conn()
     const name = qname('delay')

@@ -482,13 +482,31 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
       return this.send((raw) => raw.command('XREAD', ...flatArgs([streams, ...rest])).then(streamsReply))
     }
     const o = rest[0] as { BLOCK?: number; COUNT?: number } | undefined
-    const args: Array<RedisValue | number> = ['XREAD']
-    if (o?.COUNT != null) args.push('COUNT', o.COUNT)
-    if (o?.BLOCK != null) args.push('BLOCK', Math.max(0, Math.ceil(o.BLOCK)))
-    args.push('STREAMS')
-    for (const s of streams) args.push(s.key)
-    for (const s of streams) args.push(s.id)
-    return this.send((raw) => raw.command(...(args as [string, ...RedisValue[]])).then(streamsReply))
+    const read = (ids: string[]) => {
+      const args: Array<RedisValue | number> = []
+      if (o?.COUNT != null) args.push('COUNT', o.COUNT)
+      if (o?.BLOCK != null) args.push('BLOCK', Math.max(0, Math.ceil(o.BLOCK)))
+      args.push('STREAMS')
+      for (const s of streams) args.push(s.key)
+      args.push(...ids)
+      return this.send((raw) => raw.command('XREAD', ...args).then(streamsReply))
+    }
+    const ids = streams.map((s) => s.id)
+    if (o?.BLOCK == null || !ids.includes('$')) return read(ids)
+    // '$' is "what comes after now", and a blocking XREAD reaches the server later than the
+    // calls made after it (it waits on a dedicated connection, opened on demand): now's last
+    // id is read first, on the client's connection, so that no entry added meanwhile is missed
+    // (QueueEvents starts from '$').
+    return Promise.all(
+      streams.map((s) =>
+        s.id !== '$'
+          ? s.id
+          : this.send((raw) => raw.command('XREVRANGE', s.key, '+', '-', 'COUNT', 1)).then((v) => {
+              const last = (v as unknown[][] | null)?.[0]?.[0]
+              return last === undefined ? '0-0' : text(last)
+            }),
+      ),
+    ).then(read)
   }
 
   /** `xtrim(key, 'MAXLEN', n, { approximate })` (exact unless approximate), or ioredis' varargs. */
