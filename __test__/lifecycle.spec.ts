@@ -64,7 +64,11 @@ describe('RedisClient.create()', () => {
     expect(e.message).toContain('connectTimeoutMs')
     expect(e.message).toContain(`127.0.0.1:${srv.port}`)
     expect(c.status).toBe('connecting')
-    await srv.restart() // the client keeps trying: later calls succeed
+    // The client keeps trying (with backoff, which may outlast connectTimeoutMs): once
+    // it is ready, calls succeed.
+    const ready = next(c, 'ready')
+    await srv.restart()
+    await ready
     expect(await withTimeout(c.incr(ns('later') + 'n'), 8000, 'no reply')).toBe(1)
   })
 

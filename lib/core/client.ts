@@ -831,7 +831,7 @@ export class RedisClient extends TypedCommands {
       const last = this.lastError
       const err = new RedisError(
         last !== undefined && last.code !== ErrorCode.InvalidArgument ? last.code : ErrorCode.Connection,
-        `not connected within connectTimeoutMs (${this.connectTimeoutMs} ms)` + (last !== undefined ? `: ${last.message.replace(/^ERR_[A-Z_]+: /, '')}` : ''),
+        `not connected within connectTimeoutMs (${this.connectTimeoutMs} ms)` + (last !== undefined ? `: ${last.detail}` : ''),
         last?.serverCode,
       )
       this.rejectHeld(err)

@@ -47,6 +47,15 @@ export class RedisError extends Error {
   }
 
   /**
+   * The message without its `ERR_…: ` prefix, to quote inside another message.
+   * @internal
+   */
+  get detail(): string {
+    const prefix = `${this.code}: `
+    return this.message.startsWith(prefix) ? this.message.slice(prefix.length) : this.message
+  }
+
+  /**
    * From what the native layer hands over: a `[code, message, serverCode?]` tuple, or a
    * thrown error whose `code` property holds the code. Never parsed out of message text.
    */

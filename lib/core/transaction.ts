@@ -380,7 +380,7 @@ function aborted(abort: unknown[], errors: unknown[] | undefined): RedisError {
   if (errors !== undefined) {
     for (let i = 0; i < errors.length; i += 4) why.push(`command #${(errors[i] as number) + 1}: ${String(errors[i + 2])}`)
   }
-  const msg = e.message.replace(/^ERR_REPLY: /, '') + (why.length > 0 ? ` (${why.join('; ')})` : '')
+  const msg = e.detail + (why.length > 0 ? ` (${why.join('; ')})` : '')
   return new RedisError(e.code, msg, e.serverCode)
 }
 
