@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod connect;
 pub mod dedicated;
+pub mod driver;
 pub mod pubsub;
 pub mod sentinel;
 pub mod standalone;

@@ -26,6 +26,7 @@ use tokio::time::timeout;
 use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::engine::config::Config;
 use crate::engine::connect::{self, Driver};
+use crate::engine::driver::{SharedDriver, Task};
 use crate::engine::sentinel::{self, Sentinels};
 use crate::engine::{backoff, reject_all, runtime, tls, Batch};
 use crate::error::{Error, ErrorCode, Result};
@@ -68,6 +69,8 @@ enum Phase {
 struct Link {
   phase: Phase,
   conn: Option<MultiplexedConnection>,
+  /// Its driver: the JS thread polls it after queuing a batch (see `driver`).
+  driver: Option<Arc<SharedDriver>>,
   /// Bumped on every new connection: news about an older one is ignored.
   generation: u64,
   waiting: VecDeque<Batch>,
@@ -119,6 +122,7 @@ impl Connection {
       link: Mutex::new(Link {
         phase: Phase::Connecting,
         conn: None,
+        driver: None,
         generation: 0,
         waiting: VecDeque::new(),
         in_flight: 0,
@@ -176,8 +180,11 @@ impl Connection {
             refused.push(e);
           }
         }
-        if !taken.is_empty() {
+        let sent = if taken.is_empty() {
+          None
+        } else {
           let conn = l.conn.clone().expect("a connection while up");
+          let driver = l.driver.clone().expect("a driver while up");
           let generation = l.generation;
           l.in_flight += 1;
           l.unanswered_bytes += bytes;
@@ -186,9 +193,13 @@ impl Connection {
             entries: taken,
             created,
           };
-          runtime().spawn(run_batch(s.clone(), conn, generation, batch, bytes));
-        }
+          Some((driver, run_batch(s.clone(), conn, generation, batch, bytes)))
+        };
         drop(l);
+        // Written from this thread, without waking the I/O thread.
+        if let Some((driver, batch)) = sent {
+          driver.submit(Task::new(batch));
+        }
         if !refused.is_empty() {
           let e = Error::new(
             ErrorCode::Connection,
@@ -359,6 +370,7 @@ impl Shared {
       first_attempt: true,
     };
     l.conn = None;
+    l.driver = None;
     l.last_error = Some(error.clone());
     drop(l);
     self.stats.reconnects.fetch_add(1, Relaxed);
@@ -383,6 +395,7 @@ impl Shared {
       let was_connecting = l.phase == Phase::Connecting;
       l.phase = Phase::Closed;
       l.conn = None;
+      l.driver = None;
       (std::mem::take(&mut l.waiting), was_connecting)
     };
     for b in waiting {
@@ -397,18 +410,20 @@ impl Shared {
 
   /// Installs a fresh connection and sends what waited for it.
   fn up(self: &Arc<Self>, conn: MultiplexedConnection, driver: Driver) -> u64 {
+    let driver = SharedDriver::new(driver);
     let (generation, waiting) = {
       let mut l = self.link.lock();
       l.generation += 1;
       l.phase = Phase::Up;
       l.conn = Some(conn.clone());
+      l.driver = Some(driver.clone());
       l.last_error = None;
       l.in_flight += l.waiting.len();
       (l.generation, std::mem::take(&mut l.waiting))
     };
     let s = self.clone();
     runtime().spawn(async move {
-      driver.await;
+      driver.run().await;
       s.lost(
         generation,
         Error::new(
@@ -515,6 +530,7 @@ async fn supervise(s: Arc<Shared>) {
         let mut l = s.link.lock();
         if l.closing && l.in_flight == 0 {
           l.conn = None;
+          l.driver = None;
           break 'serve;
         }
         if l.phase != Phase::Up {
@@ -573,6 +589,7 @@ async fn supervise(s: Arc<Shared>) {
     let mut l = s.link.lock();
     l.phase = Phase::Closed;
     l.conn = None;
+    l.driver = None;
     std::mem::take(&mut l.waiting)
   };
   for b in waiting {
