@@ -117,8 +117,7 @@ impl SharedDriver {
   /// them), both on the calling thread.
   pub fn submit(self: &Arc<Self>, task: Arc<Task>) {
     let _context = runtime().enter();
-    let me = Arc::as_ptr(self) as usize;
-    SUBMITTING.set(me);
+    let submitting = Submitting::to(self);
     task.poll();
     self.woken_in_js.store(false, SeqCst);
     let wake_io = match self.future.try_lock() {
@@ -131,7 +130,7 @@ impl SharedDriver {
       // The I/O thread is polling it: have it poll once more for this batch.
       None => true,
     };
-    SUBMITTING.set(0);
+    drop(submitting);
     if wake_io {
       self.io.wake();
     }
@@ -153,6 +152,22 @@ impl SharedDriver {
       }
       Poll::Pending => Poll::Pending,
     }
+  }
+}
+
+/// Marks the JS thread as submitting to a driver until dropped (also by a panic).
+struct Submitting;
+
+impl Submitting {
+  fn to(driver: &Arc<SharedDriver>) -> Submitting {
+    SUBMITTING.set(Arc::as_ptr(driver) as usize);
+    Submitting
+  }
+}
+
+impl Drop for Submitting {
+  fn drop(&mut self) {
+    SUBMITTING.set(0);
   }
 }
 
