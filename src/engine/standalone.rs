@@ -39,6 +39,10 @@ const MAX_WAITING: usize = 100_000;
 /// without bound (redis-rs queues whatever it is given).
 pub const MAX_UNANSWERED_BYTES: usize = 64 * 1024 * 1024;
 
+/// Batches up to this size are written by the JS thread that sends them (see
+/// `engine::driver`); larger ones by the I/O thread.
+const WRITE_HERE_MAX_BYTES: usize = 512 * 1024;
+
 /// About how many bytes `cmds` take on the wire.
 fn wire_bytes(cmds: &[redis::Cmd]) -> usize {
   cmds
@@ -196,9 +200,12 @@ impl Connection {
           Some((driver, run_batch(s.clone(), conn, generation, batch, bytes)))
         };
         drop(l);
-        // Written from this thread, without waking the I/O thread.
-        if let Some((driver, batch)) = sent {
-          driver.submit(Task::new(batch));
+        // Written from this thread, without waking the I/O thread, unless it
+        // is large: copying megabytes would hold up the event loop.
+        match sent {
+          Some((driver, batch)) if bytes <= WRITE_HERE_MAX_BYTES => driver.submit(Task::new(batch)),
+          Some((_, batch)) => drop(runtime().spawn(batch)),
+          None => {}
         }
         if !refused.is_empty() {
           let e = Error::new(
