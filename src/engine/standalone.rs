@@ -28,6 +28,7 @@ use crate::engine::config::Config;
 use crate::engine::connect::{self, Driver};
 use crate::engine::driver::{SharedDriver, Task};
 use crate::engine::sentinel::{self, Sentinels};
+use crate::engine::uv::EventLoop;
 use crate::engine::{backoff, reject_all, runtime, tls, Batch};
 use crate::error::{Error, ErrorCode, Result};
 use crate::stats::Stats;
@@ -91,6 +92,8 @@ struct Shared {
   /// Wakes the supervisor: a lost connection, `close()`, a Sentinel switch.
   wake: Arc<Notify>,
   cache_epoch: Arc<AtomicU32>,
+  /// The JS thread's event loop, which then drives the connection's socket.
+  home: Option<Arc<EventLoop>>,
 }
 
 /// The JS thread's handle on a client's connection.
@@ -112,10 +115,19 @@ fn not_connected(cfg: &Config, last: Option<&Error>) -> Error {
 }
 
 impl Connection {
-  /// Starts connecting; [`Event::Ready`] or [`Event::ConnectFailed`] follows in the outbox.
-  pub fn start(config: Config, outbox: Arc<Outbox>, stats: Arc<Stats>) -> Connection {
+  /// Starts connecting; [`Event::Ready`] or [`Event::ConnectFailed`] follows
+  /// in the outbox. With `home`, the connection's socket is read and written
+  /// on that event loop's thread (memory:// stays on the I/O thread).
+  pub fn start(
+    config: Config,
+    outbox: Arc<Outbox>,
+    stats: Arc<Stats>,
+    home: Option<Arc<EventLoop>>,
+  ) -> Connection {
     let cache_epoch = Arc::new(AtomicU32::new(0));
+    let home = home.filter(|_| config.memory.is_none());
     let shared = Arc::new(Shared {
+      home,
       cfg: Arc::new(config),
       outbox,
       stats,
@@ -410,7 +422,7 @@ impl Shared {
 
   /// Installs a fresh connection and sends what waited for it.
   fn up(self: &Arc<Self>, conn: MultiplexedConnection, driver: Driver) -> u64 {
-    let driver = SharedDriver::new(driver);
+    let driver = SharedDriver::new(driver, self.home.clone());
     let (generation, waiting) = {
       let mut l = self.link.lock();
       l.generation += 1;
@@ -422,6 +434,8 @@ impl Shared {
       (l.generation, std::mem::take(&mut l.waiting))
     };
     let s = self.clone();
+    // Its first poll on the event loop moves the socket there.
+    driver.wake();
     runtime().spawn(async move {
       driver.run().await;
       s.lost(

@@ -1131,6 +1131,34 @@ unsafe fn array_of_ref(env: sys::napi_env) -> NapiResult<sys::napi_ref> {
   Ok(r)
 }
 
+/// The event loop of `env`'s thread, shared by its clients (`engine::uv`);
+/// torn down with the environment. `None` should libuv not be reachable.
+///
+/// # Safety
+/// `env` must be the napi env of the current call, on the JS thread.
+unsafe fn event_loop(env: sys::napi_env) -> Option<Arc<crate::engine::uv::EventLoop>> {
+  let mut raw = ptr::null_mut();
+  if sys::napi_get_uv_event_loop(env, &mut raw) != sys::Status::napi_ok || raw.is_null() {
+    return None;
+  }
+  let raw = raw as *mut c_void;
+  let (home, new) = crate::engine::uv::EventLoop::of(raw)?;
+  if new && sys::napi_add_env_cleanup_hook(env, Some(teardown_loop), raw) != sys::Status::napi_ok {
+    // Without the hook its handles would outlive the environment.
+    home.teardown();
+    return None;
+  }
+  Some(home)
+}
+
+/// The environment is going: its event loop's handles close.
+unsafe extern "C" fn teardown_loop(raw: *mut c_void) {
+  on_event_loop("the end of the environment", || {
+    // SAFETY: cleanup hooks run on the environment's own thread.
+    unsafe { crate::engine::uv::EventLoop::teardown_loop(raw) }
+  });
+}
+
 impl Client {
   /// Creates the client and starts connecting; `callback(replies, events)`
   /// receives everything that comes back.
@@ -1181,7 +1209,8 @@ impl Client {
     // The pending connect keeps the process alive until Ready/ConnectFailed.
     (*side).owe(env, 1);
     let prefix = config.key_prefix.clone();
-    let conn = Connection::start(config, outbox, stats.clone());
+    let home = event_loop(env);
+    let conn = Connection::start(config, outbox, stats.clone(), home);
     Ok(Client {
       side,
       released,
