@@ -64,9 +64,7 @@ impl Connection {
     let shared = if config.cluster.is_some() {
       Shared::Cluster(cluster::Cluster::start(config, outbox, stats))
     } else {
-      Shared::Standalone(standalone::Connection::start(
-        config, outbox, stats, home,
-      ))
+      Shared::Standalone(standalone::Connection::start(config, outbox, stats, home))
     };
     Connection { shared, blocking }
   }

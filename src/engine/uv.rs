@@ -344,10 +344,7 @@ impl EventLoop {
   fn on_async(&self) {
     let (queue, retired) = {
       let mut s = self.state.lock();
-      (
-        std::mem::take(&mut s.queue),
-        std::mem::take(&mut s.retired),
-      )
+      (std::mem::take(&mut s.queue), std::mem::take(&mut s.retired))
     };
     for (p, socket) in retired {
       self.close_poll(p);
