@@ -371,7 +371,7 @@ unsafe extern "C" fn on_async(handle: *mut c_void) {
     // SAFETY: the async handle is a `Block<Weak<EventLoop>>`, alive while it fires.
     let home = unsafe { &(*(handle as *mut Block<Weak<EventLoop>>)).ctx };
     if let Some(l) = home.upgrade() {
-      l.on_async();
+      crate::bridge::deliver_directly(|| l.on_async());
     }
   })
 }
@@ -392,6 +392,6 @@ unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, events: c_int)
       }
     }
     // On error (status < 0) the driver's next read reports it.
-    d.poll_here();
+    crate::bridge::deliver_directly(|| d.poll_here());
   })
 }
