@@ -11,6 +11,7 @@
 
 use std::io;
 use std::pin::Pin;
+#[cfg(unix)]
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
