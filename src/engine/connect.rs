@@ -138,6 +138,8 @@ pub async fn stream(cfg: &Config, tls: Option<&tls::Connector>) -> Result<Box<dy
       .with_time(Duration::from_secs(30))
       .with_interval(Duration::from_secs(10)),
   );
+  // Read on the JS thread once its driver is polled there (`uv_socket`).
+  let tcp = crate::engine::uv_socket::UvSocket::new(tcp);
   Ok(match tls {
     Some(t) => Box::new(t.connect(cfg, tcp).await?),
     None => Box::new(tcp),

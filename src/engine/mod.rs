@@ -23,6 +23,8 @@ pub mod pubsub;
 pub mod sentinel;
 pub mod standalone;
 pub mod tls;
+pub mod uv;
+pub mod uv_socket;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
@@ -50,12 +52,19 @@ enum Shared {
 
 impl Connection {
   /// Starts connecting; `Ready` or `ConnectFailed` follows in the outbox.
-  pub fn start(config: Config, outbox: Arc<Outbox>, stats: Arc<Stats>) -> Connection {
+  /// `home`: the JS thread's event loop, where a standalone connection's
+  /// socket is then read and written (`engine::uv`).
+  pub fn start(
+    config: Config,
+    outbox: Arc<Outbox>,
+    stats: Arc<Stats>,
+    home: Option<Arc<uv::EventLoop>>,
+  ) -> Connection {
     let blocking = dedicated::Pool::new(&config, outbox.clone(), stats.clone());
     let shared = if config.cluster.is_some() {
       Shared::Cluster(cluster::Cluster::start(config, outbox, stats))
     } else {
-      Shared::Standalone(standalone::Connection::start(config, outbox, stats))
+      Shared::Standalone(standalone::Connection::start(config, outbox, stats, home))
     };
     Connection { shared, blocking }
   }

@@ -28,6 +28,7 @@ use crate::engine::config::Config;
 use crate::engine::connect::{self, Driver};
 use crate::engine::driver::{SharedDriver, Task};
 use crate::engine::sentinel::{self, Sentinels};
+use crate::engine::uv::EventLoop;
 use crate::engine::{backoff, reject_all, runtime, tls, Batch};
 use crate::error::{Error, ErrorCode, Result};
 use crate::stats::Stats;
@@ -38,10 +39,6 @@ const MAX_WAITING: usize = 100_000;
 /// once: a server that stopped reading must not make the process buffer
 /// without bound (redis-rs queues whatever it is given).
 pub const MAX_UNANSWERED_BYTES: usize = 64 * 1024 * 1024;
-
-/// Batches up to this size are written by the JS thread that sends them (see
-/// `engine::driver`); larger ones by the I/O thread.
-const WRITE_HERE_MAX_BYTES: usize = 512 * 1024;
 
 /// About how many bytes `cmds` take on the wire.
 fn wire_bytes(cmds: &[redis::Cmd]) -> usize {
@@ -95,6 +92,8 @@ struct Shared {
   /// Wakes the supervisor: a lost connection, `close()`, a Sentinel switch.
   wake: Arc<Notify>,
   cache_epoch: Arc<AtomicU32>,
+  /// The JS thread's event loop, which then drives the connection's socket.
+  home: Option<Arc<EventLoop>>,
 }
 
 /// The JS thread's handle on a client's connection.
@@ -116,10 +115,19 @@ fn not_connected(cfg: &Config, last: Option<&Error>) -> Error {
 }
 
 impl Connection {
-  /// Starts connecting; [`Event::Ready`] or [`Event::ConnectFailed`] follows in the outbox.
-  pub fn start(config: Config, outbox: Arc<Outbox>, stats: Arc<Stats>) -> Connection {
+  /// Starts connecting; [`Event::Ready`] or [`Event::ConnectFailed`] follows
+  /// in the outbox. With `home`, the connection's socket is read and written
+  /// on that event loop's thread (memory:// stays on the I/O thread).
+  pub fn start(
+    config: Config,
+    outbox: Arc<Outbox>,
+    stats: Arc<Stats>,
+    home: Option<Arc<EventLoop>>,
+  ) -> Connection {
     let cache_epoch = Arc::new(AtomicU32::new(0));
+    let home = home.filter(|_| config.memory.is_none());
     let shared = Arc::new(Shared {
+      home,
       cfg: Arc::new(config),
       outbox,
       stats,
@@ -200,12 +208,9 @@ impl Connection {
           Some((driver, run_batch(s.clone(), conn, generation, batch, bytes)))
         };
         drop(l);
-        // Written from this thread, without waking the I/O thread, unless it
-        // is large: copying megabytes would hold up the event loop.
-        match sent {
-          Some((driver, batch)) if bytes <= WRITE_HERE_MAX_BYTES => driver.submit(Task::new(batch)),
-          Some((_, batch)) => drop(runtime().spawn(batch)),
-          None => {}
+        // Written from this thread, without waking the I/O thread.
+        if let Some((driver, batch)) = sent {
+          driver.submit(Task::new(batch));
         }
         if !refused.is_empty() {
           let e = Error::new(
@@ -417,7 +422,7 @@ impl Shared {
 
   /// Installs a fresh connection and sends what waited for it.
   fn up(self: &Arc<Self>, conn: MultiplexedConnection, driver: Driver) -> u64 {
-    let driver = SharedDriver::new(driver);
+    let driver = SharedDriver::new(driver, self.home.clone());
     let (generation, waiting) = {
       let mut l = self.link.lock();
       l.generation += 1;
@@ -429,6 +434,8 @@ impl Shared {
       (l.generation, std::mem::take(&mut l.waiting))
     };
     let s = self.clone();
+    // Its first poll on the event loop moves the socket there.
+    driver.wake();
     runtime().spawn(async move {
       driver.run().await;
       s.lost(

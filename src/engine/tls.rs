@@ -7,7 +7,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
@@ -72,7 +72,11 @@ pub fn connector(t: &TlsConfig) -> Result<Connector> {
 }
 
 impl Connector {
-  pub async fn connect(&self, cfg: &Config, tcp: TcpStream) -> Result<TlsStream<TcpStream>> {
+  pub async fn connect<S: AsyncRead + AsyncWrite + Unpin>(
+    &self,
+    cfg: &Config,
+    tcp: S,
+  ) -> Result<TlsStream<S>> {
     let t = cfg.tls.as_ref().expect("TLS settings");
     let name = t.servername.clone().unwrap_or_else(|| cfg.host.clone());
     let server_name = ServerName::try_from(name.clone())

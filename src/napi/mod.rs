@@ -825,7 +825,7 @@ unsafe extern "C" fn deliver(
     return;
   }
   let side = &*(context as *const JsSide);
-  on_event_loop("replies", || drain(env, callback, side));
+  on_event_loop("replies", || drain(env, callback, side, false));
 }
 
 /// Runs `f`, called by Node's event loop: a panic in it must not unwind into
@@ -849,7 +849,8 @@ pub fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 
 /// Hands everything queued to the JS callback: from the doorbell, or
 /// synchronously when the JS thread saw the cache epoch move.
-unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide) {
+/// `direct`: called from one of our libuv callbacks (see `deliver_directly`).
+unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide, direct: bool) {
   let items = side.outbox.take();
   if items.is_empty() {
     return;
@@ -860,7 +861,7 @@ unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide) {
     .filter(|c| !matches!(c, Completion::Event(e) if !e.owed()))
     .count();
   let mut closed = false;
-  if let Err(e) = deliver_items(env, callback, side, items, &mut closed) {
+  if let Err(e) = deliver_items(env, callback, side, items, &mut closed, direct) {
     // Nothing sensible can be done on the JS thread but report it.
     eprintln!("@atlas-erp/redis: {e}");
   }
@@ -879,6 +880,7 @@ unsafe fn deliver_items(
   side: &JsSide,
   items: Vec<Completion>,
   closed: &mut bool,
+  direct: bool,
 ) -> NapiResult<()> {
   let n = items
     .iter()
@@ -1019,8 +1021,29 @@ unsafe fn deliver_items(
   };
   let argv = [replies, ev];
   let mut result = ptr::null_mut();
-  // A throwing callback is the TS layer's bug; N-API reports it as uncaught.
-  sys::napi_call_function(env, global, callback, 2, argv.as_ptr(), &mut result);
+  if !direct {
+    // A throwing callback is the TS layer's bug; N-API reports it as uncaught.
+    sys::napi_call_function(env, global, callback, 2, argv.as_ptr(), &mut result);
+    return Ok(());
+  }
+  // From a libuv callback: through node's MakeCallback, so that promise
+  // reactions and nextTicks run when it returns, as after any I/O callback.
+  sys::napi_make_callback(
+    env,
+    ptr::null_mut(),
+    global,
+    callback,
+    2,
+    argv.as_ptr(),
+    &mut result,
+  );
+  let mut pending = false;
+  sys::napi_is_exception_pending(env, &mut pending);
+  if pending {
+    let mut thrown = ptr::null_mut();
+    sys::napi_get_and_clear_last_exception(env, &mut thrown);
+    sys::napi_fatal_exception(env, thrown);
+  }
   Ok(())
 }
 
@@ -1033,6 +1056,47 @@ pub struct Client {
   prefix: Vec<u8>,
   arena: RefCell<Vec<u8>>,
   closing: Cell<bool>,
+}
+
+/// What an outbox's doorbell rings: the client's thread-safe function, or,
+/// inside one of our libuv callbacks on its thread, a direct delivery.
+struct Bell {
+  tsfn: sys::napi_threadsafe_function,
+  env: sys::napi_env,
+  side: *const JsSide,
+}
+// SAFETY: other threads only call the thread-safe function (allowed anywhere);
+// `env` and `side` are used on the JS thread (`LOOP_RINGS` is thread-local).
+unsafe impl Send for Bell {}
+unsafe impl Sync for Bell {}
+
+/// An outbox rung inside one of our libuv callbacks: delivered when it ends.
+struct Deferred {
+  bell: *const Bell,
+  released: Arc<AtomicBool>,
+  /// Keeps `bell` alive.
+  _slot: Arc<std::sync::OnceLock<Bell>>,
+}
+
+thread_local! {
+  /// While one of our libuv callbacks runs (`deliver_directly`): outboxes
+  /// rung on this thread, delivered directly when it ends instead of through
+  /// their thread-safe function, which would cost another turn of the loop.
+  static LOOP_RINGS: RefCell<Option<Vec<Deferred>>> = const { RefCell::new(None) };
+}
+
+/// Calls the thread-safe function of `bell`, unless it was released.
+fn ring_tsfn(bell: &Bell, released: &AtomicBool) {
+  if !released.load(Ordering::Acquire) {
+    // SAFETY: not released, so the function is alive; callable from any thread.
+    unsafe {
+      sys::napi_call_threadsafe_function(
+        bell.tsfn,
+        ptr::null_mut(),
+        sys::ThreadsafeFunctionCallMode::nonblocking,
+      );
+    }
+  }
 }
 
 struct SendPtr(sys::napi_threadsafe_function);
@@ -1063,6 +1127,97 @@ fn doorbell(
     }
   });
   (slot, ring)
+}
+
+/// A client's doorbell: it rings the `Bell` put in the returned slot (once
+/// made), until `released` says its thread-safe function is gone.
+fn client_doorbell(
+  released: &Arc<AtomicBool>,
+) -> (Arc<std::sync::OnceLock<Bell>>, Box<dyn Fn() + Send + Sync>) {
+  let slot = Arc::new(std::sync::OnceLock::<Bell>::new());
+  let (bell, released) = (slot.clone(), released.clone());
+  let ring = Box::new(move || {
+    if let Some(b) = bell.get() {
+      let deferred = LOOP_RINGS.with_borrow_mut(|rings| match rings {
+        Some(list) => {
+          list.push(Deferred {
+            bell: b,
+            released: released.clone(),
+            _slot: bell.clone(),
+          });
+          true
+        }
+        None => false,
+      });
+      if !deferred {
+        ring_tsfn(b, &released);
+      }
+    }
+  });
+  (slot, ring)
+}
+
+/// Runs `f` (one of our libuv callbacks: `engine::uv`); the replies it
+/// completes are handed to JS when it ends, in this same turn of the event
+/// loop, as a client written in JS gets them.
+pub fn deliver_directly(f: impl FnOnce()) {
+  let nested = LOOP_RINGS.with_borrow_mut(|r| {
+    let nested = r.is_some();
+    r.get_or_insert_with(Vec::new);
+    nested
+  });
+  f();
+  if nested {
+    return;
+  }
+  // JS may send more from the callback, and those replies may be read at
+  // once: a few rounds, then the rest goes through the thread-safe functions.
+  for _ in 0..16 {
+    let list = LOOP_RINGS.with_borrow_mut(|r| r.as_mut().map(std::mem::take).unwrap_or_default());
+    if list.is_empty() {
+      break;
+    }
+    let mut seen = Vec::with_capacity(list.len());
+    for d in list {
+      if !seen.contains(&d.bell) {
+        seen.push(d.bell);
+        // SAFETY: on the bell's JS thread (the list is thread-local), `bell` kept alive by `_slot`.
+        unsafe { deliver_deferred(&d) };
+      }
+    }
+  }
+  for d in LOOP_RINGS.take().unwrap_or_default() {
+    // SAFETY: `_slot` keeps the bell alive.
+    ring_tsfn(unsafe { &*d.bell }, &d.released);
+  }
+}
+
+/// Delivers a deferred ring's outbox now (see `deliver_directly`).
+///
+/// # Safety
+/// On the bell's JS thread, outside any JS call, with `d.bell` alive.
+unsafe fn deliver_deferred(d: &Deferred) {
+  if d.released.load(Ordering::Acquire) {
+    return;
+  }
+  let bell = &*d.bell;
+  // SAFETY: not released: the side is alive (freed only by the tsfn finalizer).
+  let side = &*bell.side;
+  let env = bell.env;
+  let mut scope = ptr::null_mut();
+  if sys::napi_open_handle_scope(env, &mut scope) != sys::Status::napi_ok {
+    ring_tsfn(bell, &d.released);
+    return;
+  }
+  let mut cb = ptr::null_mut();
+  if sys::napi_get_reference_value(env, side.callback.get(), &mut cb) == sys::Status::napi_ok
+    && !cb.is_null()
+  {
+    on_event_loop("replies", || drain(env, cb, side, true));
+  } else {
+    ring_tsfn(bell, &d.released);
+  }
+  sys::napi_close_handle_scope(env, scope);
 }
 
 /// A thread-safe function over `callback` whose calls run `call_js` with
@@ -1131,6 +1286,34 @@ unsafe fn array_of_ref(env: sys::napi_env) -> NapiResult<sys::napi_ref> {
   Ok(r)
 }
 
+/// The event loop of `env`'s thread, shared by its clients (`engine::uv`);
+/// torn down with the environment. `None` should libuv not be reachable.
+///
+/// # Safety
+/// `env` must be the napi env of the current call, on the JS thread.
+unsafe fn event_loop(env: sys::napi_env) -> Option<Arc<crate::engine::uv::EventLoop>> {
+  let mut raw = ptr::null_mut();
+  if sys::napi_get_uv_event_loop(env, &mut raw) != sys::Status::napi_ok || raw.is_null() {
+    return None;
+  }
+  let raw = raw as *mut c_void;
+  let (home, new) = crate::engine::uv::EventLoop::of(raw)?;
+  if new && sys::napi_add_env_cleanup_hook(env, Some(teardown_loop), raw) != sys::Status::napi_ok {
+    // Without the hook its handles would outlive the environment.
+    home.teardown();
+    return None;
+  }
+  Some(home)
+}
+
+/// The environment is going: its event loop's handles close.
+unsafe extern "C" fn teardown_loop(raw: *mut c_void) {
+  on_event_loop("the end of the environment", || {
+    // SAFETY: cleanup hooks run on the environment's own thread.
+    unsafe { crate::engine::uv::EventLoop::teardown_loop(raw) }
+  });
+}
+
 impl Client {
   /// Creates the client and starts connecting; `callback(replies, events)`
   /// receives everything that comes back.
@@ -1145,7 +1328,7 @@ impl Client {
   ) -> NapiResult<Client> {
     let stats = Arc::new(Stats::default());
     let released = Arc::new(AtomicBool::new(false));
-    let (tsfn_slot, bell) = doorbell(&released);
+    let (tsfn_slot, bell) = client_doorbell(&released);
     let outbox = Arc::new(Outbox::new(bell));
     let side = Box::into_raw(Box::new(JsSide {
       outbox: outbox.clone(),
@@ -1177,11 +1360,12 @@ impl Client {
     );
     (*side).callback.set(cb_ref);
     (*side).array_of.set(array_of_ref(env)?);
-    let _ = tsfn_slot.set(SendPtr(tsfn));
+    let _ = tsfn_slot.set(Bell { tsfn, env, side });
     // The pending connect keeps the process alive until Ready/ConnectFailed.
     (*side).owe(env, 1);
     let prefix = config.key_prefix.clone();
-    let conn = Connection::start(config, outbox, stats.clone());
+    let home = event_loop(env);
+    let conn = Connection::start(config, outbox, stats.clone(), home);
     Ok(Client {
       side,
       released,
@@ -1353,7 +1537,7 @@ impl Client {
       sys::napi_get_reference_value(env, side.callback.get(), &mut cb),
       "callback"
     );
-    drain(env, cb, side);
+    drain(env, cb, side, false);
     Ok(())
   }
 
