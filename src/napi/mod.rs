@@ -1087,11 +1087,16 @@ thread_local! {
 
 /// Calls the thread-safe function of `bell`, unless it was released.
 fn ring_tsfn(bell: &Bell, released: &AtomicBool) {
+  call_tsfn(bell.tsfn, released);
+}
+
+/// Calls `tsfn` (from any thread), unless `released` says it is gone.
+fn call_tsfn(tsfn: sys::napi_threadsafe_function, released: &AtomicBool) {
   if !released.load(Ordering::Acquire) {
     // SAFETY: not released, so the function is alive; callable from any thread.
     unsafe {
       sys::napi_call_threadsafe_function(
-        bell.tsfn,
+        tsfn,
         ptr::null_mut(),
         sys::ThreadsafeFunctionCallMode::nonblocking,
       );
@@ -1115,15 +1120,7 @@ fn doorbell(
   let (bell, released) = (slot.clone(), released.clone());
   let ring = Box::new(move || {
     if let Some(t) = bell.get() {
-      if !released.load(Ordering::Acquire) {
-        unsafe {
-          sys::napi_call_threadsafe_function(
-            t.0,
-            ptr::null_mut(),
-            sys::ThreadsafeFunctionCallMode::nonblocking,
-          );
-        }
-      }
+      call_tsfn(t.0, &released);
     }
   });
   (slot, ring)
