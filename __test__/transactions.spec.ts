@@ -124,7 +124,9 @@ describe('multi()', () => {
       await poll
       return { reads, torn }
     }
-    const control = await run('pipeline', 100)
+    // Whether a read lands between two chunks is timing: a loaded machine may need more rounds.
+    let control = await run('pipeline', 100)
+    for (let round = 0; control.torn === 0 && round < 10; round++) control = await run('pipeline', 100)
     expect(control.torn).toBeGreaterThan(0) // the reader does get between the commands
     const tx = await run('multi', 1000)
     expect(tx.reads).toBeGreaterThan(1000)
