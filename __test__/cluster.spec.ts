@@ -397,6 +397,27 @@ describe('slots migrated during traffic', () => {
     await underTraffic(redis, ns('mig').replace(/[:]/g, '-'), '')
   })
 
+  test('a tick\'s pipeline to a node that lost a slot: the moved keys follow, the others run once', async () => {
+    // The client's slot map is stale: one node's pipeline mixes keys it still
+    // owns with keys of the moved slot. Those answer MOVED and are sent again
+    // alone; the ones that ran must not be.
+    const tag = ns('pipe').replace(/[:]/g, '-')
+    const slot = keySlot(`{${tag}}`)
+    const from = (await cluster.ownerOf(slot))!
+    const to = (await cluster.masters()).find((m) => m !== from)!
+    const stays: string[] = []
+    for (let i = 0; stays.length < 40; i++) if ((await holder(`${tag}:${i}`)) === from) stays.push(`${tag}:${i}`)
+    const moves = Array.from({ length: 40 }, (_, i) => `{${tag}}:${i}`)
+    await Promise.all([...stays, ...moves].map((k) => redis.set(k, '0')))
+    const before = redis.stats().cluster!
+    await migrate(slot, to, 0)
+    const all = [...stays, ...moves].sort(() => Math.random() - 0.5)
+    expect(await Promise.all(all.map((k) => redis.incr(k)))).toEqual(all.map(() => 1))
+    expect(redis.stats().cluster!.moved).toBeGreaterThan(before.moved)
+    expect(await redis.mget(all)).toEqual(all.map(() => '1'))
+    expect(await to.cli('EXISTS', moves[0])).toBe('1')
+  })
+
   test('the same with a keyPrefix (ASKING sent through the prefixed connection)', async () => {
     const p = await connect({ cluster: { nodes: cluster.nodes }, keyPrefix: 'app:' })
     await underTraffic(p, ns('migp').replace(/[:]/g, '-'), 'app:')

@@ -8,7 +8,11 @@
 //! redirection comes back to us, is counted (`stats().cluster`), and is
 //! followed here — MOVED to the address named (redis-rs rebuilds its slot map
 //! on seeing it), ASK with `ASKING` in front, TRYAGAIN and CLUSTERDOWN after a
-//! pause — up to `maxRedirections` times. Keys of several slots in
+//! pause — up to `maxRedirections` times. A tick's batch of single-slot
+//! commands goes out as one pipeline per node, grouped by the slot owners
+//! CLUSTER SLOTS and the MOVEDs named; a redirected reply is followed for its
+//! command alone (`cluster_node` keeps redis-rs from failing the whole
+//! pipeline on it). Keys of several slots in
 //! MGET/MSET/DEL/EXISTS/TOUCH/UNLINK are split by slot and the replies put
 //! back in the caller's order; SCAN walks the masters one after the other.
 //! A call has `commandTimeoutMs` in all, from when it was made: its
@@ -38,15 +42,18 @@ use futures_util::future::join_all;
 use parking_lot::Mutex;
 use redis::aio::ConnectionLike;
 use redis::cluster::{ClusterClientBuilder, TlsMode};
-use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
   MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
 };
 use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
 use tokio::sync::Notify;
 
+/// redis-rs' cluster connection over our node connections (see `cluster_node`).
+type ClusterConnection = redis::cluster_async::ClusterConnection<NodeConnection>;
+
 use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::commands::table;
+use crate::engine::cluster_node::{needs_action, reveal, NodeConnection};
 use crate::engine::config::Config;
 use crate::engine::{reject_all, runtime, Batch};
 use crate::error::{Error, ErrorCode, Result};
@@ -101,6 +108,56 @@ pub struct Counters {
   pub masters: AtomicU64,
 }
 
+/// Which master serves each slot, from CLUSTER SLOTS and then each MOVED. A
+/// stale entry costs one redirection, followed as any other.
+#[derive(Default)]
+struct SlotOwners {
+  nodes: Vec<(String, u16)>,
+  /// An index into `nodes` per slot; `u16::MAX`: not known.
+  of_slot: Vec<u16>,
+}
+
+impl SlotOwners {
+  fn from_map(map: &SlotMap) -> SlotOwners {
+    let mut owners = SlotOwners {
+      nodes: Vec::new(),
+      of_slot: vec![u16::MAX; 16384],
+    };
+    for (first, last, node) in map {
+      let i = owners.index(node);
+      for slot in *first..=(*last).min(16383) {
+        owners.of_slot[slot as usize] = i;
+      }
+    }
+    owners
+  }
+
+  fn index(&mut self, node: &(String, u16)) -> u16 {
+    match self.nodes.iter().position(|n| n == node) {
+      Some(i) => i as u16,
+      None => {
+        self.nodes.push(node.clone());
+        (self.nodes.len() - 1) as u16
+      }
+    }
+  }
+
+  fn node(&self, slot: u16) -> Option<u16> {
+    self
+      .of_slot
+      .get(slot as usize)
+      .copied()
+      .filter(|&i| i != u16::MAX)
+  }
+
+  fn moved(&mut self, slot: u16, node: &(String, u16)) {
+    if self.of_slot.len() == 16384 {
+      let i = self.index(node);
+      self.of_slot[slot as usize] = i;
+    }
+  }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Phase {
   Connecting,
@@ -125,6 +182,8 @@ struct Shared {
   counters: Counters,
   /// The masters, in CLUSTER SLOTS order, for SCAN.
   masters: Mutex<Vec<(String, u16)>>,
+  /// Which node serves each slot, as last seen: groups a batch by node.
+  owners: Mutex<SlotOwners>,
   /// A replacement cluster connection is being made (see `rebuild_soon`).
   rebuilding: std::sync::atomic::AtomicBool,
   /// Numbers the cluster connections made; `live` is the one in use. A
@@ -156,6 +215,7 @@ impl Cluster {
       cache_epoch: cache_epoch.clone(),
       counters: Counters::default(),
       masters: Mutex::new(Vec::new()),
+      owners: Mutex::new(SlotOwners::default()),
       rebuilding: std::sync::atomic::AtomicBool::new(false),
       made: AtomicU64::new(0),
       live: AtomicU64::new(0),
@@ -345,18 +405,21 @@ async fn open(s: &Arc<Shared>) -> Result<(ClusterConnection, u64)> {
     });
   let what = format!("cannot connect to the cluster at {}", seeds(cfg));
   let client = b.build().map_err(|e| classify(cfg, &e, &what))?;
-  let mut conn = tokio::time::timeout(cfg.connect_timeout, client.get_async_connection())
-    .await
-    .map_err(|_| {
-      Error::new(
-        ErrorCode::Connection,
-        format!(
-          "{what} (timed out after {} ms)",
-          cfg.connect_timeout.as_millis()
-        ),
-      )
-    })?
-    .map_err(|e| classify(cfg, &e, &what))?;
+  let mut conn = tokio::time::timeout(
+    cfg.connect_timeout,
+    client.get_async_generic_connection::<NodeConnection>(),
+  )
+  .await
+  .map_err(|_| {
+    Error::new(
+      ErrorCode::Connection,
+      format!(
+        "{what} (timed out after {} ms)",
+        cfg.connect_timeout.as_millis()
+      ),
+    )
+  })?
+  .map_err(|e| classify(cfg, &e, &what))?;
   s.load_masters(&mut conn).await?;
   if cfg.client_cache.is_some() {
     s.track(&mut conn).await?;
@@ -404,8 +467,7 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
   } = batch;
   // redis-rs' response timeout covers one request and starts again with the
   // next redirection; this deadline bounds the whole call, from when it was made.
-  let timeout = s.cfg.command_timeout;
-  let deadline = created + timeout;
+  let deadline = created + s.cfg.command_timeout;
   // One call per entry: a command, or a transaction's MULTI … EXEC (its keys
   // share a slot: lib/core/transaction.ts checks) sent as one pipeline.
   let mut cmds = cmds.into_iter();
@@ -413,34 +475,10 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
     .iter()
     .map(|e| cmds.by_ref().take(e.shape.replies()).collect())
     .collect();
-  let results = join_all(calls.into_iter().map(|group| {
-    let s = s.clone();
-    let conn = conn.clone();
-    async move {
-      let call = async {
-        if group.len() == 1 {
-          s.execute(conn, group.into_iter().next().expect("one command"))
-            .await
-        } else {
-          s.execute_group(conn, group).await
-        }
-      };
-      match tokio::time::timeout_at(deadline, call).await {
-        Ok(r) => r,
-        Err(_) => {
-          s.rebuild_soon();
-          Err(Error::new(
-            ErrorCode::Timeout,
-            format!(
-              "no reply from the cluster within {} ms; the command may or may not have run",
-              timeout.as_millis()
-            ),
-          ))
-        }
-      }
-    }
-  }))
-  .await;
+  let results = match s.nodes_of(&calls) {
+    Some(nodes) => s.pipelined(conn, calls, nodes, deadline).await,
+    None => s.one_by_one(conn, calls, deadline).await,
+  };
   s.stats
     .record_replies(created.elapsed().as_micros() as u64, entries.len() as u64);
   let mut done: Vec<Completion> = entries
@@ -461,6 +499,179 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
   if st.closing && st.in_flight == 0 {
     drop(st);
     s.wake.notify_one();
+  }
+}
+
+/// The error of a call not answered by `deadline`.
+fn timed_out(timeout: Duration) -> Error {
+  Error::new(
+    ErrorCode::Timeout,
+    format!(
+      "no reply from the cluster within {} ms; the command may or may not have run",
+      timeout.as_millis()
+    ),
+  )
+}
+
+/// The slot of the keys of `cmd` when they share one (and it is no SCAN).
+fn key_slot(cmd: &Cmd) -> Option<u16> {
+  let args: Vec<&[u8]> = cmd
+    .args_iter()
+    .map(|a| match a {
+      redis::Arg::Simple(b) => b,
+      _ => b"0",
+    })
+    .collect();
+  let (name, rest) = args.split_first()?;
+  if name.eq_ignore_ascii_case(b"SCAN") {
+    return None;
+  }
+  let positions = table::routing_positions(table::lookup(name, rest)?, rest);
+  let mut slots = positions.iter().map(|&i| slot(rest[i]));
+  let first = slots.next()?;
+  slots.all(|s| s == first).then_some(first)
+}
+
+impl Shared {
+  /// For a batch of single commands whose keys each share a slot: the node
+  /// and slot of each, by `owners`. `None` when any call is something else
+  /// (a transaction, a keyless or cross-slot command, an unmapped slot), so
+  /// that a batch's calls to one slot are never sent out of order.
+  fn nodes_of(&self, calls: &[Vec<Cmd>]) -> Option<Vec<(u16, u16)>> {
+    let owners = self.owners.lock();
+    calls
+      .iter()
+      .map(|call| match call.as_slice() {
+        [cmd] => {
+          let slot = key_slot(cmd)?;
+          Some((owners.node(slot)?, slot))
+        }
+        _ => None,
+      })
+      .collect()
+  }
+
+  /// A batch as one pipeline per node. A redirection in a reply is followed
+  /// for that command alone; a node redis-rs has no connection to (nothing
+  /// was sent) sends its commands one by one.
+  async fn pipelined(
+    self: &Arc<Self>,
+    conn: ClusterConnection,
+    calls: Vec<Vec<Cmd>>,
+    nodes: Vec<(u16, u16)>,
+    deadline: tokio::time::Instant,
+  ) -> Vec<Result<Value>> {
+    let cmds: Vec<Cmd> = calls.into_iter().flatten().collect();
+    let node_count = nodes
+      .iter()
+      .map(|&(n, _)| n as usize + 1)
+      .max()
+      .unwrap_or(0);
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); node_count];
+    for (i, &(node, _)) in nodes.iter().enumerate() {
+      members[node as usize].push(i);
+    }
+    let addrs = self.owners.lock().nodes.clone();
+    let sent = join_all(
+      members
+        .into_iter()
+        .enumerate()
+        .filter(|(_, m)| !m.is_empty())
+        .map(|(node, members)| {
+          let (s, mut conn, cmds, nodes) = (self.clone(), conn.clone(), &cmds, &nodes);
+          let (host, port) = addrs[node].clone();
+          async move {
+            let mut pipe = redis::Pipeline::with_capacity(members.len());
+            for &i in &members {
+              pipe.add_command(cmds[i].clone());
+            }
+            let route = SingleNodeRoutingInfo::ByAddress { host, port };
+            let call = async {
+              let replies = conn.route_pipeline(pipe, 0, members.len(), route).await;
+              let mut out = Vec::with_capacity(members.len());
+              match replies {
+                Ok(replies) => {
+                  for (&i, reply) in members.iter().zip(reveal(replies)) {
+                    let r = match reply {
+                      Value::ServerError(e) if needs_action(&e) => {
+                        s.follow(&mut conn, cmds[i].clone(), nodes[i].1, Some(e.into()))
+                          .await
+                      }
+                      reply => Ok(reply),
+                    };
+                    out.push((
+                      i,
+                      r.map(|v| s.as_resp2_lays_out(&command_name(&cmds[i]), v)),
+                    ));
+                  }
+                }
+                Err(e) if e.kind() == ErrorKind::ClusterConnectionNotFound => {
+                  for &i in &members {
+                    let r = s.routed(&mut conn, cmds[i].clone(), nodes[i].1).await;
+                    out.push((
+                      i,
+                      r.map(|v| s.as_resp2_lays_out(&command_name(&cmds[i]), v)),
+                    ));
+                  }
+                }
+                Err(e) => {
+                  let error = s.failed(&e);
+                  out.extend(members.iter().map(|&i| (i, Err(error.clone()))));
+                }
+              }
+              out
+            };
+            match tokio::time::timeout_at(deadline, call).await {
+              Ok(out) => out,
+              Err(_) => {
+                s.rebuild_soon();
+                let error = timed_out(s.cfg.command_timeout);
+                members.iter().map(|&i| (i, Err(error.clone()))).collect()
+              }
+            }
+          }
+        }),
+    )
+    .await;
+    let mut results: Vec<Option<Result<Value>>> = (0..nodes.len()).map(|_| None).collect();
+    for (i, r) in sent.into_iter().flatten() {
+      results[i] = Some(r);
+    }
+    results
+      .into_iter()
+      .map(|r| r.unwrap_or_else(|| Err(Error::new(ErrorCode::Reply, "no reply"))))
+      .collect()
+  }
+
+  /// A batch call by call: each routed and followed on its own.
+  async fn one_by_one(
+    self: &Arc<Self>,
+    conn: ClusterConnection,
+    calls: Vec<Vec<Cmd>>,
+    deadline: tokio::time::Instant,
+  ) -> Vec<Result<Value>> {
+    join_all(calls.into_iter().map(|group| {
+      let s = self.clone();
+      let conn = conn.clone();
+      async move {
+        let call = async {
+          if group.len() == 1 {
+            s.execute(conn, group.into_iter().next().expect("one command"))
+              .await
+          } else {
+            s.execute_group(conn, group).await
+          }
+        };
+        match tokio::time::timeout_at(deadline, call).await {
+          Ok(r) => r,
+          Err(_) => {
+            s.rebuild_soon();
+            Err(timed_out(s.cfg.command_timeout))
+          }
+        }
+      }
+    }))
+    .await
   }
 }
 
@@ -552,7 +763,8 @@ fn parse_addr(addr: &str) -> Option<(String, u16)> {
 }
 
 impl Shared {
-  /// CLUSTER SLOTS: the masters (for SCAN and `stats().cluster.masters`).
+  /// CLUSTER SLOTS: the masters (for SCAN and `stats().cluster.masters`) and
+  /// the slots each one serves.
   async fn load_masters(&self, conn: &mut ClusterConnection) -> Result<()> {
     let reply = conn
       .route_command(
@@ -561,36 +773,9 @@ impl Shared {
       )
       .await
       .map_err(|e| classify(&self.cfg, &e, "CLUSTER SLOTS"))?;
-    let mut masters: Vec<(String, u16)> = Vec::new();
-    if let Value::Array(ranges) = reply {
-      for r in ranges {
-        let Value::Array(parts) = r else { continue };
-        let Some(Value::Array(node)) = parts.get(2) else {
-          continue;
-        };
-        let host = node.first().and_then(text).unwrap_or_default();
-        let port = match node.get(1) {
-          Some(Value::Int(p)) => *p as u16,
-          _ => continue,
-        };
-        // A node announced without an address means "the one you reached me at".
-        let host = if host.is_empty() || host == "?" {
-          self
-            .cfg
-            .cluster
-            .as_ref()
-            .and_then(|c| c.nodes.first())
-            .map(|(h, _)| h.clone())
-            .unwrap_or_default()
-        } else {
-          host
-        };
-        if !masters.contains(&(host.clone(), port)) {
-          masters.push((host, port));
-        }
-      }
-    }
-    if masters.is_empty() {
+    // A node announced without an address means "the one you reached me at".
+    let seed = self.cfg.cluster.as_ref().and_then(|c| c.nodes.first());
+    let Some(map) = parse_slot_map(reply, seed.map_or("", |(h, _)| h.as_str())) else {
       return Err(Error::new(
         ErrorCode::Reply,
         format!(
@@ -598,9 +783,14 @@ impl Shared {
           seeds(&self.cfg)
         ),
       ));
-    }
-    self.counters.masters.store(masters.len() as u64, Relaxed);
-    *self.masters.lock() = masters;
+    };
+    let owners = SlotOwners::from_map(&map);
+    self
+      .counters
+      .masters
+      .store(owners.nodes.len() as u64, Relaxed);
+    *self.masters.lock() = owners.nodes.clone();
+    *self.owners.lock() = owners;
     Ok(())
   }
 
@@ -774,10 +964,19 @@ impl Shared {
     for c in group {
       pipe.add_command(c);
     }
-    let mut replies = conn
-      .route_pipeline(pipe, 0, n, route)
-      .await
-      .map_err(|e| self.failed(&e))?;
+    let mut replies = reveal(
+      conn
+        .route_pipeline(pipe, 0, n, route)
+        .await
+        .map_err(|e| self.failed(&e))?,
+    );
+    // As redis-rs' cluster layer answers a redirected pipeline (see `cluster_node`).
+    if let Some(Value::ServerError(e)) = replies
+      .iter()
+      .find(|r| matches!(r, Value::ServerError(e) if needs_action(e)))
+    {
+      return Err(self.failed(&e.clone().into()));
+    }
     // A transaction's commands answer inside EXEC's reply (the last one).
     let atomic = names
       .first()
@@ -826,18 +1025,31 @@ impl Shared {
     cmd: Cmd,
     slot: u16,
   ) -> Result<Value> {
+    self.follow(conn, cmd, slot, None).await
+  }
+
+  /// As `routed`, from the redirection `first` when the command already got one.
+  async fn follow(
+    self: &Arc<Self>,
+    conn: &mut ClusterConnection,
+    cmd: Cmd,
+    slot: u16,
+    mut first: Option<redis::RedisError>,
+  ) -> Result<Value> {
     let max = self.cfg.cluster.as_ref().map_or(16, |c| c.max_redirections);
     let mut route = SingleNodeRoutingInfo::SpecificNode(Route::new(slot, SlotAddr::Master));
     let mut asking = false;
     let mut attempt = 0u32;
     loop {
-      let r = if asking {
+      let r = if let Some(e) = first.take() {
+        Err(e)
+      } else if asking {
         let mut pipe = redis::pipe();
         pipe.cmd("ASKING").add_command(cmd.clone());
         conn
           .route_pipeline(pipe, 1, 1, route.clone())
           .await
-          .and_then(|mut v| match v.pop() {
+          .and_then(|v| match reveal(v).pop() {
             Some(Value::ServerError(e)) => Err(e.into()),
             Some(v) => Ok(v),
             None => Ok(Value::Nil),
@@ -850,16 +1062,7 @@ impl Shared {
       // A redirection may come back as an error or as an error reply.
       let e: redis::RedisError = match r {
         Ok(Value::ServerError(se)) => {
-          let redirect = matches!(
-            se.kind(),
-            Some(
-              ServerErrorKind::Moved
-                | ServerErrorKind::Ask
-                | ServerErrorKind::TryAgain
-                | ServerErrorKind::ClusterDown
-            )
-          );
-          if !redirect {
+          if !needs_action(&se) {
             return Ok(Value::ServerError(se));
           }
           se.into()
@@ -879,6 +1082,7 @@ impl Shared {
       }
       match (kind, redirect) {
         (ErrorKind::Server(ServerErrorKind::Moved), Some((host, port))) => {
+          self.owners.lock().moved(slot, &(host.clone(), port));
           self.counters.moved.fetch_add(1, Relaxed);
           self.counters.refreshes.fetch_add(1, Relaxed);
           route = SingleNodeRoutingInfo::ByAddress { host, port };

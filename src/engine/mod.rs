@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cluster;
+pub mod cluster_node;
 pub mod config;
 pub mod connect;
 pub mod dedicated;
