@@ -879,7 +879,11 @@ unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide, di
   let mut closed = false;
   let mut items = items;
   while !items.is_empty() {
-    let size = if direct { delivery_chunk(items.len()) } else { items.len() };
+    let size = if direct {
+      delivery_chunk(items.len())
+    } else {
+      items.len()
+    };
     let rest = items.split_off(size.min(items.len()));
     if let Err(e) = deliver_items(env, callback, side, items, &mut closed, direct) {
       // Nothing sensible can be done on the JS thread but report it.
