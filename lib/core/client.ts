@@ -881,7 +881,7 @@ export class RedisClient extends TypedCommands {
     this.pending.take(id)?.reject(error)
   }
 
-  /** Everything the native layer hands back, one call per burst. */
+  /** What the native layer hands back: a burst of replies, or a part of one (see `delivery_chunk` in src/napi/mod.rs). */
   private onEvents = (replies: unknown[], events?: unknown[]): void => {
     const pending = this.pending
     for (let i = 0; i < replies.length; i += 2) {
