@@ -55,7 +55,7 @@ use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::commands::table;
 use crate::engine::cluster_node::{needs_action, reveal, NodeConnection};
 use crate::engine::config::Config;
-use crate::engine::{reject_all, runtime, Batch};
+use crate::engine::{reject_all, runtime, Batch, Entry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::stats::Stats;
 
@@ -475,25 +475,15 @@ async fn run_batch(s: Arc<Shared>, conn: ClusterConnection, batch: Batch) {
     .iter()
     .map(|e| cmds.by_ref().take(e.shape.replies()).collect())
     .collect();
-  let results = match s.nodes_of(&calls) {
-    Some(nodes) => s.pipelined(conn, calls, nodes, deadline).await,
-    None => s.one_by_one(conn, calls, deadline).await,
-  };
+  match s.nodes_of(&calls) {
+    Some(nodes) => s.pipelined(conn, calls, nodes, &entries, deadline).await,
+    None => {
+      let results = s.one_by_one(conn, calls, deadline).await;
+      s.complete(&entries, results.into_iter().enumerate());
+    }
+  }
   s.stats
     .record_replies(created.elapsed().as_micros() as u64, entries.len() as u64);
-  let mut done: Vec<Completion> = entries
-    .iter()
-    .zip(results)
-    .map(|(e, r)| match r {
-      Ok(reply) => Completion::Reply {
-        id: e.id,
-        shape: e.shape,
-        reply,
-      },
-      Err(error) => Completion::Error { id: e.id, error },
-    })
-    .collect();
-  s.outbox.push_all(&mut done);
   let mut st = s.state.lock();
   st.in_flight -= 1;
   if st.closing && st.in_flight == 0 {
@@ -559,8 +549,9 @@ impl Shared {
     conn: ClusterConnection,
     calls: Vec<Vec<Cmd>>,
     nodes: Vec<(u16, u16)>,
+    entries: &[Entry],
     deadline: tokio::time::Instant,
-  ) -> Vec<Result<Value>> {
+  ) {
     let cmds: Vec<Cmd> = calls.into_iter().flatten().collect();
     let node_count = nodes
       .iter()
@@ -572,7 +563,7 @@ impl Shared {
       members[node as usize].push(i);
     }
     let addrs = self.owners.lock().nodes.clone();
-    let sent = join_all(
+    join_all(
       members
         .into_iter()
         .enumerate()
@@ -621,26 +612,34 @@ impl Shared {
               }
               out
             };
+            // Each node's replies go to JS as they come: its callers' next
+            // calls can leave while the other nodes still answer.
             match tokio::time::timeout_at(deadline, call).await {
-              Ok(out) => out,
+              Ok(out) => s.complete(entries, out.into_iter()),
               Err(_) => {
                 s.rebuild_soon();
                 let error = timed_out(s.cfg.command_timeout);
-                members.iter().map(|&i| (i, Err(error.clone()))).collect()
+                s.complete(entries, members.iter().map(|&i| (i, Err(error.clone()))));
               }
             }
           }
         }),
     )
     .await;
-    let mut results: Vec<Option<Result<Value>>> = (0..nodes.len()).map(|_| None).collect();
-    for (i, r) in sent.into_iter().flatten() {
-      results[i] = Some(r);
-    }
-    results
-      .into_iter()
-      .map(|r| r.unwrap_or_else(|| Err(Error::new(ErrorCode::Reply, "no reply"))))
-      .collect()
+  }
+
+  /// Hands the results of a batch's entries (by index) to JS.
+  fn complete(&self, entries: &[Entry], results: impl Iterator<Item = (usize, Result<Value>)>) {
+    let mut done: Vec<Completion> = results
+      .map(|(i, r)| {
+        let Entry { id, shape } = entries[i];
+        match r {
+          Ok(reply) => Completion::Reply { id, shape, reply },
+          Err(error) => Completion::Error { id, error },
+        }
+      })
+      .collect();
+    self.outbox.push_all(&mut done);
   }
 
   /// A batch call by call: each routed and followed on its own.
