@@ -48,9 +48,6 @@ use redis::cluster_routing::{
 use redis::{Cmd, ErrorKind, ServerErrorKind, Value};
 use tokio::sync::Notify;
 
-/// redis-rs' cluster connection over our node connections (see `cluster_node`).
-type ClusterConnection = redis::cluster_async::ClusterConnection<NodeConnection>;
-
 use crate::bridge::outbox::{Completion, Event, Outbox};
 use crate::commands::table;
 use crate::engine::cluster_node::{needs_action, reveal, NodeConnection};
@@ -58,6 +55,9 @@ use crate::engine::config::Config;
 use crate::engine::{reject_all, runtime, Batch, Entry};
 use crate::error::{Error, ErrorCode, Result};
 use crate::stats::Stats;
+
+/// redis-rs' cluster connection over our node connections (see `cluster_node`).
+type ClusterConnection = redis::cluster_async::ClusterConnection<NodeConnection>;
 
 /// The hash slot of `key` (its `{tag}` when it has one), as Redis computes it.
 pub fn slot(key: &[u8]) -> u16 {
