@@ -112,6 +112,8 @@ pub struct Counters {
 /// stale entry costs one redirection, followed as any other.
 #[derive(Default)]
 struct SlotOwners {
+  /// The masters in CLUSTER SLOTS order, then any node a MOVED named (appended,
+  /// so that a SCAN cursor's index stays valid).
   nodes: Vec<(String, u16)>,
   /// An index into `nodes` per slot; `u16::MAX`: not known.
   of_slot: Vec<u16>,
@@ -180,9 +182,8 @@ struct Shared {
   wake: Notify,
   cache_epoch: Arc<AtomicU32>,
   counters: Counters,
-  /// The masters, in CLUSTER SLOTS order, for SCAN.
-  masters: Mutex<Vec<(String, u16)>>,
-  /// Which node serves each slot, as last seen: groups a batch by node.
+  /// Which node serves each slot, as last seen: groups a batch by node; its
+  /// nodes are what SCAN walks.
   owners: Mutex<SlotOwners>,
   /// A replacement cluster connection is being made (see `rebuild_soon`).
   rebuilding: std::sync::atomic::AtomicBool,
@@ -214,7 +215,6 @@ impl Cluster {
       wake: Notify::new(),
       cache_epoch: cache_epoch.clone(),
       counters: Counters::default(),
-      masters: Mutex::new(Vec::new()),
       owners: Mutex::new(SlotOwners::default()),
       rebuilding: std::sync::atomic::AtomicBool::new(false),
       made: AtomicU64::new(0),
@@ -503,6 +503,16 @@ fn timed_out(timeout: Duration) -> Error {
   )
 }
 
+/// Where the keys of a command are among its arguments (after the name), by the
+/// command table; an unknown command's first argument, as redis-rs takes it.
+fn key_positions(name: &[u8], rest: &[&[u8]]) -> Vec<usize> {
+  match table::lookup(name, rest) {
+    Some(c) => table::routing_positions(c, rest),
+    None if rest.is_empty() => vec![],
+    None => vec![0],
+  }
+}
+
 /// The slot of the keys of `cmd` when they share one (and it is no SCAN).
 fn key_slot(cmd: &Cmd) -> Option<u16> {
   let args: Vec<&[u8]> = cmd
@@ -516,7 +526,7 @@ fn key_slot(cmd: &Cmd) -> Option<u16> {
   if name.eq_ignore_ascii_case(b"SCAN") {
     return None;
   }
-  let positions = table::routing_positions(table::lookup(name, rest)?, rest);
+  let positions = key_positions(name, rest);
   let mut slots = positions.iter().map(|&i| slot(rest[i]));
   let first = slots.next()?;
   slots.all(|s| s == first).then_some(first)
@@ -590,19 +600,13 @@ impl Shared {
                       }
                       reply => Ok(reply),
                     };
-                    out.push((
-                      i,
-                      r.map(|v| s.as_resp2_lays_out(&command_name(&cmds[i]), v)),
-                    ));
+                    out.push((i, r.map(|v| s.laid_out(&cmds[i], v))));
                   }
                 }
                 Err(e) if e.kind() == ErrorKind::ClusterConnectionNotFound => {
                   for &i in &members {
                     let r = s.routed(&mut conn, cmds[i].clone(), nodes[i].1).await;
-                    out.push((
-                      i,
-                      r.map(|v| s.as_resp2_lays_out(&command_name(&cmds[i]), v)),
-                    ));
+                    out.push((i, r.map(|v| s.laid_out(&cmds[i], v))));
                   }
                 }
                 Err(e) => {
@@ -788,7 +792,6 @@ impl Shared {
       .counters
       .masters
       .store(owners.nodes.len() as u64, Relaxed);
-    *self.masters.lock() = owners.nodes.clone();
     *self.owners.lock() = owners;
     Ok(())
   }
@@ -898,11 +901,7 @@ impl Shared {
     if name.eq_ignore_ascii_case(b"SCAN") {
       return self.scan(conn, name, &rest).await;
     }
-    let positions = match table::lookup(name, &rest) {
-      Some(c) => table::routing_positions(c, &rest),
-      None if rest.is_empty() => vec![],
-      None => vec![0],
-    };
+    let positions = key_positions(name, &rest);
     if positions.is_empty() {
       // No key: redis-rs routes it (a random node, or every master with the
       // reply combined, as for DBSIZE).
@@ -999,6 +998,14 @@ impl Shared {
       flat_pairs(name, reply)
     } else {
       reply
+    }
+  }
+
+  /// `as_resp2_lays_out` for `cmd`'s reply; only an array may need it.
+  fn laid_out(&self, cmd: &Cmd, reply: Value) -> Value {
+    match reply {
+      Value::Array(_) => self.as_resp2_lays_out(&command_name(cmd), reply),
+      other => other,
     }
   }
 
@@ -1207,7 +1214,7 @@ impl Shared {
     if index == 0 && node_cursor == "0" {
       self.load_masters(&mut conn).await?;
     }
-    let masters = self.masters.lock().clone();
+    let masters = self.owners.lock().nodes.clone();
     loop {
       let Some((host, port)) = masters.get(index).cloned() else {
         return Ok(Value::Array(vec![

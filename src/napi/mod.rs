@@ -867,7 +867,7 @@ fn delivery_chunk(n: usize) -> usize {
 /// synchronously when the JS thread saw the cache epoch move.
 /// `direct`: called from one of our libuv callbacks (see `deliver_directly`).
 unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide, direct: bool) {
-  let items = side.outbox.take();
+  let mut items = side.outbox.take();
   if items.is_empty() {
     return;
   }
@@ -877,7 +877,6 @@ unsafe fn drain(env: sys::napi_env, callback: sys::napi_value, side: &JsSide, di
     .filter(|c| !matches!(c, Completion::Event(e) if !e.owed()))
     .count();
   let mut closed = false;
-  let mut items = items;
   while !items.is_empty() {
     let size = if direct {
       delivery_chunk(items.len())
