@@ -92,6 +92,40 @@ describe('the client BullMQ is given', () => {
   })
 })
 
+describe('pipelines', () => {
+  test('a pipeline of 2,500 script calls goes in parts of 1,000: replies in order, NOSCRIPT retried in every part', async () => {
+    const connection = conn()
+    connection.defineCommand('echoArg', { numberOfKeys: 1, lua: 'return ARGV[1]' })
+    const batchesOf = () => (connection as unknown as { raw: { stats(): { batches: number } } }).raw.stats().batches
+    const queue = (n: number) => {
+      const p = connection.pipeline()
+      for (let i = 0; i < n; i++) {
+        p.runCommand('echoArg', [`k${i}`, `v${i}`])
+        if (i % 500 === 0) p.llen(`list${i}`)
+      }
+      return p
+    }
+    const expected = (n: number) => {
+      const out: Array<[null, unknown]> = []
+      for (let i = 0; i < n; i++) {
+        out.push([null, `v${i}`])
+        if (i % 500 === 0) out.push([null, 0])
+      }
+      return out
+    }
+    expect(await queue(10).exec()).toEqual(expected(10)) // loads the script
+    const before = batchesOf()
+    expect(await queue(2500).exec()).toEqual(expected(2500))
+    // 2,505 commands: three parts, each its own batch (sent before the next was encoded).
+    expect(batchesOf() - before).toBe(3)
+    // The server forgets the script behind the client's back: every call of every part meets
+    // NOSCRIPT and runs again on its own, each answer in its own place.
+    const admin = track(new BullMQRedisClient({ port: server.port }))
+    await admin.call('SCRIPT', 'FLUSH')
+    expect(await queue(2500).exec()).toEqual(expected(2500))
+  })
+})
+
 describe('queues and workers', () => {
   test('add, process, complete: the return value, the job state and the events', async () => {
     const connection = conn()

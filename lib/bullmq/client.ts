@@ -232,9 +232,13 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
     this.raw = raw
     this.ended = false
     this.loaded = new Set()
+    let reconnected = false
     raw.on('ready', () => {
       if (raw !== this.raw) return
-      this.loaded = new Set() // a new connection, maybe a restarted server: no script known loaded
+      // After a reconnect (maybe to a restarted server) no script is known loaded. Not on the
+      // first ready: a preload waiting for it would mark its scripts in a discarded set.
+      if (reconnected) this.loaded = new Set()
+      reconnected = true
       if (this.name !== undefined) raw.command('CLIENT', 'SETNAME', this.name).catch(() => {})
       const w = this.waiting
       this.waiting = undefined
@@ -356,12 +360,12 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
 
   /** A MULTI/EXEC transaction of the commands BullMQ queues; exec() answers `[error, value]` pairs. */
   multi(): BullMQTransaction {
-    return new BullMQTransaction(this, this.raw.multi(), true)
+    return new BullMQTransaction(this, () => this.raw.multi(), true)
   }
 
   /** A pipeline (not atomic) of the same commands. */
   pipeline(): BullMQTransaction {
-    return new BullMQTransaction(this, this.raw.pipeline(), false)
+    return new BullMQTransaction(this, () => this.raw.pipeline(), false)
   }
 
   // ---- hashes, strings, sorted sets, lists, sets -----------------------------------

@@ -1,7 +1,8 @@
 // BullMQ's IRedisTransaction (the commands it queues on multi() and pipeline())
 // over this package's Pipeline. Scripts go as EVALSHA, the script being loaded
 // on the server beforehand (as ioredis does); exec() answers ioredis' shape,
-// `[error | null, value]` per command.
+// `[error | null, value]` per command. A long plain pipeline (addBulk) goes in
+// parts, so that Redis runs the first while the next is encoded.
 import type { IRedisTransaction } from 'bullmq'
 import { RedisError } from '../core/errors'
 import type { Pipeline } from '../core/transaction'
@@ -22,27 +23,51 @@ export interface TransactionOwner {
 }
 
 /**
+ * Commands per part of a plain pipeline. Each part is encoded and written on
+ * its own turn of the microtask queue, so Redis runs it while the next is
+ * encoded (`addBulk` of 10,000 jobs: the first script used to start only once
+ * all 10,000 were encoded, 40–80 ms later). A transaction is never split.
+ */
+const PART = 1000
+
+/**
  * The builder of `BullMQRedisClient.multi()` (MULTI/EXEC) and `pipeline()`:
  * the commands BullMQ queues on it (BullMQ's IRedisTransaction), then `exec()`.
  */
 export class BullMQTransaction implements IRedisTransaction {
   /** The script calls queued, by their index among the commands. */
   private scripts?: Map<number, { def: ScriptDef; args: unknown[] }>
+  /** The part being filled; the full ones before it (plain pipelines only). */
+  private current: Pipeline
+  private readonly full: Pipeline[] = []
+  private queued = 0
 
   /** @internal */
   constructor(
     private readonly owner: TransactionOwner,
-    private readonly p: Pipeline,
+    private readonly open: () => Pipeline,
     private readonly atomic: boolean,
-  ) {}
+  ) {
+    this.current = open()
+  }
+
+  /** The part the next command goes to (counted as queued). */
+  private next(): Pipeline {
+    if (!this.atomic && this.current.length === PART) {
+      this.full.push(this.current)
+      this.current = this.open()
+    }
+    this.queued++
+    return this.current
+  }
 
   hgetall(key: string): this {
-    this.p.hgetall(key)
+    this.next().hgetall(key)
     return this
   }
 
   hset(key: string, data: Record<string, string | number>): this {
-    this.p.command('HSET', key, ...hashFields(data))
+    this.next().command('HSET', key, ...hashFields(data))
     return this
   }
 
@@ -51,7 +76,7 @@ export class BullMQTransaction implements IRedisTransaction {
   }
 
   smembers(key: string): this {
-    this.p.smembers(key)
+    this.next().smembers(key)
     return this
   }
 
@@ -60,23 +85,23 @@ export class BullMQTransaction implements IRedisTransaction {
   }
 
   zrange(key: string, start: number, end: number): this {
-    this.p.command('ZRANGE', key, start, end)
+    this.next().command('ZRANGE', key, start, end)
     return this
   }
 
   lrange(key: string, start: number, end: number): this {
-    this.p.command('LRANGE', key, start, end)
+    this.next().command('LRANGE', key, start, end)
     return this
   }
 
   llen(key: string): this {
-    this.p.command('LLEN', key)
+    this.next().command('LLEN', key)
     return this
   }
 
   /** DEL; with no keys nothing is queued (and exec() answers no entry for it). */
   del(...keys: string[]): this {
-    if (keys.length > 0) this.p.command('DEL', ...keys)
+    if (keys.length > 0) this.next().command('DEL', ...keys)
     return this
   }
 
@@ -87,11 +112,11 @@ export class BullMQTransaction implements IRedisTransaction {
     for (let i = 0; i < def.numberOfKeys; i++) keys[i] = scriptArg(all[i]) as string | Buffer
     const argv = new Array(Math.max(0, all.length - def.numberOfKeys))
     for (let i = def.numberOfKeys; i < all.length; i++) argv[i - def.numberOfKeys] = scriptArg(all[i])
-    ;(this.scripts ??= new Map()).set(this.p.length, { def, args: all })
+    ;(this.scripts ??= new Map()).set(this.queued, { def, args: all })
     // A cluster transaction may run on any node, which this client cannot load a script on
     // ahead: the source goes along (EVAL). Elsewhere the SHA (preloaded by exec()).
-    if (this.owner.isCluster && this.atomic) this.p.eval(def.lua, keys, argv)
-    else this.p.command('EVALSHA', def.sha, def.numberOfKeys, ...keys, ...argv)
+    if (this.owner.isCluster && this.atomic) this.next().eval(def.lua, keys, argv)
+    else this.next().command('EVALSHA', def.sha, def.numberOfKeys, ...keys, ...argv)
     return this
   }
 
@@ -105,7 +130,7 @@ export class BullMQTransaction implements IRedisTransaction {
       await this.owner.preload(new Set([...scripts.values()].map((s) => s.def)))
     }
     // While the connection is down this waits for it, as the client's own calls do.
-    const replies = await this.owner.send(() => this.p.exec())
+    const replies = this.full.length === 0 ? await this.owner.send(() => this.current.exec()) : await this.sendParts()
     if (replies === null) return null
     const out = new Array<[Error | null, any]>(replies.length)
     let retry: number[] | undefined
@@ -125,6 +150,25 @@ export class BullMQTransaction implements IRedisTransaction {
     return out
   }
 
+  /**
+   * Sends each part once the one before it is on its way: the client sends
+   * what a turn of the microtask queue queued, so awaiting one turn lets it
+   * write this part before the next is encoded. Rejects as a single pipeline
+   * would (the first part's error), once every part has settled.
+   */
+  private async sendParts(): Promise<unknown[]> {
+    const parts = [...this.full, this.current]
+    const sent: Array<Promise<unknown[] | null>> = []
+    for (const part of parts) {
+      sent.push(this.owner.send(() => part.exec()))
+      await null
+    }
+    const settled = await Promise.allSettled(sent)
+    const failed = settled.find((s) => s.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+    return settled.flatMap((s) => (s as PromiseFulfilledResult<unknown[]>).value)
+  }
+
   /** Runs the script calls that met NOSCRIPT again, one first (which loads the script), then the rest. */
   private async retry(indexes: number[], out: Array<[Error | null, any]>): Promise<void> {
     const run = (i: number) => {
@@ -139,8 +183,8 @@ export class BullMQTransaction implements IRedisTransaction {
   }
 
   private scan(name: string, key: string, cursor: string | number, options?: { COUNT?: number }): this {
-    if (options?.COUNT != null) this.p.command(name, key, String(cursor), 'COUNT', options.COUNT)
-    else this.p.command(name, key, String(cursor))
+    if (options?.COUNT != null) this.next().command(name, key, String(cursor), 'COUNT', options.COUNT)
+    else this.next().command(name, key, String(cursor))
     return this
   }
 }

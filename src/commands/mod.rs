@@ -16,6 +16,7 @@
 
 use crate::error::{Error, Result};
 use redis::Cmd;
+use std::borrow::Cow;
 
 pub mod table;
 
@@ -701,11 +702,7 @@ fn encode_eval(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
     other => return Err(c.err("keys", "an array of keys", other)),
   };
   let argv = match &args[2] {
-    Arg::Array(items) => items
-      .iter()
-      .enumerate()
-      .map(|(i, a)| word(c, &format!("args[{i}]"), a))
-      .collect::<Result<Vec<_>>>()?,
+    Arg::Array(items) => words(c, items)?,
     other => return Err(c.err("args", "an array", other)),
   };
   push_bulk(out, if eval { b"EVAL" } else { b"EVALSHA" });
@@ -720,19 +717,29 @@ fn encode_eval(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   Ok(Shape::Raw)
 }
 
-/// A script argument as bytes: strings, Buffers and finite numbers.
-fn word(c: &Ctx, name: &str, a: &Arg) -> Result<Vec<u8>> {
-  Ok(match a {
-    Arg::Str(s) | Arg::Buf(s) => s.to_vec(),
-    Arg::Number(n) if n.is_finite() => {
-      if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
+/// `args[i]` as bytes each: strings and Buffers as they are, finite numbers
+/// as text. Borrowed where it can be: a pipeline of generic commands reads
+/// every argument through here.
+fn words<'a>(c: &Ctx, items: &'a [Arg]) -> Result<Vec<Cow<'a, [u8]>>> {
+  let mut out = Vec::with_capacity(items.len());
+  for (i, a) in items.iter().enumerate() {
+    out.push(match a {
+      Arg::Str(s) | Arg::Buf(s) => Cow::Borrowed(*s),
+      Arg::Number(n) if n.is_finite() => Cow::Owned(if n.fract() == 0.0 && n.abs() <= MAX_SAFE {
         (*n as i64).to_string().into_bytes()
       } else {
         n.to_string().into_bytes()
+      }),
+      other => {
+        return Err(c.err(
+          &format!("args[{i}]"),
+          "a string, Buffer or finite number",
+          other,
+        ))
       }
-    }
-    other => return Err(c.err(name, "a string, Buffer or finite number", other)),
-  })
+    });
+  }
+  Ok(out)
 }
 
 /// `EVALSHA sha numkeys keys… args…` (or `EVAL source …` after NOSCRIPT) for
@@ -747,11 +754,7 @@ fn encode_script(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   .ok_or_else(|| Error::invalid("script(): unknown script"))?;
   let keys = c.keys("keys", &args[1])?;
   let argv = match &args[2] {
-    Arg::Array(items) => items
-      .iter()
-      .enumerate()
-      .map(|(i, a)| word(c, &format!("args[{i}]"), a))
-      .collect::<Result<Vec<_>>>()?,
+    Arg::Array(items) => words(c, items)?,
     other => return Err(c.err("args", "an array", other)),
   };
   let eval = c.flag("eval", &args[3])?;
@@ -906,39 +909,42 @@ fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
     Arg::Array(items) => items,
     other => return Err(c.err("args", "an array", other)),
   };
-  let texts = items
-    .iter()
-    .enumerate()
-    .map(|(i, a)| word(c, &format!("args[{i}]"), a))
-    .collect::<Result<Vec<_>>>()?;
-  let upper = String::from_utf8_lossy(name).to_ascii_uppercase();
-  let sub = texts
-    .first()
-    .map(|t| String::from_utf8_lossy(t).to_ascii_uppercase())
-    .unwrap_or_default();
-  if REFUSED_ALWAYS.contains(&upper.as_str())
-    || (upper == "CLIENT" && matches!(sub.as_str(), "REPLY" | "TRACKING" | "CACHING"))
-  {
-    let what = if upper == "CLIENT" {
-      format!("CLIENT {sub}")
+  let texts = words(c, items)?;
+  let refused = |list: &[&str]| list.iter().any(|r| r.as_bytes().eq_ignore_ascii_case(name));
+  let sub_is = |list: &[&str]| {
+    texts
+      .first()
+      .is_some_and(|t| list.iter().any(|r| r.as_bytes().eq_ignore_ascii_case(t)))
+  };
+  let upper = || String::from_utf8_lossy(name).to_ascii_uppercase();
+  let is_client = name.eq_ignore_ascii_case(b"CLIENT");
+  if refused(REFUSED_ALWAYS) || (is_client && sub_is(&["REPLY", "TRACKING", "CACHING"])) {
+    let what = if is_client {
+      format!(
+        "CLIENT {}",
+        String::from_utf8_lossy(&texts[0]).to_ascii_uppercase()
+      )
     } else {
-      upper.clone()
+      upper()
     };
     return Err(Error::invalid(format!(
       "command(): {what} would change the connection this client shares between all its calls; use a dedicated connection"
     )));
   }
-  let mut keyed = vec![false; texts.len()];
+  let mut keyed = Vec::new();
   if !c.prefix.is_empty() {
-    if REFUSED_WITH_PREFIX.contains(&upper.as_str()) {
+    if refused(REFUSED_WITH_PREFIX) {
       return Err(Error::invalid(format!(
-        "command(): {upper} is not allowed on a client with a keyPrefix (it would reach keys outside the prefix)"
+        "command(): {} is not allowed on a client with a keyPrefix (it would reach keys outside the prefix)",
+        upper()
       )));
     }
-    let refs: Vec<&[u8]> = texts.iter().map(|t| t.as_slice()).collect();
+    keyed = vec![false; texts.len()];
+    let refs: Vec<&[u8]> = texts.iter().map(|t| t.as_ref()).collect();
     let idx = table::lookup(name, &refs).map(|cmd| table::key_positions(cmd, &refs)).ok_or_else(|| {
       Error::invalid(format!(
-        "command(): cannot apply the keyPrefix to {upper} (its key positions are not known); use a client without keyPrefix"
+        "command(): cannot apply the keyPrefix to {} (its key positions are not known); use a client without keyPrefix",
+        upper()
       ))
     })?;
     for i in idx {
@@ -947,8 +953,8 @@ fn encode_generic(c: &Ctx, args: &[Arg], out: &mut Cmd) -> Result<Shape> {
   }
   push_array_header(out, 1 + texts.len());
   push_bulk(out, name);
-  for (t, k) in texts.iter().zip(keyed) {
-    if k {
+  for (i, t) in texts.iter().enumerate() {
+    if keyed.get(i).copied().unwrap_or(false) {
       c.put_key(out, t);
     } else {
       push_bulk(out, t);

@@ -1445,21 +1445,9 @@ impl Client {
       if i + 1 + n > len {
         return Err(napi_err("batch ends inside a command"));
       }
-      // A throwing getter or a revoked Proxy: this command fails, not its batch.
-      if !read_op_args(env, queue, i + 1, n, &mut arena, &mut raw)? {
-        refused.push((
-          index,
-          Error::invalid(format!(
-            "{}(): an argument could not be read (a throwing getter or a revoked Proxy?)",
-            op.method()
-          )),
-        ));
-        i += 1 + n;
-        index += 1;
-        continue;
-      }
       if op == Op::Transaction {
-        // multi()/pipeline(): several commands, all sent or none.
+        // multi()/pipeline(): several commands, all sent or none; `group`
+        // reads them (reading them here too would read every argument twice).
         let id = first_id.wrapping_add(index) & ID_MASK;
         match group::encode(env, queue, i + 1, &self.prefix)? {
           Ok((group_cmds, shape, shapes)) => {
@@ -1469,6 +1457,19 @@ impl Client {
           }
           Err(e) => refused.push((index, e)),
         }
+        i += 1 + n;
+        index += 1;
+        continue;
+      }
+      // A throwing getter or a revoked Proxy: this command fails, not its batch.
+      if !read_op_args(env, queue, i + 1, n, &mut arena, &mut raw)? {
+        refused.push((
+          index,
+          Error::invalid(format!(
+            "{}(): an argument could not be read (a throwing getter or a revoked Proxy?)",
+            op.method()
+          )),
+        ));
         i += 1 + n;
         index += 1;
         continue;
