@@ -139,6 +139,13 @@ describe('routing', () => {
     expect(dbsize).toBe(perNode.reduce((a, b) => a + b, 0))
   })
 
+  test('CLIENT LIST answers the clients of every master, not of one node', async () => {
+    const list = String(await redis.command('CLIENT', 'LIST'))
+    const servedBy = new Set([...list.matchAll(/laddr=\S+:(\d+)/g)].map((m) => Number(m[1])))
+    const masters = (await cluster.masters()).map((m) => m.port)
+    expect([...servedBy].sort()).toEqual([...masters].sort())
+  })
+
   test('REDIS_CLUSTER_NODES connects in cluster mode', async () => {
     const saved = process.env.REDIS_CLUSTER_NODES
     process.env.REDIS_CLUSTER_NODES = `${cluster.nodes[2]}, ${cluster.nodes[0]}`

@@ -211,7 +211,8 @@ export class BullMQRedisClient extends EventEmitter implements IRedisClient {
       // BullMQ names the duplicate a worker blocks on, and counts the connections of that name
       // as its workers: the name goes on the client's connection (CLIENT SETNAME), not on the
       // dedicated connections its blocking calls wait on as well — one worker, one entry. (On a
-      // cluster, where CLIENT SETNAME would reach one node only, every connection has it.)
+      // cluster, where CLIENT SETNAME would reach one node only, the setting names the dedicated
+      // connections, the node connections redis-rs keeps having no name.)
       if (typeof overrides.connectionName === 'string' && !this.isCluster) {
         name = overrides.connectionName
         delete settings.connectionName

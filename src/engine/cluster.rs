@@ -901,6 +901,12 @@ impl Shared {
     if name.eq_ignore_ascii_case(b"SCAN") {
       return self.scan(conn, name, &rest).await;
     }
+    if name.eq_ignore_ascii_case(b"CLIENT")
+      && rest.len() == 1
+      && rest[0].eq_ignore_ascii_case(b"LIST")
+    {
+      return self.client_lists(conn, cmd).await;
+    }
     let positions = key_positions(name, &rest);
     if positions.is_empty() {
       // No key: redis-rs routes it (a random node, or every master with the
@@ -924,6 +930,35 @@ impl Shared {
       // Keys of several slots: the server answers CROSSSLOT.
       None => self.routed(&mut conn, cmd, slots[0]).await,
     }
+  }
+
+  /// CLIENT LIST: every master's clients, one list after the other. redis-rs
+  /// would ask one node at random, and a listing such as BullMQ's
+  /// `getWorkers()` (the connections named after a queue) would miss those
+  /// connected elsewhere.
+  async fn client_lists(self: &Arc<Self>, mut conn: ClusterConnection, cmd: Cmd) -> Result<Value> {
+    let every_master = RoutingInfo::MultiNode((
+      MultipleNodeRoutingInfo::AllMasters,
+      Some(ResponsePolicy::Special),
+    ));
+    let reply = conn
+      .route_command(cmd, every_master)
+      .await
+      .map_err(|e| self.failed(&e))?;
+    // Special: a map of each node's address to its reply.
+    let Value::Map(per_node) = reply else {
+      return Ok(reply);
+    };
+    let mut all = Vec::new();
+    for (_, list) in per_node {
+      match list {
+        Value::BulkString(b) => all.extend(b),
+        Value::VerbatimString { text, .. } => all.extend(text.into_bytes()),
+        error @ Value::ServerError(_) => return Ok(error),
+        _ => {}
+      }
+    }
+    Ok(Value::BulkString(all))
   }
 
   /// A transaction (MULTI, commands, EXEC) to the master of its keys' slot,
