@@ -356,6 +356,18 @@ impl EventLoop {
   }
 }
 
+thread_local! {
+  /// libuv reported the socket being polled now readable, and no read took
+  /// that news yet (`uv_socket` skips reads of a drained socket without it).
+  static READABLE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether libuv reported the socket readable since the last call, on this
+/// thread's poll callback.
+pub(crate) fn take_readable() -> bool {
+  READABLE.replace(false)
+}
+
 /// Runs `f` from a libuv callback: a panic must not unwind into Node.
 fn guarded(f: impl FnOnce()) {
   if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
@@ -376,7 +388,7 @@ unsafe extern "C" fn on_async(handle: *mut c_void) {
   })
 }
 
-unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, events: c_int) {
+unsafe extern "C" fn on_poll(handle: *mut c_void, status: c_int, events: c_int) {
   guarded(|| {
     // SAFETY: a poll handle is a `Block<PollCtx>`, alive while it fires.
     let ctx = unsafe { &mut (*(handle as *mut Block<PollCtx>)).ctx };
@@ -391,7 +403,9 @@ unsafe extern "C" fn on_poll(handle: *mut c_void, _status: c_int, events: c_int)
         unsafe { (uv.poll_start)(handle, UV_READABLE, on_poll) };
       }
     }
-    // On error (status < 0) the driver's next read reports it.
+    // On error (status < 0) the driver's next read reports it: not skipped.
+    READABLE.set(events & UV_READABLE != 0 || status < 0);
     crate::bridge::deliver_directly(|| d.poll_here());
+    READABLE.set(false);
   })
 }

@@ -33,6 +33,9 @@ enum Io {
     tcp: std::net::TcpStream,
     home: Arc<EventLoop>,
     poll: uv::Poll,
+    /// The last read took less than it had room for: the socket was empty
+    /// then, and libuv reports it when it is not (see `poll_read`).
+    drained: bool,
   },
   /// Only while switching.
   Gone,
@@ -62,7 +65,12 @@ impl UvSocket {
           self.io = Io::Tokio(TcpStream::from_std(tcp)?);
           return Ok(());
         };
-        self.io = Io::Loop { tcp, home, poll };
+        self.io = Io::Loop {
+          tcp,
+          home,
+          poll,
+          drained: false,
+        };
       }
       Io::Loop { home, .. } if !home.is_open() => {
         // Torn down: teardown closed the poll handle; back to tokio.
@@ -98,8 +106,15 @@ impl AsyncRead for UvSocket {
     match &mut me.io {
       Io::Tokio(t) => Pin::new(t).poll_read(cx, buf),
       #[cfg(unix)]
-      Io::Loop { tcp, .. } => {
+      Io::Loop { tcp, drained, .. } => {
         use std::os::fd::AsRawFd;
+        // Once a read came back short, the next one would only say EAGAIN
+        // until libuv reports the socket readable (its polling is
+        // level-triggered): skip that syscall, made after every batch of
+        // replies and every write otherwise.
+        if *drained && !uv::take_readable() {
+          return Poll::Pending;
+        }
         let fd = tcp.as_raw_fd();
         loop {
           // SAFETY: reads at most the unfilled part into memory the ReadBuf owns.
@@ -109,6 +124,7 @@ impl AsyncRead for UvSocket {
           };
           if n >= 0 {
             let n = n as usize;
+            *drained = n < buf.remaining();
             // SAFETY: the kernel initialised those `n` bytes.
             unsafe { buf.assume_init(n) };
             buf.advance(n);
@@ -139,7 +155,9 @@ impl AsyncWrite for UvSocket {
     match &mut me.io {
       Io::Tokio(t) => Pin::new(t).poll_write(cx, data),
       #[cfg(unix)]
-      Io::Loop { tcp, home, poll } => loop {
+      Io::Loop {
+        tcp, home, poll, ..
+      } => loop {
         use std::io::Write;
         match (&*tcp).write(data) {
           Ok(n) => return Poll::Ready(Ok(n)),
@@ -178,7 +196,10 @@ impl AsyncWrite for UvSocket {
 impl Drop for UvSocket {
   fn drop(&mut self) {
     #[cfg(unix)]
-    if let Io::Loop { tcp, home, poll } = std::mem::replace(&mut self.io, Io::Gone) {
+    if let Io::Loop {
+      tcp, home, poll, ..
+    } = std::mem::replace(&mut self.io, Io::Gone)
+    {
       // The fd must outlive its poll handle: both go on the JS thread.
       home.release(poll, Box::new(tcp));
     }
