@@ -455,7 +455,7 @@ async function bench(opts) {
       'A caller is an async loop awaiting one command at a time; all callers of a case share one client object (one connection for the JS clients).',
       `Each case: ${warmupMs / 1000} s warm-up (not measured), then ${durationMs / 1000} s measured. ops/s counts the commands completed before the deadline.`,
       'Latency: `process.hrtime.bigint()` around each await, recorded into a preallocated log-linear histogram (< 0.8% bucket error); p50/p99 over the measured phase. It includes the time a reply waits for the event loop.',
-      'Clients run one after another for each case (workload-major order), so the rows of a table are measured minutes apart at most; all clients stay connected (idle) while another runs.',
+      'Clients run one after another for each case (workload-major order), each case starting with the next client in turn, so the rows of a table are measured minutes apart at most and no client is always the first after a case switch; all clients stay connected (idle) while another runs.',
       '× ioredis-autopipelining = ops/s ÷ ops/s of "ioredis (auto-pipelining)" in the same case.',
       `Interference check: CPU time of processes other than this one and its redis-server is read from /proc around each measured phase; above ${opts.foreignLimit} cores the row is measured again (at most ${opts.retries} time(s)), and rows still above it are marked ⚠.`,
       ...measured.filter((e) => !e.current).map(engines.describe),
@@ -479,10 +479,13 @@ async function bench(opts) {
   const results = new Map() // caseId -> Map(clientId -> { result } | { error })
   const sections = []
 
-  for (const spec of cases) {
+  for (const [k, spec] of cases.entries()) {
     log(`\n▶ ${spec.table}`)
     const row = new Map()
-    for (const entry of entries) {
+    // Each case starts with the next client in turn: no client is always the first after a case
+    // switch, the one that meets what the previous case left behind (its garbage, the last
+    // client's backlog).
+    for (const entry of [...entries.slice(k % entries.length), ...entries.slice(0, k % entries.length)]) {
       if (entry.dead) {
         row.set(entry.spec.id, { error: entry.dead })
         continue
