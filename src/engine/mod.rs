@@ -150,6 +150,12 @@ impl Batch {
   pub fn wire_replies(&self) -> usize {
     self.entries.iter().map(|e| e.shape.replies()).sum()
   }
+
+  /// `later`'s commands after this one's, as one batch (its age is this one's).
+  pub fn append(&mut self, mut later: Batch) {
+    self.cmds.append(&mut later.cmds);
+    self.entries.append(&mut later.entries);
+  }
 }
 
 /// Pairs each entry with its reply: `values` (one per wire command, in order)
