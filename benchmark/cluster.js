@@ -5,7 +5,7 @@
 // engines.js) against ioredis' Cluster client, with and without enableAutoPipelining.
 // Alone: node benchmark/cluster.js [--duration=SECONDS] [--baseline-engine[=DIR]]; run.js includes it.
 const harness = require('../__test__/harness')
-const { KEYSPACES, Histogram, runCase } = require('./workloads')
+const { KEYSPACES, runCase, runInTurns } = require('./workloads')
 const report = require('./report')
 const { engineArgs, load, resolveEngines } = require('./engines')
 
@@ -54,7 +54,7 @@ async function suite({ durationMs = 3000, warmupMs = 500, log = console.error, e
     '',
     `## Redis Cluster: GET/SET at ${CONCURRENCY} callers`,
     '',
-    `A local cluster of 3 masters (no replicas); ${KEYSPACES.small.count.toLocaleString('en-US')} keys of ${KEYSPACES.small.valueSize} bytes over all slots. `
+    `A local cluster of 3 masters (no replicas); ${KEYSPACES.small.count.toLocaleString('en-US')} keys of ${KEYSPACES.small.valueSize} bytes over all slots; ${durationMs / 1000} s per contender in 3 slices, the contenders taking turns. `
       + '× ioredis = ops/s ÷ ioredis Cluster (default) in the same table; × auto = ÷ ioredis Cluster with enableAutoPipelining (the goal: ≥ 2×).',
     '',
   ]
@@ -68,23 +68,21 @@ async function suite({ durationMs = 3000, warmupMs = 500, log = console.error, e
         live.push({ ...c, error: `connect: ${e && e.message}` })
       }
     }
-    const hist = new Histogram()
+    // Three slices per contender, taking turns (see runInTurns), as in run.js' tables.
+    const slices = 3
     for (const kind of ['get', 'set']) {
-      const rows = []
-      for (const e of live) {
-        if (e.error) {
-          rows.push({ e, error: e.error })
-          continue
+      const measured = await runInTurns(live.filter((e) => !e.error), slices, (e, hist) =>
+        runCase(e.conn, { kind, concurrency: CONCURRENCY }, { warmupMs: warmupMs / slices, durationMs: durationMs / slices, hist }))
+      const rows = live.map((e) => {
+        if (e.error) return { e, error: e.error }
+        const m = measured.get(e)
+        if (m.error) {
+          log(`  cluster ${kind.toUpperCase()} C=${CONCURRENCY} ${e.label}: failed: ${m.error && m.error.message}`)
+          return { e, error: String(m.error && m.error.message) }
         }
-        try {
-          const r = await runCase(e.conn, { kind, concurrency: CONCURRENCY }, { warmupMs, durationMs, hist })
-          rows.push({ e, r })
-          log(`  cluster ${kind.toUpperCase()} C=${CONCURRENCY} ${e.label.padEnd(56)} ${report.fmtOps(r.opsPerSec)} ops/s`)
-        } catch (err) {
-          rows.push({ e, error: String(err && err.message) })
-          log(`  cluster ${kind.toUpperCase()} C=${CONCURRENCY} ${e.label}: failed: ${err && err.message}`)
-        }
-      }
+        log(`  cluster ${kind.toUpperCase()} C=${CONCURRENCY} ${e.label.padEnd(56)} ${report.fmtOps(m.result.opsPerSec)} ops/s`)
+        return { e, r: m.result }
+      })
       const opsOf = (id) => rows.find((x) => x.e.id === id && x.r)?.r.opsPerSec
       const base = opsOf('ioredis')
       const auto = opsOf('ioredis-auto')

@@ -21,7 +21,7 @@ const path = require('path')
 const harness = require('../__test__/harness')
 const { clientsFor, CLIENT_IDS, PEER_IDS, BASELINE_ID, packageVersion } = require('./clients')
 const engines = require('./engines')
-const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, Histogram, runCase, runSoak, verify } = require('./workloads')
+const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, runCase, runInTurns, runSoak, verify } = require('./workloads')
 const report = require('./report')
 
 /** Benchmark files exporting `suite({ url, server, durationMs, warmupMs, log })` → markdown (cluster.js starts its own cluster). */
@@ -426,6 +426,10 @@ async function bench(opts) {
   const quick = opts.quick
   const durationMs = 1000 * (opts.duration ?? (quick ? 1 : 3))
   const warmupMs = 1000 * (opts.warmup ?? (quick ? 0.25 : 0.5))
+  // Slices per case and client (see the case loop); each has its own warm-up.
+  const slices = quick ? 1 : 3
+  const sliceMs = durationMs / slices
+  const sliceWarmupMs = warmupMs / slices
   const clients = clientsFor(opts.engines)
   const ids = opts.only ?? (quick ? [...opts.engines.map((e) => e.id), 'ioredis', 'ioredis-auto'] : clients.map((c) => c.id))
   const selected = clients.filter((c) => ids.includes(c.id))
@@ -453,7 +457,7 @@ async function bench(opts) {
     method: [
       `One redis-server on 127.0.0.1 started by \`__test__/harness\`; keys pre-populated once (${KEYSPACES.small.count.toLocaleString('en-US')} × 100 B, ${KEYSPACES.big.count.toLocaleString('en-US')} × 4 KB, ${KEYSPACES.mget.count} × 1 KB); SETs overwrite them with same-size values, so the DB is never flushed between clients.`,
       'A caller is an async loop awaiting one command at a time; all callers of a case share one client object (one connection for the JS clients).',
-      `Each case: ${warmupMs / 1000} s warm-up (not measured), then ${durationMs / 1000} s measured. ops/s counts the commands completed before the deadline.`,
+      `Each case: ${durationMs / 1000} s measured per client${slices > 1 ? ` in ${slices} slices, the clients taking turns slice by slice (a drift of the machine's speed falls on all of them), each slice` : ','} after ${Math.round(sliceWarmupMs) / 1000} s of warm-up (not measured). ops/s counts the commands completed before the deadline.`,
       'Latency: `process.hrtime.bigint()` around each await, recorded into a preallocated log-linear histogram (< 0.8% bucket error); p50/p99 over the measured phase. It includes the time a reply waits for the event loop.',
       'Clients run one after another for each case (workload-major order), each case starting with the next client in turn, so the rows of a table are measured minutes apart at most and no client is always the first after a case switch; all clients stay connected (idle) while another runs.',
       '× ioredis-autopipelining = ops/s ÷ ops/s of "ioredis (auto-pipelining)" in the same case.',
@@ -472,7 +476,6 @@ async function bench(opts) {
 
   const entries = await connectAll(selected, server)
   const labelWidth = Math.max(28, ...selected.map((c) => c.label.length))
-  const hist = new Histogram()
   const cpu = cpuProbe(server.pid)
   let rerun = 0
   const disturbed = []
@@ -482,39 +485,38 @@ async function bench(opts) {
   for (const [k, spec] of cases.entries()) {
     log(`\n▶ ${spec.table}`)
     const row = new Map()
-    // Each case starts with the next client in turn: no client is always the first after a case
-    // switch, the one that meets what the previous case left behind (its garbage, the last
-    // client's backlog).
-    for (const entry of [...entries.slice(k % entries.length), ...entries.slice(0, k % entries.length)]) {
-      if (entry.dead) {
-        row.set(entry.spec.id, { error: entry.dead })
-        continue
+    // The clients take turns, slice by slice, so that a drift of this VM's speed during a case
+    // falls on all of them; each case also starts with the next client in turn, so no client is
+    // always the first after a case switch (the one that meets the last case's garbage).
+    const order = [...entries.slice(k % entries.length), ...entries.slice(0, k % entries.length)]
+    const budget = sliceWarmupMs + sliceMs + 30_000
+    const measured = await runInTurns(order.filter((e) => !e.dead), slices, async (entry, hist) => {
+      for (let attempt = 0; ; attempt++) {
+        const r = await withTimeout(runCase(entry.conn, spec, { warmupMs: sliceWarmupMs, durationMs: sliceMs, hist, sampleCpu: cpu.sample }), budget, 'case')
+        r.foreign = cpu.foreignCores(r.cpuBefore, r.cpuAfter)
+        if (!(r.foreign > opts.foreignLimit) || attempt >= opts.retries) return r
+        log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  — other processes used ${r.foreign.toFixed(2)} cores: measuring this slice again`)
+        rerun++
+        await cpu.waitQuiet(opts.foreignLimit, 15_000)
       }
-      const budget = warmupMs + durationMs + 30_000
-      try {
-        let r
-        for (let attempt = 0; ; attempt++) {
-          r = await withTimeout(runCase(entry.conn, spec, { warmupMs, durationMs, hist, sampleCpu: cpu.sample }), budget, 'case')
-          r.foreign = cpu.foreignCores(r.cpuBefore, r.cpuAfter)
-          if (!(r.foreign > opts.foreignLimit) || attempt >= opts.retries) break
-          log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  — other processes used ${r.foreign.toFixed(2)} cores: measuring again`)
-          rerun++
-          await cpu.waitQuiet(opts.foreignLimit, 15_000)
-        }
-        row.set(entry.spec.id, { result: r, disturbed: r.foreign > opts.foreignLimit })
-        if (r.foreign > opts.foreignLimit) {
-          disturbed.push(`${entry.spec.label} in "${spec.table}" (${r.foreign.toFixed(2)} cores)`)
-        }
-        log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  p50 ${report.fmtLatency(r.p50Ns)}  p99 ${report.fmtLatency(r.p99Ns)}${Number.isFinite(r.foreign) ? `  (others: ${r.foreign.toFixed(2)} cores)` : ''}`)
-      } catch (e) {
-        const msg = errorMessage(e)
+    })
+    for (const entry of order) {
+      const m = measured.get(entry)
+      if (!m) {
+        row.set(entry.spec.id, { error: entry.dead })
+      } else if (m.error) {
+        const msg = errorMessage(m.error)
         row.set(entry.spec.id, { error: msg })
         log(`  ${entry.spec.label.padEnd(labelWidth)} failed: ${msg}`)
         meta.notes.push(`${entry.spec.label} failed in "${spec.table}": ${msg}`)
-        if (/timed out after/.test(msg)) {
-          // Commands may still be hanging on this client: skip it from now on.
-          entry.dead = `skipped (hung in an earlier case)`
-        }
+        // Commands may still be hanging on this client: skip it from now on.
+        if (/timed out after/.test(msg)) entry.dead = `skipped (hung in an earlier case)`
+      } else {
+        const r = m.result
+        const foreign = r.foreign > opts.foreignLimit
+        row.set(entry.spec.id, { result: r, disturbed: foreign })
+        if (foreign) disturbed.push(`${entry.spec.label} in "${spec.table}" (${r.foreign.toFixed(2)} cores)`)
+        log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  p50 ${report.fmtLatency(r.p50Ns)}  p99 ${report.fmtLatency(r.p99Ns)}  (others: at most ${r.foreign.toFixed(2)} cores)`)
       }
     }
     results.set(spec.id, row)

@@ -132,6 +132,13 @@ class Histogram {
     this.max = 0
   }
 
+  /** Adds `other`'s samples to this one's. */
+  add(other) {
+    for (let i = 0; i < BUCKETS; i++) this.counts[i] += other.counts[i]
+    this.total += other.total
+    if (other.max > this.max) this.max = other.max
+  }
+
   record(ns) {
     if (ns > MAX_NS) ns = MAX_NS
     else if (ns < 0) ns = 0
@@ -214,8 +221,8 @@ async function runPhase(op, concurrency, ms, hist) {
 
 /**
  * One case against one connected client: warm-up (not recorded), then the
- * measured phase. Resolves { opsPerSec, p50Ns, p99Ns, ops } (plus `sampleCpu()`
- * snapshots taken around the measured phase, when given).
+ * measured phase. Resolves { opsPerSec, p50Ns, p99Ns, ops, elapsedNs } (plus
+ * `sampleCpu()` snapshots taken around the measured phase, when given).
  */
 async function runCase(conn, spec, { warmupMs, durationMs, hist, sampleCpu }) {
   const op = makeOp(spec.kind, conn)
@@ -226,12 +233,48 @@ async function runCase(conn, spec, { warmupMs, durationMs, hist, sampleCpu }) {
   const cpuAfter = sampleCpu ? sampleCpu() : null
   return {
     ops,
+    elapsedNs,
     opsPerSec: ops / (elapsedNs / 1e9),
     p50Ns: hist.quantile(0.5),
     p99Ns: hist.quantile(0.99),
     cpuBefore,
     cpuAfter,
   }
+}
+
+/**
+ * One case for several clients in `slices` slices, the clients taking turns
+ * slice by slice, so that a drift of the machine's speed during the case falls
+ * on all of them. `runSlice(client, hist)` measures one slice (runCase into
+ * `hist`, which it may reset) and resolves its result; a client whose slice
+ * throws is not measured again in this case. Resolves a Map from each client
+ * to { result: { ops, opsPerSec, p50Ns, p99Ns, foreign } } or { error }, where
+ * `foreign` is the largest of the slices' `foreign` readings (if they have one).
+ */
+async function runInTurns(clients, slices, runSlice) {
+  const sums = new Map(clients.map((c) => [c, { hist: new Histogram(), ops: 0, elapsedNs: 0, foreign: 0 }]))
+  const failed = new Map()
+  const hist = new Histogram()
+  for (let slice = 0; slice < slices; slice++) {
+    for (const c of clients) {
+      if (failed.has(c)) continue
+      try {
+        const r = await runSlice(c, hist)
+        const sum = sums.get(c)
+        sum.hist.add(hist)
+        sum.ops += r.ops
+        sum.elapsedNs += r.elapsedNs
+        if (Number.isFinite(r.foreign)) sum.foreign = Math.max(sum.foreign, r.foreign)
+      } catch (e) {
+        failed.set(c, e)
+      }
+    }
+  }
+  return new Map(clients.map((c) => {
+    if (failed.has(c)) return [c, { error: failed.get(c) }]
+    const { hist: h, ops, elapsedNs, foreign } = sums.get(c)
+    return [c, { result: { ops, opsPerSec: ops / (elapsedNs / 1e9), p50Ns: h.quantile(0.5), p99Ns: h.quantile(0.99), foreign } }]
+  }))
 }
 
 /**
@@ -321,6 +364,7 @@ module.exports = {
   quickCases,
   Histogram,
   runCase,
+  runInTurns,
   runSoak,
   verify,
 }
