@@ -459,7 +459,7 @@ async function bench(opts) {
       'A caller is an async loop awaiting one command at a time; all callers of a case share one client object (one connection for the JS clients).',
       `Each case: ${durationMs / 1000} s measured per client${slices > 1 ? ` in ${slices} slices, the clients taking turns slice by slice (a drift of the machine's speed falls on all of them), each slice` : ','} after ${Math.round(sliceWarmupMs) / 1000} s of warm-up (not measured). ops/s counts the commands completed before the deadline.`,
       'Latency: `process.hrtime.bigint()` around each await, recorded into a preallocated log-linear histogram (< 0.8% bucket error); p50/p99 over the measured phase. It includes the time a reply waits for the event loop.',
-      'Clients run one after another for each case (workload-major order), each case starting with the next client in turn, so the rows of a table are measured minutes apart at most and no client is always the first after a case switch; all clients stay connected (idle) while another runs.',
+      'Clients take turns within each case (workload-major order), slice by slice, each case starting with the next client in turn, so no client is always the first after a case switch; all clients stay connected (idle) while another runs.',
       '× ioredis-autopipelining = ops/s ÷ ops/s of "ioredis (auto-pipelining)" in the same case.',
       `Interference check: CPU time of processes other than this one and its redis-server is read from /proc around each measured phase; above ${opts.foreignLimit} cores the row is measured again (at most ${opts.retries} time(s)), and rows still above it are marked ⚠.`,
       ...measured.filter((e) => !e.current).map(engines.describe),
@@ -516,7 +516,7 @@ async function bench(opts) {
         const foreign = r.foreign > opts.foreignLimit
         row.set(entry.spec.id, { result: r, disturbed: foreign })
         if (foreign) disturbed.push(`${entry.spec.label} in "${spec.table}" (${r.foreign.toFixed(2)} cores)`)
-        log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  p50 ${report.fmtLatency(r.p50Ns)}  p99 ${report.fmtLatency(r.p99Ns)}  (others: at most ${r.foreign.toFixed(2)} cores)`)
+        log(`  ${entry.spec.label.padEnd(labelWidth)} ${report.fmtOps(r.opsPerSec).padStart(10)} ops/s  p50 ${report.fmtLatency(r.p50Ns)}  p99 ${report.fmtLatency(r.p99Ns)}${Number.isFinite(r.foreign) ? `  (others: at most ${r.foreign.toFixed(2)} cores)` : ''}`)
       }
     }
     results.set(spec.id, row)

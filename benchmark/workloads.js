@@ -249,10 +249,10 @@ async function runCase(conn, spec, { warmupMs, durationMs, hist, sampleCpu }) {
  * `hist`, which it may reset) and resolves its result; a client whose slice
  * throws is not measured again in this case. Resolves a Map from each client
  * to { result: { ops, opsPerSec, p50Ns, p99Ns, foreign } } or { error }, where
- * `foreign` is the largest of the slices' `foreign` readings (if they have one).
+ * `foreign` is the largest of the slices' `foreign` readings (NaN without any).
  */
 async function runInTurns(clients, slices, runSlice) {
-  const sums = new Map(clients.map((c) => [c, { hist: new Histogram(), ops: 0, elapsedNs: 0, foreign: 0 }]))
+  const sums = new Map(clients.map((c) => [c, { hist: new Histogram(), ops: 0, elapsedNs: 0, foreign: NaN }]))
   const failed = new Map()
   const hist = new Histogram()
   for (let slice = 0; slice < slices; slice++) {
@@ -264,7 +264,7 @@ async function runInTurns(clients, slices, runSlice) {
         sum.hist.add(hist)
         sum.ops += r.ops
         sum.elapsedNs += r.elapsedNs
-        if (Number.isFinite(r.foreign)) sum.foreign = Math.max(sum.foreign, r.foreign)
+        if (Number.isFinite(r.foreign)) sum.foreign = Number.isNaN(sum.foreign) ? r.foreign : Math.max(sum.foreign, r.foreign)
       } catch (e) {
         failed.set(c, e)
       }

@@ -40,11 +40,11 @@ const MAX_WAITING: usize = 100_000;
 /// without bound (redis-rs queues whatever it is given).
 pub const MAX_UNANSWERED_BYTES: usize = 64 * 1024 * 1024;
 /// Batches on the wire at once while many commands are unanswered: past it a
-/// new batch waits (`Link::held`) and leaves with the others of its kind when
-/// one is answered. Without the cap, a tick's few calls go out alone while
-/// Redis still works on earlier ones, Redis answers them alone, and the
-/// connection settles into rounds of a few commands, each paying a write
-/// and a read on both sides (ADR 0001: 6.7 commands per write at 100 callers).
+/// new batch waits (`Link::held`), merged with the ones after it, until one
+/// is answered. Without the cap, a tick's few calls go out alone while Redis
+/// still works on earlier ones, Redis answers them alone, and the connection
+/// settles into rounds of a few commands, each paying a write and a read on
+/// both sides (ADR 0001: 6.6 commands per write at 100 callers).
 const MAX_BATCHES_AHEAD: usize = 2;
 /// ... unless fewer replies than this are owed: then Redis may be idle, and a
 /// batch goes at once (a few callers keep their latency).
