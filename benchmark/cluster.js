@@ -5,7 +5,7 @@
 // engines.js) against ioredis' Cluster client, with and without enableAutoPipelining.
 // Alone: node benchmark/cluster.js [--duration=SECONDS] [--baseline-engine[=DIR]]; run.js includes it.
 const harness = require('../__test__/harness')
-const { KEYSPACES, runCase, runInTurns } = require('./workloads')
+const { KEYSPACES, SLICES, runCase, runInTurns } = require('./workloads')
 const report = require('./report')
 const { engineArgs, load, resolveEngines } = require('./engines')
 
@@ -54,7 +54,7 @@ async function suite({ durationMs = 3000, warmupMs = 500, log = console.error, e
     '',
     `## Redis Cluster: GET/SET at ${CONCURRENCY} callers`,
     '',
-    `A local cluster of 3 masters (no replicas); ${KEYSPACES.small.count.toLocaleString('en-US')} keys of ${KEYSPACES.small.valueSize} bytes over all slots; ${durationMs / 1000} s per contender in 3 slices, the contenders taking turns. `
+    `A local cluster of 3 masters (no replicas); ${KEYSPACES.small.count.toLocaleString('en-US')} keys of ${KEYSPACES.small.valueSize} bytes over all slots; ${durationMs / 1000} s per contender in ${SLICES} slices, the contenders taking turns. `
       + '× ioredis = ops/s ÷ ioredis Cluster (default) in the same table; × auto = ÷ ioredis Cluster with enableAutoPipelining (the goal: ≥ 2×).',
     '',
   ]
@@ -68,8 +68,8 @@ async function suite({ durationMs = 3000, warmupMs = 500, log = console.error, e
         live.push({ ...c, error: `connect: ${e && e.message}` })
       }
     }
-    // Three slices per contender, taking turns (see runInTurns), as in run.js' tables.
-    const slices = 3
+    // The contenders take turns, slice by slice, as in run.js' tables.
+    const slices = SLICES
     for (const kind of ['get', 'set']) {
       const measured = await runInTurns(live.filter((e) => !e.error), slices, (e, hist) =>
         runCase(e.conn, { kind, concurrency: CONCURRENCY }, { warmupMs: warmupMs / slices, durationMs: durationMs / slices, hist }))

@@ -21,7 +21,7 @@ const path = require('path')
 const harness = require('../__test__/harness')
 const { clientsFor, CLIENT_IDS, PEER_IDS, BASELINE_ID, packageVersion } = require('./clients')
 const engines = require('./engines')
-const { KEYSPACES, MIX_CALLERS, fullCases, quickCases, runCase, runInTurns, runSoak, verify } = require('./workloads')
+const { KEYSPACES, MIX_CALLERS, SLICES, fullCases, quickCases, runCase, runInTurns, runSoak, verify } = require('./workloads')
 const report = require('./report')
 
 /** Benchmark files exporting `suite({ url, server, durationMs, warmupMs, log })` → markdown (cluster.js starts its own cluster). */
@@ -427,7 +427,7 @@ async function bench(opts) {
   const durationMs = 1000 * (opts.duration ?? (quick ? 1 : 3))
   const warmupMs = 1000 * (opts.warmup ?? (quick ? 0.25 : 0.5))
   // Slices per case and client (see the case loop); each has its own warm-up.
-  const slices = quick ? 1 : 3
+  const slices = quick ? 1 : SLICES
   const sliceMs = durationMs / slices
   const sliceWarmupMs = warmupMs / slices
   const clients = clientsFor(opts.engines)

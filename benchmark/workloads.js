@@ -242,11 +242,14 @@ async function runCase(conn, spec, { warmupMs, durationMs, hist, sampleCpu }) {
   }
 }
 
+/** Slices per client and case in a full run (see runInTurns). */
+const SLICES = 3
+
 /**
  * One case for several clients in `slices` slices, the clients taking turns
  * slice by slice, so that a drift of the machine's speed during the case falls
- * on all of them. `runSlice(client, hist)` measures one slice (runCase into
- * `hist`, which it may reset) and resolves its result; a client whose slice
+ * on all of them. `runSlice(client, hist)` measures one slice (runCase, which
+ * starts `hist` afresh) and resolves its result; a client whose slice
  * throws is not measured again in this case. Resolves a Map from each client
  * to { result: { ops, opsPerSec, p50Ns, p99Ns, foreign } } or { error }, where
  * `foreign` is the largest of the slices' `foreign` readings (NaN without any).
@@ -365,6 +368,7 @@ module.exports = {
   Histogram,
   runCase,
   runInTurns,
+  SLICES,
   runSoak,
   verify,
 }
